@@ -1,0 +1,179 @@
+# basisnetd — plain GNU make. `make` builds, `make check` tests, `make asan` tests under
+# sanitizers, `make bench` benchmarks, `make deps` installs Debian packages.
+#
+# Layout convention (no per-file rules to maintain):
+#   engine/*.c          -> build/libbasisnet.a       (no GStreamer, no sockets)
+#   pipeline/*.c        -> build/libbnpipeline.a     (GStreamer + libv4l2 capture)
+#   daemon/*.c          -> build/libbndaemon.a       (config, publisher, protocol, mqtt ...)
+#                          except daemon/basisnetd.c and daemon/basisnetctl.c (program mains)
+#   tools/basisnet/*.c  -> build/basisnet            (offline model toolbox)
+#   tests/unit/test_*.c -> build/tests/test_*        (cmocka, one binary per module; linked
+#                          against the static libraries, so only the objects a test uses are
+#                          pulled in)
+#   tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*         (libFuzzer, clang)
+#   tests/integration/*.sh, tools/train/smoke_test.sh run by `make check`
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PYTHON   ?= /usr/bin/python3
+CC       ?= cc
+V        ?= 0
+SAN      ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS := gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 libv4l2 yaml-0.1 libsystemd jansson libmosquitto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Debian's OpenBLAS: pkg-config "openblas" points at the alternatives-selected build.
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+
+# x86-64-v3 = AVX2 + FMA + F16C: what the kernels are written for (see docs/engine.md).
+ARCH_FLAGS ?= -march=x86-64-v3
+OPT ?= -O2
+WARN := -Wall -Wextra -Werror -Wno-error=deprecated-declarations
+CFLAGS ?=
+CPPFLAGS_ALL := -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon $(PKG_CFLAGS) $(BLAS_CFLAGS) $(CMOCKA_CFLAGS)
+CFLAGS_ALL := -std=c17 $(WARN) $(OPT) -g $(ARCH_FLAGS) -fno-strict-aliasing -pthread -MD -MP $(CFLAGS)
+LDLIBS_ALL := $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
+
+ifeq ($(SAN),1)
+CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+endif
+
+ENGINE_SRCS   := $(sort $(wildcard engine/*.c))
+PIPELINE_SRCS := $(sort $(wildcard pipeline/*.c))
+DAEMON_MAINS  := daemon/basisnetd.c daemon/basisnetctl.c
+DAEMON_SRCS   := $(sort $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.c)))
+TOOL_SRCS     := $(sort $(wildcard tools/basisnet/*.c))
+TEST_SRCS     := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBBASISNET  := $(BUILD)/libbasisnet.a
+LIBPIPELINE  := $(BUILD)/libbnpipeline.a
+LIBDAEMON    := $(BUILD)/libbndaemon.a
+PROJECT_LIBS := $(LIBDAEMON) $(LIBPIPELINE) $(LIBBASISNET)
+
+PROGRAMS := $(BUILD)/basisnetd $(BUILD)/basisnetctl $(BUILD)/basisnet
+TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
+
+.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install \
+        clean run vm-check soak sample-clip
+.DEFAULT_GOAL := all
+
+all: $(LIBBASISNET) $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIBBASISNET): $(call obj,$(ENGINE_SRCS))
+$(LIBPIPELINE): $(call obj,$(PIPELINE_SRCS))
+$(LIBDAEMON):   $(call obj,$(DAEMON_SRCS))
+$(BUILD)/%.a:
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,$(BUILD)/obj/.empty.o)
+
+# An empty archive still needs one member on some ar versions.
+$(BUILD)/obj/.empty.o:
+	@mkdir -p $(dir $@)
+	$(Q)echo 'typedef int bn_empty_unit;' | $(CC) -x c -c - -o $@
+
+define link
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDFLAGS_SAN) -o $@ $(1) -Wl,--as-needed $(PROJECT_LIBS) $(LDLIBS_ALL) $(2)
+endef
+
+$(BUILD)/basisnetd: $(call obj,daemon/basisnetd.c) $(PROJECT_LIBS)
+	$(call link,$(call obj,daemon/basisnetd.c))
+$(BUILD)/basisnetctl: $(call obj,daemon/basisnetctl.c) $(PROJECT_LIBS)
+	$(call link,$(call obj,daemon/basisnetctl.c))
+$(BUILD)/basisnet: $(call obj,$(TOOL_SRCS)) $(PROJECT_LIBS)
+	$(call link,$(call obj,$(TOOL_SRCS)))
+
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(call obj,$(TEST_SUPPORT)) $(PROJECT_LIBS)
+	$(call link,$< $(call obj,$(TEST_SUPPORT)),$(CMOCKA_LIBS))
+
+# ---- tests ---------------------------------------------------------------------------
+# Every test binary runs even when one fails; the summary line counts binaries.
+check: all $(TESTS)
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-tests.sh $(TESTS)
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 check
+
+ubsan: asan
+
+bench: all
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) bench/run-bench.sh
+
+# ---- fuzzing (clang + libFuzzer) -------------------------------------------------------
+FUZZ_BUILD := build/fuzz
+FUZZ_CFLAGS := -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon \
+               $(PKG_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_SRCS := $(ENGINE_SRCS) $(DAEMON_SRCS)
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h daemon/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lm -pthread
+fuzz: $(FUZZERS)
+	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+# Bounded run used by `make check`.
+fuzz-check: $(FUZZERS)
+	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); \
+	  $$f -runs=$${FUZZ_RUNS:-20000} -max_total_time=60 tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1 \
+	  && echo "fuzz $$n: ok ($$(grep -o 'Done [0-9]* runs' $(FUZZ_BUILD)/$$n.log))" \
+	  || { tail -40 $(FUZZ_BUILD)/$$n.log; echo "fuzz $$n: FAILED"; exit 1; }; done
+
+# ---- main job ----------------------------------------------------------------------------
+# The daemon on the bundled sample clip, labels printed to the terminal, exits at the
+# clip's end.
+run: all
+	$(BUILD)/basisnetd --config configs/sample.yaml --print --exit-on-eos
+
+vm-check: all
+	$(Q)tests/vm/run-vm-tests.sh
+
+# ---- install ---------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/basisnetd/models \
+	  $(DESTDIR)/etc/basisnetd $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(wildcard models/*.bnm models/*.labels) $(DESTDIR)$(PREFIX)/share/basisnetd/models/
+	install -m 0644 $(wildcard configs/*.yaml) $(DESTDIR)$(PREFIX)/share/basisnetd/
+	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g' $$f \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$f); done
+	install -m 0644 systemd/basisnetd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/basisnetd.conf
+	install -m 0644 systemd/basisnetd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/basisnetd.conf
+	test -e $(DESTDIR)/etc/basisnetd/basisnetd.yaml || \
+	  sed 's|models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml > $(DESTDIR)/etc/basisnetd/basisnetd.yaml
+
+# ---- dependencies ----------------------------------------------------------------------
+deps:
+	$(Q)tools/install-deps.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,111 @@
+/* basisnetd configuration: what the user asked for, parsed from YAML (libyaml) by a
+ * table of keys (daemon/config.c). Every key is documented in docs/config.md.
+ * The struct holds only plain values: it can be copied, compared and swapped on reload. */
+#ifndef BN_CONFIG_H
+#define BN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bn_error.h"
+
+#define BN_PATH_MAX 4096
+#define BN_NAME_MAX 64
+#define BN_PIPELINE_MAX 2048
+#define BN_MAX_CONTROLS 32
+
+typedef enum { SOURCE_V4L2 = 0, SOURCE_FILE, SOURCE_TEST, SOURCE_PIPELINE } source_kind;
+typedef enum { ASPECT_CROP = 0, ASPECT_LETTERBOX, ASPECT_STRETCH } aspect_mode;
+typedef enum { BUDGET_OFF = 0, BUDGET_MEAN, BUDGET_DEADLINE } budget_mode;
+typedef enum { PIXFMT_AUTO = 0, PIXFMT_RAW, PIXFMT_MJPEG } source_format;
+
+typedef struct {
+    char name[BN_NAME_MAX];     /* V4L2 control name as the driver reports it, lower-cased,
+                                   spaces as '_' (e.g. "brightness", "white_balance_automatic") */
+    long long value;
+} source_control;
+
+typedef struct {
+    source_kind kind;
+    char device[BN_PATH_MAX];       /* v4l2: /dev/videoN or /dev/v4l/by-id/... */
+    char path[BN_PATH_MAX];         /* file: path of a file GStreamer can decode */
+    bool loop;                      /* file: start again at EOS */
+    char pattern[BN_NAME_MAX];      /* test: videotestsrc pattern name (smpte, ball, ...) */
+    char pipeline[BN_PIPELINE_MAX]; /* pipeline: gst-launch description without a sink */
+    int width, height, fps;         /* requested capture size and rate */
+    source_format format;           /* v4l2: auto, raw or mjpeg */
+    aspect_mode aspect;             /* how to fit the capture into the model's input */
+    source_control controls[BN_MAX_CONTROLS];
+    int n_controls;
+    int retry_initial_ms, retry_max_ms; /* reconnect back-off */
+} source_config;
+
+typedef struct {
+    int threads;        /* BLAS threads (1 recommended on 2 cores) */
+    double threshold;   /* fixed early-exit threshold when budget.mode is off */
+} engine_config;
+
+typedef struct {
+    budget_mode mode;
+    double latency_ms;  /* budget per frame */
+    double min, max;    /* threshold bounds */
+    int window;         /* frames of light confidences kept */
+} budget_config;
+
+typedef struct {
+    char socket[BN_PATH_MAX];       /* Unix socket path */
+    unsigned mode;                  /* file mode of the socket (octal in YAML, e.g. 0660) */
+    char group[BN_NAME_MAX];        /* group owning the socket ("" = process group) */
+    char control_group[BN_NAME_MAX];/* peers in this group may change state ("" = root only) */
+    int max_clients;
+    int queue;                      /* messages buffered per client before dropping oldest */
+    int max_line;                   /* longest command line accepted, bytes */
+    int change_frames;              /* frames a label must hold before a change event */
+} publish_config;
+
+typedef struct {
+    bool enabled;                   /* true when the YAML has an mqtt: section */
+    char host[256];
+    int port;
+    char client_id[BN_NAME_MAX];
+    char topic_prefix[256];         /* default "basisnet/<camera>" */
+    int qos;                        /* 0 or 1 */
+    bool retain;                    /* retain last change and source messages */
+    int keepalive;                  /* seconds */
+    char ca_file[BN_PATH_MAX], cert_file[BN_PATH_MAX], key_file[BN_PATH_MAX];
+    char username[BN_NAME_MAX];
+    char password_file[BN_PATH_MAX];
+    int queue;                      /* messages kept while the broker is unreachable */
+    bool publish_labels;            /* every label message, or only change/source/stats */
+} mqtt_config;
+
+typedef struct {
+    char camera[BN_NAME_MAX];       /* camera name in messages and topics */
+    char model[BN_PATH_MAX];        /* model file (.bnm); relative paths are relative to the
+                                       config file's directory */
+    source_config source;
+    engine_config engine;
+    budget_config budget;
+    publish_config publish;
+    mqtt_config mqtt;
+    int log_level;                  /* bn_log_level */
+    int stats_interval_s;           /* STATUS= / stats message period */
+} bn_config;
+
+/* Defaults for every optional key. */
+void config_init(bn_config *cfg);
+
+/* Parses and validates FILE into cfg (config_init first). On error returns BN_ERR_CONFIG
+ * (or BN_ERR_IO) and writes every problem found, one per line, in the form
+ *   FILE:LINE:COLUMN: key 'source.fps': expected an integer from 1 to 240, got "thirty"
+ * into err (truncated to errlen). cfg is unspecified on error: parse into a temporary
+ * struct and swap on success (that is what reload does). */
+bn_status config_load(const char *path, bn_config *cfg, char *err, size_t errlen);
+/* Same from a memory buffer; `name` is used as FILE in messages. */
+bn_status config_load_buffer(const char *name, const char *data, size_t len, bn_config *cfg,
+                             char *err, size_t errlen);
+
+const char *source_kind_name(source_kind k);
+const char *budget_mode_name(budget_mode m);
+
+#endif

@@ -1,0 +1,56 @@
+/* basisnet: offline model toolbox (inspect, classify, evaluate, benchmark, probe cameras). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bn_log.h"
+#include "commands.h"
+
+#ifndef BN_VERSION
+#define BN_VERSION "0.1.0"
+#endif
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "info MODEL                 architecture, MAdds, parameters, labels, accuracy"},
+    {"classify", cmd_classify, "classify MODEL IMAGE...    classify PNG/JPEG images"},
+    {"eval", cmd_eval, "eval MODEL --images IDX --labels IDX [--threshold T | --sweep]"},
+    {"bench", cmd_bench, "bench MODEL [--threads N] [--seconds S]   per-stage latency p50/p99"},
+    {"probe", cmd_probe, "probe [DEVICE]             formats, sizes, rates and controls of a V4L2 device"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: basisnet COMMAND [ARGS...]\n\n"
+               "Offline toolbox for basisnetd models and cameras.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %s\n", commands[i].summary);
+    fprintf(f, "\nRun 'basisnet COMMAND --help' for a command's options.\n"
+               "Exit status: 0 success, 1 failure, 2 bad usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    bn_log_set_callback(bn_log_stderr, NULL);
+    bn_log_set_level(BN_LOG_WARN);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("basisnet %s\n", BN_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "basisnet: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,376 @@
+#!/usr/bin/python3
+"""Export a trained BasisNet checkpoint (or a random model) to the `.bnm` format.
+
+Format: docs/model-format.md (safetensors; architecture JSON in __metadata__["basisnet"]).
+Besides MODEL.bnm this writes MODEL.golden.safetensors (input U8, light_logits, alpha,
+specialist_logits), computed by a reference forward that reads the exported (BN-folded)
+tensors back from the written file, and asserts that it matches the PyTorch training
+module (eval mode) within 1e-4 (relative error |c-t|/max(|t|,1)).
+
+  export.py --checkpoint runs/X/best.pt --out models/fmnist-basisnet.bnm [--results eval.json]
+  export.py --random --out tests/fixtures/random-tiny.bnm
+"""
+
+import argparse
+import datetime
+import json
+import os
+import struct
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basisnet_model as bm  # noqa: E402
+
+FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+TOL = 1e-4
+
+# --------------------------------------------------------------------------------------
+# safetensors writer / reader (no safetensors package on the box)
+# --------------------------------------------------------------------------------------
+
+_DT = {"F32": ("<f4", 4), "F16": ("<f2", 2), "U8": ("u1", 1)}
+
+
+def _dtype_name(arr):
+    if arr.dtype == np.float32:
+        return "F32"
+    if arr.dtype == np.float16:
+        return "F16"
+    if arr.dtype == np.uint8:
+        return "U8"
+    raise ValueError("unsupported dtype %s" % arr.dtype)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: ordered mapping name -> numpy array (float32/float16/uint8)."""
+    header = OrderedDict()
+    if metadata is not None:
+        for k, v in metadata.items():
+            if not isinstance(v, str):
+                raise ValueError("metadata values must be strings (%s)" % k)
+        header["__metadata__"] = metadata
+    blobs = []
+    off = 0
+    for name, arr in tensors.items():
+        arr = np.asarray(arr)
+        dt = _dtype_name(arr)
+        if dt != "U8" and not np.all(np.isfinite(arr)):
+            raise ValueError("tensor %s has NaN/Inf" % name)
+        if any(d <= 0 for d in arr.shape) or arr.ndim > 5:
+            raise ValueError("tensor %s: bad shape %s" % (name, arr.shape))
+        data = np.ascontiguousarray(arr.astype(_DT[dt][0], copy=False)).tobytes()
+        header[name] = OrderedDict(dtype=dt, shape=list(arr.shape),
+                                   data_offsets=[off, off + len(data)])
+        blobs.append(data)
+        off += len(data)
+    hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def read_safetensors(path):
+    """Returns (metadata dict, OrderedDict name -> numpy array). Validates offsets."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError("%s: too short" % path)
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n < 2 or n > len(raw) - 8:
+        raise ValueError("%s: bad header length %d" % (path, n))
+    header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=OrderedDict)
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    out = OrderedDict()
+    spans = []
+    for name, info in header.items():
+        np_dt, size = _DT[info["dtype"]]
+        b, e = info["data_offsets"]
+        count = int(np.prod(info["shape"])) if info["shape"] else 1
+        if not (0 <= b <= e <= len(data)) or e - b != count * size:
+            raise ValueError("%s: tensor %s: bad data_offsets" % (path, name))
+        spans.append((b, e, name))
+        out[name] = np.frombuffer(data[b:e], dtype=np_dt).reshape(info["shape"])
+    spans.sort()
+    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise ValueError("%s: tensors %s and %s overlap" % (path, n0, n1))
+    return meta, out
+
+
+# --------------------------------------------------------------------------------------
+# reference forward over the exported layer list (plain torch ops, float64)
+# --------------------------------------------------------------------------------------
+
+def _act(name, x):
+    return bm.act_fn(name)(x)
+
+
+def run_stage(layers, T, x, alpha=None, synth_index=None):
+    """x: (C,H,W) float64 tensor. T: name -> float64 tensor. alpha: (L,N).
+    Returns dict layer name -> output."""
+    outs = {"input": x}
+    prev = "input"
+    for L in layers:
+        src = outs[L.get("input", prev)]
+        op = L["op"]
+        name = L["name"]
+        if op == "conv2d":
+            if L["synth"]:
+                a = alpha[synth_index[name]]
+                w = torch.tensordot(a, T[name + ".bases"], dims=1)
+            else:
+                w = T[name + ".weight"]
+            y = F.conv2d(src.unsqueeze(0), w, T[name + ".bias"], tuple(L["stride"]),
+                         tuple(L["padding"]), 1, L["groups"])[0]
+            y = _act(L["act"], y)
+        elif op == "linear":
+            if L["synth"]:
+                w = torch.tensordot(alpha[synth_index[name]], T[name + ".bases"], dims=1)
+            else:
+                w = T[name + ".weight"]
+            y = _act(L["act"], w @ src.reshape(-1) + T[name + ".bias"]).view(-1, 1, 1)
+        elif op == "add":
+            a, b = L["inputs"]
+            y = _act(L["act"], outs[a] + outs[b])
+        elif op == "se":
+            s = src.mean((1, 2))
+            h = _act(L["act"], T[name + ".fc1.weight"] @ s + T[name + ".fc1.bias"])
+            g = _act(L["gate"], T[name + ".fc2.weight"] @ h + T[name + ".fc2.bias"])
+            y = src * g.view(-1, 1, 1)
+        elif op == "avgpool":
+            y = F.avg_pool2d(src.unsqueeze(0), tuple(L["kernel"]), tuple(L["stride"]),
+                             tuple(L["padding"]), count_include_pad=True)[0]
+        elif op == "maxpool":
+            y = F.max_pool2d(src.unsqueeze(0), tuple(L["kernel"]), tuple(L["stride"]),
+                             tuple(L["padding"]))[0]
+        elif op == "gap":
+            y = src.mean((1, 2), keepdim=True)
+        elif op == "act":
+            y = _act(L["act"], src)
+        else:
+            raise ValueError("unknown op %s" % op)
+        outs[name] = y
+        prev = name
+    return outs
+
+
+def reference_forward(model_path, images_u8):
+    """Reads MODEL.bnm back and runs both stages on uint8 images (K,H,W,C).
+    Returns light_logits (K,10), alpha (K,L,N), specialist_logits (K,10) as float64."""
+    meta, tensors = read_safetensors(model_path)
+    arch = json.loads(meta["basisnet"])
+    T = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in tensors.items()}
+    inp = arch["input"]
+    mean = torch.tensor(inp["mean"], dtype=torch.float64).view(-1, 1, 1)
+    std = torch.tensor(inp["std"], dtype=torch.float64).view(-1, 1, 1)
+    synth = arch["synth_layers"]
+    sidx = {n: i for i, n in enumerate(synth)}
+    N = arch["num_bases"]
+    lh = inp["light"]["height"]
+    k = inp["height"] // lh
+    LL, AL, SL = [], [], []
+    for img in images_u8:
+        # normalization in float32, exactly as the doc / training (then widened)
+        p = torch.from_numpy(np.array(img)).permute(2, 0, 1).float()
+        x32 = (p / 255.0 - mean.float()) / std.float()
+        xl32 = F.avg_pool2d(x32.unsqueeze(0), k)[0]
+        x, xl = x32.double(), xl32.double()
+        lo = run_stage(arch["light"]["layers"], T, xl)
+        ll = lo[arch["light"]["logits"]].reshape(-1)
+        coeffs = lo[arch["light"]["coeffs"]].reshape(len(synth), N)
+        alpha = torch.softmax(coeffs, dim=-1)
+        so = run_stage(arch["specialist"]["layers"], T, x, alpha, sidx)
+        LL.append(ll)
+        AL.append(alpha)
+        SL.append(so[arch["specialist"]["logits"]].reshape(-1))
+    return torch.stack(LL), torch.stack(AL), torch.stack(SL)
+
+
+def rel_err(c, t):
+    c = torch.as_tensor(np.array(c, dtype=np.float64))
+    t = torch.as_tensor(np.array(t, dtype=np.float64))
+    return float(((c - t).abs() / t.abs().clamp(min=1.0)).max())
+
+
+# --------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------
+
+def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=True):
+    """Writes out_path (.bnm) and its golden file; returns (arch, golden errors)."""
+    model.eval()
+    arch_core, tensors = model.export()
+    arch = OrderedDict(format_version=1, name=name, labels=list(labels))
+    arch["input"] = OrderedDict(channels=1, height=28, width=28, mean=[bm.MEAN], std=[bm.STD],
+                                light=OrderedDict(height=14, width=14, resize="avgpool"))
+    arch["num_bases"] = arch_core["num_bases"]
+    arch["light"] = arch_core["light"]
+    arch["specialist"] = arch_core["specialist"]
+    arch["synth_layers"] = arch_core["synth_layers"]
+    m = bm.arch_madds(arch)
+    arch["madds"] = OrderedDict(light=m["light"], specialist=m["specialist"], synth=m["synth"])
+    for k, v in extra_meta.items():
+        arch[k] = v
+    # check tensor set vs architecture before writing
+    expected = set()
+    for stage in ("light", "specialist"):
+        for L in arch[stage]["layers"]:
+            if L["op"] in ("conv2d", "linear"):
+                expected |= {L["name"] + (".bases" if L["synth"] else ".weight"),
+                             L["name"] + ".bias"}
+            elif L["op"] == "se":
+                expected |= {L["name"] + ".fc%d.%s" % (i, w) for i in (1, 2)
+                             for w in ("weight", "bias")}
+    if expected != set(tensors):
+        raise AssertionError("tensor set mismatch: %s" % (expected ^ set(tensors)))
+    np_t = OrderedDict((k, v.detach().cpu().numpy().astype(np.float32)) for k, v in tensors.items())
+    write_safetensors(out_path, np_t, {"basisnet": json.dumps(arch, separators=(",", ":"))})
+
+    # golden vectors from the reference forward over the file just written
+    ll, al, sl = reference_forward(out_path, images_u8)
+    gold_path = golden_path_for(out_path)
+    write_safetensors(gold_path, OrderedDict(
+        input=np.ascontiguousarray(images_u8, dtype=np.uint8),
+        light_logits=ll.float().numpy(), alpha=al.float().numpy(),
+        specialist_logits=sl.float().numpy()))
+
+    # self-check: folded reference vs training module (eval mode)
+    with torch.no_grad():
+        x = bm.normalize_u8(torch.from_numpy(np.array(images_u8)).permute(0, 3, 1, 2)[:, 0])
+        o = model(x)
+    errs = {"light_logits": rel_err(o["light_logits"], ll),
+            "alpha": rel_err(o["alpha"], al),
+            "specialist_logits": rel_err(o["logits"], sl)}
+    # and the golden file as read back (F32) against the module
+    _, g = read_safetensors(gold_path)
+    errs["golden_file"] = max(rel_err(o["light_logits"], g["light_logits"]),
+                              rel_err(o["alpha"], g["alpha"]),
+                              rel_err(o["logits"], g["specialist_logits"]))
+    if verbose:
+        print("export: %s (%d bytes), %s (%d bytes)" % (out_path, os.path.getsize(out_path),
+              gold_path, os.path.getsize(gold_path)))
+        print("export: madds %s" % dict(arch["madds"]))
+        print("export: self-check max rel err %s" % {k: "%.2e" % v for k, v in errs.items()})
+    bad = {k: v for k, v in errs.items() if not v <= TOL}
+    if bad:
+        raise AssertionError("export self-check FAILED (tolerance %g): %s" % (TOL, bad))
+    return arch, errs
+
+
+def golden_path_for(out_path):
+    base = out_path[:-4] if out_path.endswith(".bnm") else out_path
+    return base + ".golden.safetensors"
+
+
+def randomize_bn(model, gen):
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            c = mod.num_features
+            mod.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            mod.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
+            mod.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            mod.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
+        if isinstance(mod, (bm.Linear,)):
+            mod.bias.data.copy_(torch.randn(mod.cout, generator=gen) * 0.1)
+
+
+def export_random(out, seed=7, K=8):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = bm.BasisNet("tiny", "tiny", num_bases=4)
+    with torch.no_grad():
+        randomize_bn(model, gen)
+        # make the coefficients non-trivial so different inputs get different alphas
+        model.light.coef.weight.mul_(4.0)
+        # logits of magnitude ~1-10 so the parity tolerance (relative to max(|t|,1)) bites
+        model.light.fc.weight.mul_(30.0)
+        model.specialist.fc.bases.mul_(40.0)
+    model.eval()
+    rng = np.random.RandomState(seed)
+    imgs = rng.randint(0, 256, size=(K, 28, 28, 1)).astype(np.uint8)
+    # a few structured inputs (flat, gradient, blob) besides noise
+    imgs[0] = 0
+    imgs[1] = 255
+    imgs[2, :, :, 0] = (np.arange(28)[None, :] * 9).astype(np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    imgs[3, :, :, 0] = (255 * ((yy - 14) ** 2 + (xx - 12) ** 2 < 60)).astype(np.uint8)
+    # calibration: light confidences on 256 random images
+    with torch.no_grad():
+        cal = torch.from_numpy(rng.randint(0, 256, size=(256, 28, 28)).astype(np.uint8))
+        ll = model(bm.normalize_u8(cal))["light_logits"]
+        conf = sorted(float("%.6f" % v) for v in torch.softmax(ll, 1).max(1).values)
+    meta = OrderedDict(
+        accuracy=OrderedDict(),
+        calibration=OrderedDict(val_light_confidence=conf),
+        train=OrderedDict(command="tools/train/export.py --random --out %s" % out, seed=seed,
+                          epochs=0, date=datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")),
+    )
+    return export_model(model, out, imgs, "random-tiny", FMNIST_LABELS, meta)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--random", action="store_true", help="export a tiny random-weights model")
+    ap.add_argument("--checkpoint", help="checkpoint (.pt) written by train.py")
+    ap.add_argument("--out", required=True, help="output .bnm path")
+    ap.add_argument("--results", help="eval.py JSON (accuracy/threshold) to embed")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                    help="dataset (for calibration on the validation split and golden inputs)")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--golden", type=int, default=16, help="number of golden vectors K")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    if args.random:
+        export_random(args.out, args.seed, K=8)
+        return 0
+    if not args.checkpoint:
+        ap.error("--checkpoint or --random required")
+    import train as tr  # data loading lives in train.py
+    model, ck = tr.load_checkpoint(args.checkpoint)
+    if not isinstance(model, bm.BasisNet):
+        raise SystemExit("export: only basisnet/cascade checkpoints can be exported (got %s)"
+                         % ck["args"]["arch"])
+    data = tr.load_dataset(args.data, seed=ck["args"]["seed"], need_test=True)
+    labels = data["labels"]
+    model.eval()
+    with torch.no_grad():
+        conf = []
+        for i in range(0, len(data["val_x"]), 500):
+            ll = model(bm.normalize_u8(data["val_x"][i:i + 500]))["light_logits"]
+            conf.append(torch.softmax(ll, 1).max(1).values)
+        conf = torch.cat(conf).sort().values
+        q = torch.linspace(0, len(conf) - 1, min(1000, len(conf))).round().long()
+        conf = [float("%.6f" % v) for v in conf[q]]
+    acc = OrderedDict()
+    if args.results:
+        with open(args.results) as f:
+            r = json.load(f)
+        acc = OrderedDict((k, r["accuracy"][k]) for k in
+                          ("test_full", "test_light", "threshold", "test_early_exit",
+                           "exit_share", "test_images") if k in r["accuracy"])
+    meta = OrderedDict(
+        accuracy=acc, calibration=OrderedDict(val_light_confidence=conf),
+        train=OrderedDict(command=ck["command"], seed=ck["args"]["seed"], epochs=ck["epoch"],
+                          date=ck["date"]))
+    src = data["test_x"] if data.get("test_x") is not None else data["val_x"]
+    imgs = src[:args.golden].numpy()[..., None]
+    name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]
+    export_model(model, args.out, imgs, name, labels, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
