@@ -86,12 +86,12 @@ $(BUILD)/obj/%.o: %.c
 $(LIBBASISNET): $(call obj,$(ENGINE_SRCS))
 $(LIBPIPELINE): $(call obj,$(PIPELINE_SRCS))
 $(LIBDAEMON):   $(call obj,$(DAEMON_SRCS))
-$(BUILD)/%.a:
+# Every archive carries one empty member so that a module with no sources yet still links.
+$(BUILD)/%.a: $(BUILD)/obj/.empty.o
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,$(BUILD)/obj/.empty.o)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-# An empty archive still needs one member on some ar versions.
 $(BUILD)/obj/.empty.o:
 	@mkdir -p $(dir $@)
 	$(Q)echo 'typedef int bn_empty_unit;' | $(CC) -x c -c - -o $@
