@@ -28,22 +28,25 @@ Q := @
 endif
 
 PKGS := gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 libv4l2 yaml-0.1 libsystemd jansson libmosquitto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
-CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Evaluated lazily, once, on first use: `make deps check` installs the -dev packages before
+# any recipe needs their flags, so pkg-config must not run while the Makefile is parsed.
+lazy = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS    = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS))
+PKG_LIBS      = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS))
+CMOCKA_CFLAGS = $(call lazy,CMOCKA_CFLAGS,pkg-config --cflags cmocka)
+CMOCKA_LIBS   = $(call lazy,CMOCKA_LIBS,pkg-config --libs cmocka)
 # Debian's OpenBLAS: pkg-config "openblas" points at the alternatives-selected build.
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+BLAS_CFLAGS   = $(call lazy,BLAS_CFLAGS,pkg-config --cflags openblas)
+BLAS_LIBS     = $(call lazy,BLAS_LIBS,pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
 # x86-64-v3 = AVX2 + FMA + F16C: what the kernels are written for (see docs/engine.md).
 ARCH_FLAGS ?= -march=x86-64-v3
 OPT ?= -O2
 WARN := -Wall -Wextra -Werror -Wno-error=deprecated-declarations
 CFLAGS ?=
-CPPFLAGS_ALL := -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon $(PKG_CFLAGS) $(BLAS_CFLAGS) $(CMOCKA_CFLAGS)
+CPPFLAGS_ALL = -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon $(PKG_CFLAGS) $(BLAS_CFLAGS) $(CMOCKA_CFLAGS)
 CFLAGS_ALL := -std=c17 $(WARN) $(OPT) -g $(ARCH_FLAGS) -fno-strict-aliasing -pthread -MD -MP $(CFLAGS)
-LDLIBS_ALL := $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
+LDLIBS_ALL = $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
 
 ifeq ($(SAN),1)
 CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -115,7 +118,7 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(call obj,$(TEST_SUPPORT)) $(PROJE
 # ---- tests ---------------------------------------------------------------------------
 # Every test binary runs even when one fails; the summary line counts binaries.
 check: all $(TESTS)
-	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-tests.sh $(TESTS)
+	$(Q)BUILD=$(BUILD) SAN=$(SAN) PYTHON=$(PYTHON) tests/run-tests.sh $(TESTS)
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 check
@@ -127,7 +130,7 @@ bench: all
 
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------------------
 FUZZ_BUILD := build/fuzz
-FUZZ_CFLAGS := -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon \
+FUZZ_CFLAGS = -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon \
                $(PKG_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRCS := $(ENGINE_SRCS) $(DAEMON_SRCS)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
