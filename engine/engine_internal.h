@@ -1,0 +1,11 @@
+/* Engine functions outside the public contract, for the project's own tests and tools. */
+#ifndef BN_ENGINE_INTERNAL_H
+#define BN_ENGINE_INTERNAL_H
+
+#include "basisnet.h"
+
+/* Raw logits of the last bn_run_light / bn_run_specialist on this session (num_classes
+ * floats, owned by the session). */
+const float *bn_session_logits(const bn_session *s, bn_stage stage);
+
+#endif

@@ -1,0 +1,353 @@
+/* CPU kernels of libbasisnet: im2col + OpenBLAS sgemm for dense convolutions, a direct
+ * HWC depthwise kernel written so that GCC vectorizes it over channels, fused bias+act. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+#include "kernels.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+static const char *const act_names[BN_ACT_COUNT] = {
+    [BN_ACT_NONE] = "none",         [BN_ACT_RELU] = "relu",
+    [BN_ACT_RELU6] = "relu6",       [BN_ACT_HSWISH] = "hswish",
+    [BN_ACT_HSIGMOID] = "hsigmoid", [BN_ACT_SIGMOID] = "sigmoid",
+};
+
+int bn_act_parse(const char *s)
+{
+    for (int i = 0; s && i < BN_ACT_COUNT; i++)
+        if (strcmp(s, act_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *bn_act_name(bn_act a) { return (unsigned)a < BN_ACT_COUNT ? act_names[a] : "?"; }
+
+static inline float relu6f(float x) { return fminf(fmaxf(x, 0.0f), 6.0f); }
+
+float bn_act_scalar(float x, bn_act a)
+{
+    switch (a) {
+    case BN_ACT_RELU: return fmaxf(x, 0.0f);
+    case BN_ACT_RELU6: return relu6f(x);
+    case BN_ACT_HSWISH: return x * relu6f(x + 3.0f) / 6.0f;
+    case BN_ACT_HSIGMOID: return relu6f(x + 3.0f) / 6.0f;
+    case BN_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    default: return x;
+    }
+}
+
+int bn_out_size(int in, int k, int s, int p)
+{
+    long span = (long)in + 2L * p - k;
+    if (span < 0 || s <= 0)
+        return 0;
+    return (int)(span / s + 1);
+}
+
+/* One loop per activation keeps each loop branch-free and vectorizable. The max/min
+ * forms are written as ternaries (not fmaxf) so GCC vectorizes them without -ffast-math. */
+#define BIAS_ACT_LOOP(EXPR)                                                     \
+    for (size_t r = 0; r < rows; r++) {                                         \
+        float *restrict yr = y + r * (size_t)cols;                              \
+        if (bias)                                                               \
+            for (int c = 0; c < cols; c++) {                                    \
+                float x = yr[c] + bias[c];                                      \
+                yr[c] = (EXPR);                                                 \
+            }                                                                   \
+        else                                                                    \
+            for (int c = 0; c < cols; c++) {                                    \
+                float x = yr[c];                                                \
+                yr[c] = (EXPR);                                                 \
+            }                                                                   \
+    }
+
+#define CLAMP6(v) ((v) < 0.0f ? 0.0f : ((v) > 6.0f ? 6.0f : (v)))
+
+void bn_bias_act(float *restrict y, size_t rows, int cols, const float *restrict bias, bn_act act)
+{
+    switch (act) {
+    case BN_ACT_RELU: BIAS_ACT_LOOP(x > 0.0f ? x : 0.0f) break;
+    case BN_ACT_RELU6: BIAS_ACT_LOOP(CLAMP6(x)) break;
+    case BN_ACT_HSWISH: BIAS_ACT_LOOP(x * CLAMP6(x + 3.0f) / 6.0f) break;
+    case BN_ACT_HSIGMOID: BIAS_ACT_LOOP(CLAMP6(x + 3.0f) / 6.0f) break;
+    case BN_ACT_SIGMOID: BIAS_ACT_LOOP(1.0f / (1.0f + expf(-x))) break;
+    default:
+        if (bias)
+            BIAS_ACT_LOOP(x)
+        break;
+    }
+}
+
+int bn_conv_is_depthwise(const bn_conv_shape *s)
+{
+    return s->groups > 1 && s->groups == s->c && s->oc == s->c;
+}
+
+static int conv_is_pointwise(const bn_conv_shape *s)
+{
+    return s->groups == 1 && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 &&
+           s->pw == 0;
+}
+
+size_t bn_conv2d_scratch(const bn_conv_shape *s)
+{
+    if (bn_conv_is_depthwise(s) || conv_is_pointwise(s))
+        return 0;
+    return (size_t)s->oh * s->ow * s->kh * s->kw * (size_t)(s->c / s->groups);
+}
+
+/* Rows of the im2col matrix, one per output pixel: (kh, kw, cg) of group g, zero where the
+ * window hangs over the padding. Matches the packed weight order (oc, kh, kw, cg). */
+static void im2col(const bn_conv_shape *s, const float *in, int g, float *col)
+{
+    const int cg = s->c / s->groups;
+    const size_t K = (size_t)s->kh * s->kw * cg;
+    for (int oy = 0; oy < s->oh; oy++)
+        for (int ox = 0; ox < s->ow; ox++) {
+            float *row = col + ((size_t)oy * s->ow + ox) * K;
+            for (int ky = 0; ky < s->kh; ky++) {
+                int iy = oy * s->sh - s->ph + ky;
+                float *dst = row + (size_t)ky * s->kw * cg;
+                if (iy < 0 || iy >= s->h) {
+                    memset(dst, 0, sizeof(float) * s->kw * cg);
+                    continue;
+                }
+                for (int kx = 0; kx < s->kw; kx++) {
+                    int ix = ox * s->sw - s->pw + kx;
+                    float *d = dst + (size_t)kx * cg;
+                    if (ix < 0 || ix >= s->w)
+                        memset(d, 0, sizeof(float) * cg);
+                    else
+                        memcpy(d, in + ((size_t)iy * s->w + ix) * s->c + (size_t)g * cg,
+                               sizeof(float) * cg);
+                }
+            }
+        }
+}
+
+void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
+               bn_act act, float *out, float *col)
+{
+    if (bn_conv_is_depthwise(s)) {
+        bn_dwconv(s, in, w, bias, act, out);
+        return;
+    }
+    const int M = s->oh * s->ow;
+    if (conv_is_pointwise(s)) {
+        /* HWC input is already the (M, C) matrix: out = in * W^T. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s->oc, s->c, 1.0f, in, s->c, w,
+                    s->c, 0.0f, out, s->oc);
+    } else {
+        const int cg = s->c / s->groups, og = s->oc / s->groups;
+        const int K = s->kh * s->kw * cg;
+        for (int g = 0; g < s->groups; g++) {
+            im2col(s, in, g, col);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, og, K, 1.0f, col, K,
+                        w + (size_t)g * og * K, K, 0.0f, out + (size_t)g * og, s->oc);
+        }
+    }
+    bn_bias_act(out, (size_t)M, s->oc, bias, act);
+}
+
+/* Channels per block of the depthwise kernel: 32 floats = 4 AVX2 registers of
+ * accumulators that stay in registers across the kh*kw taps. */
+#define DW_BLOCK 32
+
+void bn_dwconv(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
+               bn_act act, float *out)
+{
+    const int C = s->c;
+    for (int oy = 0; oy < s->oh; oy++) {
+        const int iy0 = oy * s->sh - s->ph;
+        const int ky0 = iy0 < 0 ? -iy0 : 0;
+        const int ky1 = iy0 + s->kh > s->h ? s->h - iy0 : s->kh;
+        for (int ox = 0; ox < s->ow; ox++) {
+            const int ix0 = ox * s->sw - s->pw;
+            const int kx0 = ix0 < 0 ? -ix0 : 0;
+            const int kx1 = ix0 + s->kw > s->w ? s->w - ix0 : s->kw;
+            float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
+            int c0 = 0;
+            for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK) {
+                float acc[DW_BLOCK];
+                for (int j = 0; j < DW_BLOCK; j++)
+                    acc[j] = bias ? bias[c0 + j] : 0.0f;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const float *restrict ip =
+                            in + ((size_t)(iy0 + ky) * s->w + (ix0 + kx)) * C + c0;
+                        const float *restrict wp = w + ((size_t)ky * s->kw + kx) * C + c0;
+                        for (int j = 0; j < DW_BLOCK; j++)
+                            acc[j] += ip[j] * wp[j];
+                    }
+                for (int j = 0; j < DW_BLOCK; j++)
+                    o[c0 + j] = acc[j];
+            }
+            if (c0 < C) {
+                for (int c = c0; c < C; c++)
+                    o[c] = bias ? bias[c] : 0.0f;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const float *restrict ip =
+                            in + ((size_t)(iy0 + ky) * s->w + (ix0 + kx)) * C;
+                        const float *restrict wp = w + ((size_t)ky * s->kw + kx) * C;
+                        for (int c = c0; c < C; c++)
+                            o[c] += ip[c] * wp[c];
+                    }
+            }
+            if (act != BN_ACT_NONE)
+                bn_bias_act(o, 1, C, NULL, act);
+        }
+    }
+}
+
+void bn_linear(const float *x, int in, int out, const float *w, const float *bias, bn_act act,
+               float *y)
+{
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+    bn_bias_act(y, 1, out, bias, act);
+}
+
+void bn_add(const float *restrict a, const float *restrict b, size_t n, bn_act act,
+            float *restrict y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+    if (act != BN_ACT_NONE)
+        bn_bias_act(y, 1, (int)n, NULL, act);
+}
+
+void bn_gap(const float *restrict in, int hw, int c, float *restrict out)
+{
+    for (int j = 0; j < c; j++)
+        out[j] = 0.0f;
+    for (int p = 0; p < hw; p++)
+        for (int j = 0; j < c; j++)
+            out[j] += in[(size_t)p * c + j];
+    const float inv = 1.0f / (float)hw;
+    for (int j = 0; j < c; j++)
+        out[j] *= inv;
+}
+
+void bn_se(const float *restrict x, int hw, int c, int squeeze, const float *w1,
+           const float *b1, const float *w2, const float *b2, bn_act act, bn_act gate,
+           float *restrict y, float *restrict tmp)
+{
+    float *pooled = tmp, *hidden = tmp + c;
+    bn_gap(x, hw, c, pooled);
+    bn_linear(pooled, c, squeeze, w1, b1, act, hidden);
+    bn_linear(hidden, squeeze, c, w2, b2, gate, pooled);
+    for (int p = 0; p < hw; p++)
+        for (int j = 0; j < c; j++)
+            y[(size_t)p * c + j] = x[(size_t)p * c + j] * pooled[j];
+}
+
+void bn_avgpool(const bn_conv_shape *s, const float *in, float *out)
+{
+    const int C = s->c;
+    const float inv = 1.0f / (float)(s->kh * s->kw);
+    for (int oy = 0; oy < s->oh; oy++)
+        for (int ox = 0; ox < s->ow; ox++) {
+            float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = 0.0f;
+            for (int ky = 0; ky < s->kh; ky++) {
+                int iy = oy * s->sh - s->ph + ky;
+                if (iy < 0 || iy >= s->h)
+                    continue;
+                for (int kx = 0; kx < s->kw; kx++) {
+                    int ix = ox * s->sw - s->pw + kx;
+                    if (ix < 0 || ix >= s->w)
+                        continue;
+                    const float *restrict ip = in + ((size_t)iy * s->w + ix) * C;
+                    for (int c = 0; c < C; c++)
+                        o[c] += ip[c];
+                }
+            }
+            for (int c = 0; c < C; c++)
+                o[c] *= inv;
+        }
+}
+
+void bn_maxpool(const bn_conv_shape *s, const float *in, float *out)
+{
+    const int C = s->c;
+    for (int oy = 0; oy < s->oh; oy++)
+        for (int ox = 0; ox < s->ow; ox++) {
+            float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = -INFINITY;
+            for (int ky = 0; ky < s->kh; ky++) {
+                int iy = oy * s->sh - s->ph + ky;
+                if (iy < 0 || iy >= s->h)
+                    continue;
+                for (int kx = 0; kx < s->kw; kx++) {
+                    int ix = ox * s->sw - s->pw + kx;
+                    if (ix < 0 || ix >= s->w)
+                        continue;
+                    const float *restrict ip = in + ((size_t)iy * s->w + ix) * C;
+                    for (int c = 0; c < C; c++)
+                        o[c] = ip[c] > o[c] ? ip[c] : o[c];
+                }
+            }
+        }
+}
+
+/* Source coordinate as PyTorch's upsample_bilinear2d computes it (align_corners=False):
+ * scale = in / out, src = scale * (dst + 0.5) - 0.5, clamped at 0. */
+static void bilinear_coord(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1)
+{
+    float scale = (float)in / (float)out;
+    float src = scale * ((float)dst + 0.5f) - 0.5f;
+    if (src < 0.0f)
+        src = 0.0f;
+    int i = (int)src;
+    if (i > in - 1)
+        i = in - 1;
+    *i0 = i;
+    *i1 = i + (i < in - 1 ? 1 : 0);
+    *l1 = src - (float)i;
+    *l0 = 1.0f - *l1;
+}
+
+void bn_resize_bilinear(const float *in, int h, int w, int c, float *out, int oh, int ow)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        int y0, y1;
+        float ly0, ly1;
+        bilinear_coord(oy, h, oh, &y0, &y1, &ly0, &ly1);
+        for (int ox = 0; ox < ow; ox++) {
+            int x0, x1;
+            float lx0, lx1;
+            bilinear_coord(ox, w, ow, &x0, &x1, &lx0, &lx1);
+            const float *p00 = in + ((size_t)y0 * w + x0) * c, *p01 = in + ((size_t)y0 * w + x1) * c;
+            const float *p10 = in + ((size_t)y1 * w + x0) * c, *p11 = in + ((size_t)y1 * w + x1) * c;
+            float *o = out + ((size_t)oy * ow + ox) * c;
+            for (int j = 0; j < c; j++)
+                o[j] = ly0 * (lx0 * p00[j] + lx1 * p01[j]) + ly1 * (lx0 * p10[j] + lx1 * p11[j]);
+        }
+    }
+}
+
+void bn_softmax(const float *x, int n, float *y)
+{
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        y[i] = expf(x[i] - m);
+        sum += y[i];
+    }
+    for (int i = 0; i < n; i++)
+        y[i] /= sum;
+}
+
+void bn_synthesize(const float *bases, int n, size_t p, const float *alpha, float *w)
+{
+    /* bases is (n, p) row-major: w = bases^T alpha. */
+    cblas_sgemv(CblasRowMajor, CblasTrans, n, (int)p, 1.0f, bases, (int)p, alpha, 1, 0.0f, w, 1);
+}

@@ -1,0 +1,66 @@
+/* CPU kernels of libbasisnet. Activations are HWC (channels innermost) float32: depthwise
+ * convolutions vectorize over channels and 1x1 convolutions are one sgemm. */
+#ifndef BN_KERNELS_H
+#define BN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    BN_ACT_NONE = 0, BN_ACT_RELU, BN_ACT_RELU6, BN_ACT_HSWISH, BN_ACT_HSIGMOID, BN_ACT_SIGMOID,
+    BN_ACT_COUNT
+} bn_act;
+
+/* Parses "none", "relu", ... ; returns -1 when unknown. */
+int bn_act_parse(const char *s);
+const char *bn_act_name(bn_act a);
+float bn_act_scalar(float x, bn_act a);
+
+/* Geometry of a convolution or pooling window (dilation 1). */
+typedef struct {
+    int c, h, w;        /* input (C, H, W) */
+    int oc, oh, ow;     /* output */
+    int kh, kw, sh, sw, ph, pw;
+    int groups;
+} bn_conv_shape;
+
+/* floor((in + 2p - k) / s) + 1, or 0 when the window does not fit. */
+int bn_out_size(int in, int k, int s, int p);
+
+/* y[r][c] = act(y[r][c] + bias[c]) over rows x cols (bias may be NULL). */
+void bn_bias_act(float *y, size_t rows, int cols, const float *bias, bn_act act);
+
+/* Scratch floats bn_conv2d needs for this shape (0 when it goes straight to sgemm). */
+size_t bn_conv2d_scratch(const bn_conv_shape *s);
+/* True when the shape is a depthwise convolution (groups == c == oc). */
+int bn_conv_is_depthwise(const bn_conv_shape *s);
+/* Convolution, HWC in and out. Weights packed (oc, kh, kw, c/groups); depthwise weights
+ * packed (kh, kw, c). bias (oc) may be NULL. col: bn_conv2d_scratch floats. */
+void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
+               bn_act act, float *out, float *col);
+/* The direct depthwise kernel (called by bn_conv2d). */
+void bn_dwconv(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
+               bn_act act, float *out);
+
+/* y = act(W x + b), W (out, in) row-major. */
+void bn_linear(const float *x, int in, int out, const float *w, const float *bias, bn_act act,
+               float *y);
+/* y = act(a + b) over n values. */
+void bn_add(const float *a, const float *b, size_t n, bn_act act, float *y);
+/* Squeeze-excitation over HWC x (hw positions, c channels). tmp: c + squeeze floats. */
+void bn_se(const float *x, int hw, int c, int squeeze, const float *w1, const float *b1,
+           const float *w2, const float *b2, bn_act act, bn_act gate, float *y, float *tmp);
+/* Pooling, HWC. Average pooling counts the padding (PyTorch's count_include_pad=True);
+ * max pooling pads with -inf. s->oc is ignored (channels are kept). */
+void bn_avgpool(const bn_conv_shape *s, const float *in, float *out);
+void bn_maxpool(const bn_conv_shape *s, const float *in, float *out);
+/* Global average pooling: (hw, c) -> (c). */
+void bn_gap(const float *in, int hw, int c, float *out);
+/* PyTorch F.interpolate(mode="bilinear", align_corners=False, antialias=False), HWC. */
+void bn_resize_bilinear(const float *in, int h, int w, int c, float *out, int oh, int ow);
+/* Numerically stable softmax of n values (in and out may alias). */
+void bn_softmax(const float *x, int n, float *y);
+/* Synthesis: w[p] = sum_n alpha[n] * bases[n][p] (one sgemv over contiguous bases). */
+void bn_synthesize(const float *bases, int n, size_t p, const float *alpha, float *w);
+
+#endif

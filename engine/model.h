@@ -1,0 +1,69 @@
+/* Internal representation of a loaded model, shared by the loader (model.c) and the
+ * forward pass (session.c). Not part of the public API. */
+#ifndef BN_MODEL_H
+#define BN_MODEL_H
+
+#include <jansson.h>
+
+#include "basisnet.h"
+#include "kernels.h"
+#include "safetensors.h"
+
+/* Limits that keep a hostile file from asking for absurd allocations. */
+#define BN_MAX_LAYERS 1024
+#define BN_MAX_DIM 4096            /* input height / width */
+#define BN_MAX_CHANNELS 65536
+#define BN_MAX_ACT_FLOATS (1u << 26) /* one activation tensor */
+#define BN_MAX_BASES 64
+
+typedef enum {
+    BN_OP_CONV = 0, BN_OP_LINEAR, BN_OP_ADD, BN_OP_SE, BN_OP_AVGPOOL, BN_OP_MAXPOOL, BN_OP_GAP,
+    BN_OP_ACT, BN_OP_COUNT
+} bn_op;
+
+typedef enum { BN_RESIZE_AVGPOOL = 0, BN_RESIZE_BILINEAR } bn_resize;
+
+typedef struct {
+    const char *name;       /* owned by the model's metadata JSON */
+    bn_op op;
+    bn_act act, gate;
+    int in0, in1;           /* producing layer index in the stage; -1 = stage input */
+    bn_conv_shape g;        /* input c,h,w; output oc,oh,ow; window; groups */
+    int squeeze;            /* se */
+    int synth;              /* synthesized from bases */
+    int synth_index;        /* position in synth_layers (alpha row) */
+    size_t wcount;          /* weights of one basis / of the weight tensor */
+    const float *weight;    /* packed: conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
+    const float *bases;     /* (N, wcount), each basis packed like weight */
+    const float *bias;
+    const float *w1, *b1, *w2, *b2; /* se: (squeeze,c), (squeeze), (c,squeeze), (c) */
+    uint64_t madds, params;
+} bn_layer;
+
+typedef struct {
+    bn_layer *layers;
+    int n;
+    int c, h, w;            /* stage input */
+    int logits, coeffs;     /* layer indices (coeffs -1 for the specialist) */
+    uint64_t madds, params;
+} bn_stage_def;
+
+struct bn_model {
+    char *fname;
+    void *map;              /* mmap of the file, or NULL for bn_model_open_buffer */
+    size_t map_size;
+    st_file st;
+    json_t *arch;           /* the parsed "basisnet" document */
+    bn_model_info info;
+    const char **labels;
+    float mean[4], std[4];
+    bn_resize resize;
+    int pool_k;             /* avgpool resize factor */
+    bn_stage_def light, spec;
+    int *synth_layer;       /* L indices into spec.layers */
+    float **owned;          /* heap copies (repacked or converted weights) */
+    int n_owned, cap_owned;
+    float *val_conf;
+};
+
+#endif

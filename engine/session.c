@@ -1,0 +1,357 @@
+/* Inference session: plans and allocates every buffer of the forward pass once (layer
+ * outputs share buffers by liveness, both stages share one pool), then runs the light
+ * stage, the synthesis and the specialist without allocating. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_internal.h"
+#include "model.h"
+
+struct bn_session {
+    const bn_model *m;
+    float **light_out, **spec_out;  /* per layer output, pointers into the pool */
+    float *light_in, *spec_in;      /* stage inputs (HWC) */
+    float *col, *se_tmp;            /* scratch */
+    float **synth_w;                /* L synthesized weight tensors, packed like weights */
+    float *alpha, *light_probs, *spec_probs;
+    void *block;                    /* the one allocation behind all of the above */
+    size_t bytes;
+    int light_done;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static size_t layer_out_floats(const bn_layer *ly)
+{
+    return (size_t)ly->g.oc * ly->g.oh * ly->g.ow;
+}
+
+/* Greedy liveness-based assignment of layer outputs to buffers. buf_of[i] = buffer index;
+ * buf_size[b] grows to the largest tensor it holds. Returns the number of buffers. */
+static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int nbuf_in, int *last_use,
+                      int *owner)
+{
+    for (int i = 0; i < sd->n; i++)
+        last_use[i] = i;
+    for (int i = 0; i < sd->n; i++) {
+        const bn_layer *ly = &sd->layers[i];
+        if (ly->in0 >= 0)
+            last_use[ly->in0] = i;
+        if (ly->in1 >= 0)
+            last_use[ly->in1] = i;
+    }
+    last_use[sd->logits] = sd->n;
+    if (sd->coeffs >= 0)
+        last_use[sd->coeffs] = sd->n;
+    int nbuf = 0;
+    for (int i = 0; i < sd->n; i++) {
+        for (int b = 0; b < nbuf; b++)
+            if (owner[b] >= 0 && last_use[owner[b]] < i)
+                owner[b] = -1;
+        size_t need = layer_out_floats(&sd->layers[i]);
+        int best = -1;
+        for (int b = 0; b < nbuf; b++) {
+            if (owner[b] >= 0)
+                continue;
+            size_t have = b < nbuf_in ? buf_size[b] : 0;
+            if (best < 0)
+                best = b;
+            else {
+                size_t hb = best < nbuf_in ? buf_size[best] : 0;
+                /* prefer the smallest buffer that fits, else the largest one */
+                if ((have >= need && (hb < need || have < hb)) || (hb < need && have > hb))
+                    best = b;
+            }
+        }
+        if (best < 0)
+            best = nbuf++;
+        owner[best] = i;
+        buf_of[i] = best;
+        if (buf_size[best] < need)
+            buf_size[best] = need;
+    }
+    return nbuf;
+}
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session **out, char *err,
+                         size_t errlen)
+{
+    if (!m || !out)
+        return BN_ERR_INVALID_ARG;
+    *out = NULL;
+    int threads = params.threads > 0 ? params.threads : 1;
+    if (threads > 64)
+        threads = 64;
+    openblas_set_num_threads(threads);
+
+    const bn_model_info *info = &m->info;
+    int maxn = m->light.n > m->spec.n ? m->light.n : m->spec.n;
+    int *light_buf = calloc((size_t)maxn, sizeof(int)), *spec_buf = calloc((size_t)maxn, sizeof(int));
+    int *last_use = calloc((size_t)maxn + 1, sizeof(int)), *owner = malloc(sizeof(int) * (size_t)maxn);
+    size_t *buf_size = calloc((size_t)maxn, sizeof(size_t));
+    bn_session *s = calloc(1, sizeof *s);
+    bn_status st = BN_ERR_NOMEM;
+    if (!light_buf || !spec_buf || !last_use || !owner || !buf_size || !s)
+        goto done;
+    for (int i = 0; i < maxn; i++)
+        owner[i] = -1;
+    int nb1 = plan_stage(&m->light, light_buf, buf_size, 0, last_use, owner);
+    for (int i = 0; i < maxn; i++)
+        owner[i] = -1;
+    int nb2 = plan_stage(&m->spec, spec_buf, buf_size, nb1, last_use, owner);
+    int nbuf = nb1 > nb2 ? nb1 : nb2;
+
+    size_t col = 0, se = 0;
+    const bn_stage_def *stages[2] = {&m->light, &m->spec};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < stages[k]->n; i++) {
+            const bn_layer *ly = &stages[k]->layers[i];
+            if (ly->op == BN_OP_CONV) {
+                size_t c = bn_conv2d_scratch(&ly->g);
+                col = c > col ? c : col;
+            } else if (ly->op == BN_OP_SE) {
+                size_t t = (size_t)ly->g.c + (size_t)ly->squeeze;
+                se = t > se ? t : se;
+            }
+        }
+    const int L = info->num_synth_layers, N = info->num_bases, nc = info->num_classes;
+    /* float layout of the block */
+    size_t off = 0, o_buf[BN_MAX_LAYERS];
+    for (int b = 0; b < nbuf; b++) {
+        o_buf[b] = off;
+        off += round_up(buf_size[b]);
+    }
+    size_t o_lin = off;
+    off += round_up((size_t)info->channels * info->light_height * info->light_width);
+    size_t o_sin = off;
+    off += round_up((size_t)info->channels * info->height * info->width);
+    size_t o_col = off;
+    off += round_up(col);
+    size_t o_se = off;
+    off += round_up(se);
+    size_t o_syn = off;
+    for (int l = 0; l < L; l++)
+        off += round_up(m->spec.layers[m->synth_layer[l]].wcount);
+    size_t o_alpha = off;
+    off += round_up((size_t)L * N);
+    size_t o_lp = off;
+    off += round_up((size_t)nc);
+    size_t o_sp = off;
+    off += round_up((size_t)nc);
+    size_t o_ptr = off; /* pointer arrays after the floats */
+    size_t nptr = (size_t)m->light.n + (size_t)m->spec.n + (size_t)L;
+    size_t bytes = off * sizeof(float) + nptr * sizeof(float *);
+    s->block = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!s->block) {
+        bn_set_err(err, errlen, "%s: cannot allocate %zu bytes for a session", m->fname, bytes);
+        goto done;
+    }
+    float *f = s->block;
+    float **ptrs = (float **)(void *)(f + o_ptr);
+    s->m = m;
+    s->light_out = ptrs;
+    s->spec_out = ptrs + m->light.n;
+    s->synth_w = ptrs + m->light.n + m->spec.n;
+    for (int i = 0; i < m->light.n; i++)
+        s->light_out[i] = f + o_buf[light_buf[i]];
+    for (int i = 0; i < m->spec.n; i++)
+        s->spec_out[i] = f + o_buf[spec_buf[i]];
+    s->light_in = f + o_lin;
+    s->spec_in = f + o_sin;
+    s->col = f + o_col;
+    s->se_tmp = f + o_se;
+    size_t so = o_syn;
+    for (int l = 0; l < L; l++) {
+        s->synth_w[l] = f + so;
+        so += round_up(m->spec.layers[m->synth_layer[l]].wcount);
+    }
+    s->alpha = f + o_alpha;
+    s->light_probs = f + o_lp;
+    s->spec_probs = f + o_sp;
+    /* touch everything once so that the first classify does not page-fault */
+    memset(s->block, 0, off * sizeof(float));
+    s->bytes = bytes + sizeof *s;
+    *out = s;
+    s = NULL;
+    st = BN_OK;
+done:
+    if (st == BN_ERR_NOMEM && err && !err[0])
+        bn_set_err(err, errlen, "%s: out of memory creating a session", m->fname);
+    free(light_buf);
+    free(spec_buf);
+    free(last_use);
+    free(owner);
+    free(buf_size);
+    bn_session_free(s);
+    return st;
+}
+
+void bn_session_free(bn_session *s)
+{
+    if (!s)
+        return;
+    free(s->block);
+    free(s);
+}
+
+size_t bn_session_bytes(const bn_session *s) { return s ? s->bytes : 0; }
+
+static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input, float **outs)
+{
+    for (int i = 0; i < sd->n; i++) {
+        const bn_layer *ly = &sd->layers[i];
+        const float *x = ly->in0 < 0 ? input : outs[ly->in0];
+        float *y = outs[i];
+        const bn_conv_shape *g = &ly->g;
+        switch (ly->op) {
+        case BN_OP_CONV:
+            bn_conv2d(g, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight, ly->bias, ly->act, y,
+                      s->col);
+            break;
+        case BN_OP_LINEAR:
+            bn_linear(x, g->c * g->h * g->w, g->oc, ly->synth ? s->synth_w[ly->synth_index] : ly->weight,
+                      ly->bias, ly->act, y);
+            break;
+        case BN_OP_ADD:
+            bn_add(x, ly->in1 < 0 ? input : outs[ly->in1], layer_out_floats(ly), ly->act, y);
+            break;
+        case BN_OP_SE:
+            bn_se(x, g->h * g->w, g->c, ly->squeeze, ly->w1, ly->b1, ly->w2, ly->b2, ly->act, ly->gate, y,
+                  s->se_tmp);
+            break;
+        case BN_OP_AVGPOOL:
+            bn_avgpool(g, x, y);
+            break;
+        case BN_OP_MAXPOOL:
+            bn_maxpool(g, x, y);
+            break;
+        case BN_OP_GAP:
+            bn_gap(x, g->h * g->w, g->c, y);
+            break;
+        case BN_OP_ACT:
+            memcpy(y, x, layer_out_floats(ly) * sizeof(float));
+            bn_bias_act(y, 1, (int)layer_out_floats(ly), NULL, ly->act);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static int argmax(const float *p, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (p[i] > p[best])
+            best = i;
+    return best;
+}
+
+/* Normalizes the 8-bit image into the specialist input and derives the light input. */
+static void preprocess(bn_session *s, const uint8_t *image, size_t stride)
+{
+    const bn_model *m = s->m;
+    const bn_model_info *info = &m->info;
+    const int C = info->channels, H = info->height, W = info->width;
+    for (int y = 0; y < H; y++) {
+        const uint8_t *row = image + (size_t)y * stride;
+        float *o = s->spec_in + (size_t)y * W * C;
+        for (int x = 0; x < W * C; x++) {
+            int c = x % C;
+            /* same float32 operation order as training: (p / 255 - mean) / std */
+            o[x] = ((float)row[x] / 255.0f - m->mean[c]) / m->std[c];
+        }
+    }
+    if (m->resize == BN_RESIZE_AVGPOOL) {
+        bn_conv_shape g = {.c = C, .h = H, .w = W, .oc = C, .oh = info->light_height,
+                           .ow = info->light_width, .kh = m->pool_k, .kw = m->pool_k,
+                           .sh = m->pool_k, .sw = m->pool_k, .groups = 1};
+        bn_avgpool(&g, s->spec_in, s->light_in);
+    } else {
+        bn_resize_bilinear(s->spec_in, H, W, C, s->light_in, info->light_height, info->light_width);
+    }
+}
+
+bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_result *res)
+{
+    if (!s || !image || !res)
+        return BN_ERR_INVALID_ARG;
+    const bn_model *m = s->m;
+    const bn_model_info *info = &m->info;
+    if (stride < (size_t)info->width * info->channels)
+        return BN_ERR_INVALID_ARG;
+    uint64_t t0 = now_ns();
+    preprocess(s, image, stride);
+    run_stage(s, &m->light, s->light_in, s->light_out);
+    const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
+    bn_softmax(s->light_out[m->light.logits], nc, s->light_probs);
+    const float *coef = s->light_out[m->light.coeffs];
+    for (int l = 0; l < L; l++)
+        bn_softmax(coef + (size_t)l * N, N, s->alpha + (size_t)l * N);
+    memset(res, 0, sizeof *res);
+    res->light_class = res->class_id = argmax(s->light_probs, nc);
+    res->light_score = res->score = s->light_probs[res->class_id];
+    res->stage = BN_STAGE_LIGHT;
+    res->probs = s->light_probs;
+    res->alpha = s->alpha;
+    res->madds = info->madds_light;
+    res->ns_light = now_ns() - t0;
+    s->light_done = 1;
+    return BN_OK;
+}
+
+bn_status bn_run_specialist(bn_session *s, bn_result *res)
+{
+    if (!s || !res || !s->light_done)
+        return BN_ERR_INVALID_ARG;
+    const bn_model *m = s->m;
+    const bn_model_info *info = &m->info;
+    const int N = info->num_bases;
+    uint64_t t0 = now_ns();
+    for (int l = 0; l < info->num_synth_layers; l++) {
+        const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
+        bn_synthesize(ly->bases, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
+    }
+    uint64_t t1 = now_ns();
+    run_stage(s, &m->spec, s->spec_in, s->spec_out);
+    bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
+    res->class_id = argmax(s->spec_probs, info->num_classes);
+    res->score = s->spec_probs[res->class_id];
+    res->stage = BN_STAGE_SPECIALIST;
+    res->probs = s->spec_probs;
+    res->ns_synth = t1 - t0;
+    res->ns_specialist = now_ns() - t1;
+    res->madds = info->madds_light + info->madds_synth + info->madds_specialist;
+    return BN_OK;
+}
+
+bn_status bn_classify(bn_session *s, const uint8_t *image, size_t stride, float threshold, bn_result *res)
+{
+    bn_status st = bn_run_light(s, image, stride, res);
+    if (st != BN_OK)
+        return st;
+    if (res->light_score < threshold)
+        st = bn_run_specialist(s, res);
+    return st;
+}
+
+/* Logits of the last run (tests and tools): the light stage's, or the specialist's. */
+const float *bn_session_logits(const bn_session *s, bn_stage stage)
+{
+    if (!s)
+        return NULL;
+    if (stage == BN_STAGE_LIGHT)
+        return s->light_out[s->m->light.logits];
+    return s->spec_out[s->m->spec.logits];
+}

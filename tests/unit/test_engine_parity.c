@@ -1,0 +1,138 @@
+/* Parity of the C engine with PyTorch: golden vectors written by tools/train/export.py
+ * (light logits, alpha, specialist logits for K inputs) must be reproduced within
+ * max |c - t| / max(|t|, 1) <= 1e-4. Runs from the repository root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basisnet.h"
+#include "engine_internal.h"
+#include "safetensors.h"
+
+#define TOL 1e-4
+
+static uint8_t *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return buf;
+}
+
+static double rel_err(float c, float t)
+{
+    double d = fabs((double)c - (double)t), s = fabs((double)t);
+    return d / (s > 1.0 ? s : 1.0);
+}
+
+/* Runs both stages on every golden input; returns the max error of each output. */
+static void check_parity(const char *model_path, const char *golden_path)
+{
+    char err[512] = "";
+    bn_model *m = NULL;
+    bn_status st = bn_model_open(model_path, &m, err, sizeof err);
+    if (st != BN_OK)
+        fail_msg("%s", err);
+    const bn_model_info *info = bn_model_get_info(m);
+    bn_session *s = NULL;
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1}, &s, err, sizeof err), BN_OK);
+
+    size_t gsize = 0;
+    uint8_t *gbuf = read_all(golden_path, &gsize);
+    assert_non_null(gbuf);
+    st_file g;
+    st = st_parse(gbuf, gsize, golden_path, &g, err, sizeof err);
+    if (st != BN_OK)
+        fail_msg("%s", err);
+    const st_tensor *in = st_find(&g, "input"), *ll = st_find(&g, "light_logits"),
+                    *al = st_find(&g, "alpha"), *sl = st_find(&g, "specialist_logits");
+    assert_non_null(in);
+    assert_non_null(ll);
+    assert_non_null(al);
+    assert_non_null(sl);
+    assert_int_equal(in->dtype, ST_U8);
+    assert_int_equal(in->ndim, 4);
+    const int K = (int)in->shape[0], nc = info->num_classes;
+    const int LN = info->num_synth_layers * info->num_bases;
+    assert_int_equal(in->shape[1], info->height);
+    assert_int_equal(in->shape[2], info->width);
+    assert_int_equal(in->shape[3], info->channels);
+    assert_int_equal(ll->count, (size_t)K * nc);
+    assert_int_equal(al->count, (size_t)K * LN);
+    assert_int_equal(sl->count, (size_t)K * nc);
+    assert_true(K >= 1);
+
+    double e_light = 0, e_alpha = 0, e_spec = 0;
+    const size_t img_bytes = (size_t)info->height * info->width * info->channels;
+    for (int k = 0; k < K; k++) {
+        bn_result r;
+        assert_int_equal(bn_run_light(s, in->data + (size_t)k * img_bytes,
+                                      (size_t)info->width * info->channels, &r), BN_OK);
+        const float *lg = bn_session_logits(s, BN_STAGE_LIGHT);
+        for (int i = 0; i < nc; i++)
+            e_light = fmax(e_light, rel_err(lg[i], st_get_f32(ll, (size_t)k * nc + i)));
+        for (int i = 0; i < LN; i++)
+            e_alpha = fmax(e_alpha, rel_err(r.alpha[i], st_get_f32(al, (size_t)k * LN + i)));
+        assert_int_equal(bn_run_specialist(s, &r), BN_OK);
+        assert_int_equal(r.stage, BN_STAGE_SPECIALIST);
+        const float *sg = bn_session_logits(s, BN_STAGE_SPECIALIST);
+        for (int i = 0; i < nc; i++)
+            e_spec = fmax(e_spec, rel_err(sg[i], st_get_f32(sl, (size_t)k * nc + i)));
+        /* the reported answer is the argmax of the specialist's probabilities */
+        for (int i = 0; i < nc; i++)
+            assert_true(r.probs[i] <= r.score);
+    }
+    printf("parity %s: K=%d max rel error light_logits %.3g, alpha %.3g, specialist_logits %.3g (tol %.0e)\n",
+           model_path, K, e_light, e_alpha, e_spec, TOL);
+    assert_true(e_light <= TOL);
+    assert_true(e_alpha <= TOL);
+    assert_true(e_spec <= TOL);
+    st_free(&g);
+    free(gbuf);
+    bn_session_free(s);
+    bn_model_close(m);
+}
+
+static void test_random_tiny(void **state)
+{
+    (void)state;
+    check_parity("tests/fixtures/random-tiny.bnm", "tests/fixtures/random-tiny.golden.safetensors");
+}
+
+static void test_shipped_model(void **state)
+{
+    (void)state;
+    const char *m = "models/fmnist-basisnet.bnm", *g = "models/fmnist-basisnet.golden.safetensors";
+    if (access(m, R_OK) != 0 || access(g, R_OK) != 0) {
+        printf("parity: %s not present, skipped\n", m);
+        skip();
+    }
+    check_parity(m, g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_tiny),
+        cmocka_unit_test(test_shipped_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
