@@ -35,6 +35,13 @@ typedef struct {
     GMainContext *context;          /* where the bus watch and retry timers run (NULL: default) */
     capture_state_fn on_state;      /* called on the context's thread; may be NULL */
     void *user;
+    /* Added by the capture engineer (zero = the default behaviour): */
+    bool no_sync;                   /* file/pipeline kinds: deliver frames as fast as they
+                                       decode instead of at the stream's own frame rate
+                                       (offline evaluation, tests); default: real time, as a
+                                       camera would deliver them */
+    bool wait_for_device;           /* a missing or busy source at capture_open is not an
+                                       error: start in CAPTURE_LOST and retry with back-off */
 } capture_params;
 
 typedef struct {
