@@ -1,0 +1,70 @@
+/* Unix-socket publisher: listening socket (bound with stale-socket removal, mode and group,
+ * or passed by systemd), one bounded drop-oldest queue per client, non-blocking writes driven
+ * by the GLib main loop, line-based command reading with a size limit, SO_PEERCRED-based
+ * authorization. Runs entirely on one GMainContext; no threads. */
+#ifndef BN_SERVER_H
+#define BN_SERVER_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bn_error.h"
+#include "config.h"
+#include "outqueue.h"
+#include "protocol.h"
+
+typedef struct server server;
+typedef struct server_client server_client;
+
+/* Called for stats, set and reload (ping and subscribe are answered by the server itself).
+ * Authorization has already been checked. The handler answers with server_send(). */
+typedef void (*server_command_fn)(server *srv, server_client *c, const proto_command *cmd,
+                                  void *user);
+/* Returns the hello message for a new client (a new reference), or NULL. */
+typedef pub_msg *(*server_hello_fn)(void *user);
+
+typedef struct {
+    const char *path;           /* socket path (ignored when listen_fd >= 0) */
+    unsigned mode;              /* socket file mode, e.g. 0660 */
+    const char *group;          /* socket group name, "" or NULL = leave as is */
+    const char *control_group;  /* peers in this group may change state; "" = root/self only */
+    int max_clients, queue, max_line;
+    int listen_fd;              /* a socket passed by systemd, or -1 */
+    GMainContext *context;      /* NULL = default */
+    server_hello_fn hello;
+    server_command_fn command;
+    void *user;
+} server_params;
+
+/* Binds (or adopts) the listening socket and starts accepting. Errors name the path and
+ * the reason (path too long, not a socket, in use by a running daemon, no such group, ...). */
+bn_status server_open(const server_params *p, server **out, char *err, size_t errlen);
+/* Closes every client and the listening socket; removes the socket file if this server
+ * created it and it is still the same file. Idempotent on NULL. */
+void server_close(server *s);
+
+/* Queues m for every client whose filter passes it (label/change/source). */
+void server_publish(server *s, pub_msg *m);
+/* Queues m for one client (replies), bypassing filters. */
+void server_send(server *s, server_client *c, pub_msg *m);
+/* Builds the line from a JSON object (consumed: json_decref'd) and sends it to c. */
+void server_send_json(server *s, server_client *c, json_t *msg);
+
+/* Writes what is queued, waiting at most timeout_ms in total (used on shutdown). */
+void server_flush(server *s, int timeout_ms);
+/* New limits apply to clients that connect afterwards (queue) or at once (max_line). */
+void server_set_limits(server *s, int max_clients, int queue, int max_line);
+
+int server_client_count(const server *s);
+uint64_t server_lost_total(const server *s);
+uint64_t server_accepted_total(const server *s);
+uint64_t server_rejected_total(const server *s);    /* refused: too many clients */
+uint64_t server_line_disconnects(const server *s);  /* disconnected for an oversized line */
+bool server_client_authorized(const server_client *c);
+pid_t server_client_pid(const server_client *c);
+/* True when the socket came from systemd (socket activation). */
+bool server_activated(const server *s);
+
+#endif

@@ -1,0 +1,276 @@
+/* Counters, fixed-bucket histograms and the Prometheus rendering of the stats reply. */
+#include "stats.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+
+static const double bucket_ms[STATS_NBUCKETS] = {0.1, 0.25, 0.5, 1,   2.5, 5,    10,  25,
+                                                 50,  100,  250, 500, 1000, 2500, 10000};
+static const char *const lat_names[LAT_COUNT] = {"light", "synth", "specialist", "total",
+                                                 "capture_to_publish"};
+
+double stats_bucket_bound_ms(int i)
+{
+    return i >= 0 && i < STATS_NBUCKETS ? bucket_ms[i] : INFINITY;
+}
+
+const char *stats_lat_name(lat_kind k)
+{
+    return (unsigned)k < LAT_COUNT ? lat_names[k] : "?";
+}
+
+void stats_init(daemon_stats *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+void latency_hist_observe(latency_hist *h, double ms)
+{
+    if (!isfinite(ms) || ms < 0)
+        ms = 0;
+    int i = 0;
+    while (i < STATS_NBUCKETS && ms > bucket_ms[i])
+        i++;
+    h->counts[i]++;
+    h->n++;
+    h->sum_ms += ms;
+    if (ms > h->max_ms)
+        h->max_ms = ms;
+}
+
+void stats_observe_frame(daemon_stats *s, int stage, bool deadline, double ms_light,
+                         double ms_synth, double ms_specialist, double ms_total,
+                         double ms_capture_to_publish)
+{
+    s->classified++;
+    if (stage == 1)
+        s->specialist++;
+    else
+        s->light++;
+    if (deadline)
+        s->deadline++;
+    latency_hist_observe(&s->hist[LAT_LIGHT], ms_light);
+    if (stage == 1) {
+        latency_hist_observe(&s->hist[LAT_SYNTH], ms_synth);
+        latency_hist_observe(&s->hist[LAT_SPECIALIST], ms_specialist);
+    }
+    latency_hist_observe(&s->hist[LAT_TOTAL], ms_total);
+    latency_hist_observe(&s->hist[LAT_CAPTURE_TO_PUBLISH], ms_capture_to_publish);
+    s->recent_total[s->recent_pos] = ms_total;
+    s->recent_pos = (s->recent_pos + 1) % STATS_RECENT;
+    if (s->recent_n < STATS_RECENT)
+        s->recent_n++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double stats_recent_quantile(const daemon_stats *s, double q)
+{
+    if (s->recent_n == 0)
+        return 0;
+    double tmp[STATS_RECENT];
+    memcpy(tmp, s->recent_total, sizeof(double) * (size_t)s->recent_n);
+    qsort(tmp, (size_t)s->recent_n, sizeof(double), cmp_double);
+    /* nearest rank */
+    int idx = (int)ceil(q * s->recent_n) - 1;
+    if (idx < 0)
+        idx = 0;
+    if (idx >= s->recent_n)
+        idx = s->recent_n - 1;
+    return tmp[idx];
+}
+
+double stats_exit_share(const daemon_stats *s)
+{
+    return s->classified ? (double)s->light / (double)s->classified : 0.0;
+}
+
+json_t *latency_hist_json(const latency_hist *h)
+{
+    json_t *b = json_array();
+    for (int i = 0; i <= STATS_NBUCKETS; i++) {
+        json_t *le = i < STATS_NBUCKETS ? json_real(bucket_ms[i]) : json_string("+Inf");
+        json_array_append_new(b, json_pack("{s:o, s:I}", "le", le, "count",
+                                           (json_int_t)h->counts[i]));
+    }
+    return json_pack("{s:I, s:f, s:f, s:f, s:o}", "count", (json_int_t)h->n, "sum",
+                     proto_round(h->sum_ms, 3), "mean",
+                     proto_round(h->n ? h->sum_ms / (double)h->n : 0, 3), "max",
+                     proto_round(h->max_ms, 3), "buckets", b);
+}
+
+json_t *stats_latency_json(const daemon_stats *s)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < LAT_COUNT; k++) {
+        json_t *h = latency_hist_json(&s->hist[k]);
+        if (k == LAT_TOTAL && h) {
+            json_object_set_new(h, "p50", json_real(proto_round(stats_recent_quantile(s, 0.5), 3)));
+            json_object_set_new(h, "p99", json_real(proto_round(stats_recent_quantile(s, 0.99), 3)));
+        }
+        json_object_set_new(o, lat_names[k], h);
+    }
+    return o;
+}
+
+/* ---- Prometheus ----------------------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} strbuf;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(strbuf *sb, const char *fmt, ...)
+{
+    if (sb->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            sb->oom = true;
+            return;
+        }
+        if ((size_t)n < sb->cap - sb->len) {
+            sb->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (sb->cap + (size_t)n + 1) * 2;
+        char *nb = realloc(sb->buf, ncap);
+        if (!nb) {
+            sb->oom = true;
+            return;
+        }
+        sb->buf = nb;
+        sb->cap = ncap;
+    }
+}
+
+/* Label value escaping per the exposition format: backslash, quote, newline. */
+static void escape_label(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *in && o + 3 < outlen; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[o++] = '\\';
+            out[o++] = *in;
+        } else if (*in == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+}
+
+static double num_at(const json_t *root, const char *path)
+{
+    /* path like "frames.classified" */
+    char key[64];
+    const json_t *v = root;
+    const char *p = path;
+    while (v && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof key)
+            return NAN;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        v = json_object_get(v, key);
+        p = dot ? dot + 1 : p + n;
+    }
+    return v && json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+typedef struct {
+    const char *metric;
+    const char *type;   /* counter | gauge */
+    const char *help;
+    const char *path;
+} prom_scalar;
+
+static const prom_scalar prom_scalars[] = {
+    {"basisnetd_frames_in_total", "counter", "Frames that reached the capture sink.", "source.frames_in"},
+    {"basisnetd_frames_dropped_total", "counter", "Frames dropped before classification (latest-frame semantics).", "frames.dropped"},
+    {"basisnetd_frames_classified_total", "counter", "Frames classified.", "frames.classified"},
+    {"basisnetd_frames_light_total", "counter", "Frames answered by the lightweight model.", "frames.light"},
+    {"basisnetd_frames_specialist_total", "counter", "Frames answered by the synthesized specialist.", "frames.specialist"},
+    {"basisnetd_frames_deadline_total", "counter", "Frames answered light because the deadline left no time.", "frames.deadline"},
+    {"basisnetd_source_reconnects_total", "counter", "Source reconnect attempts.", "source.reconnects"},
+    {"basisnetd_source_up", "gauge", "1 while frames flow from the source.", "source.up"},
+    {"basisnetd_fps", "gauge", "Classified frames per second (recent).", "fps"},
+    {"basisnetd_exit_share", "gauge", "Share of frames answered by the lightweight model.", "exit_share"},
+    {"basisnetd_threshold", "gauge", "Current early-exit threshold.", "threshold"},
+    {"basisnetd_budget_ms", "gauge", "Latency budget per frame in ms (0 = off).", "budget.latency_ms"},
+    {"basisnetd_subscribers", "gauge", "Connected clients.", "clients.connected"},
+    {"basisnetd_client_messages_lost_total", "counter", "Messages dropped from slow clients' queues.", "clients.lost_total"},
+    {"basisnetd_reloads_total", "counter", "Successful reloads.", "reload.ok"},
+    {"basisnetd_reload_failures_total", "counter", "Rejected reloads.", "reload.failed"},
+    {"basisnetd_uptime_seconds", "gauge", "Seconds since start.", "uptime_s"},
+};
+
+char *stats_to_prometheus(const json_t *stats)
+{
+    if (!json_is_object(stats))
+        return NULL;
+    const json_t *lat = json_object_get(stats, "latency_ms");
+    if (!json_is_object(lat))
+        return NULL;
+    char cam[256] = "";
+    const json_t *c = json_object_get(stats, "camera");
+    escape_label(json_is_string(c) ? json_string_value(c) : "", cam, sizeof cam);
+
+    strbuf sb = {0};
+    for (size_t i = 0; i < sizeof prom_scalars / sizeof prom_scalars[0]; i++) {
+        const prom_scalar *p = &prom_scalars[i];
+        double v = num_at(stats, p->path);
+        if (isnan(v))
+            continue;
+        sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %.17g\n", p->metric,
+                  p->help, p->metric, p->type, p->metric, cam, v);
+    }
+    const char *hm = "basisnetd_latency_seconds";
+    sb_printf(&sb, "# HELP %s Per-stage latency of classified frames.\n# TYPE %s histogram\n", hm,
+              hm);
+    for (int k = 0; k < LAT_COUNT; k++) {
+        const json_t *h = json_object_get(lat, lat_names[k]);
+        const json_t *buckets = json_object_get(h, "buckets");
+        if (!json_is_array(buckets))
+            continue;
+        double cum = 0;
+        size_t i;
+        const json_t *b;
+        json_array_foreach(buckets, i, b) {
+            const json_t *le = json_object_get(b, "le");
+            cum += json_number_value(json_object_get(b, "count"));
+            if (json_is_number(le))
+                sb_printf(&sb, "%s_bucket{camera=\"%s\",stage=\"%s\",le=\"%g\"} %.17g\n", hm, cam,
+                          lat_names[k], json_number_value(le) / 1000.0, cum);
+            else
+                sb_printf(&sb, "%s_bucket{camera=\"%s\",stage=\"%s\",le=\"+Inf\"} %.17g\n", hm,
+                          cam, lat_names[k], cum);
+        }
+        sb_printf(&sb, "%s_sum{camera=\"%s\",stage=\"%s\"} %.17g\n", hm, cam, lat_names[k],
+                  json_number_value(json_object_get(h, "sum")) / 1000.0);
+        sb_printf(&sb, "%s_count{camera=\"%s\",stage=\"%s\"} %.17g\n", hm, cam, lat_names[k],
+                  json_number_value(json_object_get(h, "count")));
+    }
+    if (sb.oom) {
+        free(sb.buf);
+        return NULL;
+    }
+    return sb.buf;
+}

@@ -1,0 +1,210 @@
+/* Per-client queue drop semantics (oldest dropped, never the message being written, loss
+ * reported once in the next message) and the stats histograms / Prometheus rendering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "outqueue.h"
+#include "stats.h"
+
+static pub_msg *msg(int n)
+{
+    char line[64];
+    int len = snprintf(line, sizeof line, "{\"type\":\"label\",\"seq\":%d}\n", n);
+    return pub_msg_new(MSG_LABEL, line, (size_t)len);
+}
+
+/* Pops one whole message as a string. */
+static char *pop(outqueue *q)
+{
+    static char out[256];
+    size_t len;
+    const char *p = outqueue_peek(q, &len);
+    if (!p)
+        return NULL;
+    assert_true(len < sizeof out);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    outqueue_consume(q, len);
+    return out;
+}
+
+static void test_fifo_within_capacity(void **state)
+{
+    (void)state;
+    outqueue q;
+    assert_true(outqueue_init(&q, 4));
+    assert_true(outqueue_empty(&q));
+    for (int i = 1; i <= 4; i++) {
+        pub_msg *m = msg(i);
+        outqueue_push(&q, m);
+        pub_msg_unref(m);
+    }
+    assert_int_equal(outqueue_count(&q), 4);
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":1}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":2}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":3}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":4}\n");
+    assert_null(pop(&q));
+    assert_true(outqueue_empty(&q));
+    assert_int_equal(q.lost_total, 0);
+    outqueue_destroy(&q);
+    assert_false(outqueue_init(&q, 0));
+}
+
+static void test_drop_oldest_and_report(void **state)
+{
+    (void)state;
+    outqueue q;
+    assert_true(outqueue_init(&q, 3));
+    for (int i = 1; i <= 10; i++) {
+        pub_msg *m = msg(i);
+        outqueue_push(&q, m);
+        pub_msg_unref(m);
+    }
+    assert_int_equal(q.lost_total, 7);
+    /* the survivors are the newest three; the first carries the loss, once */
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":8,\"lost\":7}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":9}\n");
+    pub_msg *m = msg(11);
+    outqueue_push(&q, m);
+    pub_msg_unref(m);
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":10}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":11}\n");
+    assert_null(pop(&q));
+    outqueue_destroy(&q);
+}
+
+static void test_partial_write_is_never_dropped(void **state)
+{
+    (void)state;
+    outqueue q;
+    assert_true(outqueue_init(&q, 2));
+    pub_msg *m = msg(1);
+    outqueue_push(&q, m);
+    pub_msg_unref(m);
+    size_t len;
+    const char *p = outqueue_peek(&q, &len);
+    assert_non_null(p);
+    outqueue_consume(&q, 5);     /* socket took 5 bytes */
+    for (int i = 2; i <= 6; i++) {
+        m = msg(i);
+        outqueue_push(&q, m);
+        pub_msg_unref(m);
+    }
+    /* the rest of message 1 comes first, byte-exact */
+    p = outqueue_peek(&q, &len);
+    assert_int_equal(len, strlen("{\"type\":\"label\",\"seq\":1}\n") - 5);
+    assert_memory_equal(p, "{\"type\":\"label\",\"seq\":1}\n" + 5, len);
+    outqueue_consume(&q, len);
+    assert_int_equal(q.lost_total, 3);  /* 2, 3, 4 */
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":5,\"lost\":3}\n");
+    assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":6}\n");
+    outqueue_destroy(&q);
+}
+
+static void test_shared_message_refcount(void **state)
+{
+    (void)state;
+    outqueue a, b;
+    assert_true(outqueue_init(&a, 1));
+    assert_true(outqueue_init(&b, 1));
+    pub_msg *m = msg(1);
+    outqueue_push(&a, m);
+    outqueue_push(&b, m);
+    assert_int_equal(m->refs, 3);
+    pub_msg *m2 = msg(2);
+    outqueue_push(&a, m2);       /* a drops m */
+    assert_int_equal(m->refs, 2);
+    /* b's copy is untouched by a's loss */
+    assert_string_equal(pop(&b), "{\"type\":\"label\",\"seq\":1}\n");
+    assert_int_equal(m->refs, 1);
+    assert_string_equal(pop(&a), "{\"type\":\"label\",\"seq\":2,\"lost\":1}\n");
+    pub_msg_unref(m);
+    pub_msg_unref(m2);
+    outqueue_destroy(&a);
+    outqueue_destroy(&b);
+}
+
+static void test_histogram_buckets(void **state)
+{
+    (void)state;
+    latency_hist h = {0};
+    latency_hist_observe(&h, 0.1);      /* on the bound: le=0.1 */
+    latency_hist_observe(&h, 0.11);     /* next bucket */
+    latency_hist_observe(&h, 1e9);      /* +Inf */
+    latency_hist_observe(&h, -5);       /* clamped to 0 */
+    assert_int_equal(h.counts[0], 2);
+    assert_int_equal(h.counts[1], 1);
+    assert_int_equal(h.counts[STATS_NBUCKETS], 1);
+    assert_int_equal(h.n, 4);
+    assert_float_equal(h.max_ms, 1e9, 0);
+    for (int i = 1; i < STATS_NBUCKETS; i++)
+        assert_true(stats_bucket_bound_ms(i) > stats_bucket_bound_ms(i - 1));
+}
+
+static void test_stats_frames_and_quantiles(void **state)
+{
+    (void)state;
+    daemon_stats *s = malloc(sizeof *s);
+    stats_init(s);
+    for (int i = 1; i <= 100; i++)
+        stats_observe_frame(s, i % 4 == 0 ? 1 : 0, i == 50, 1.0, i % 4 == 0 ? 0.5 : 0,
+                            i % 4 == 0 ? 3.0 : 0, (double)i, 10.0);
+    assert_int_equal(s->classified, 100);
+    assert_int_equal(s->specialist, 25);
+    assert_int_equal(s->deadline, 1);
+    assert_float_equal(stats_exit_share(s), 0.75, 1e-12);
+    assert_int_equal(s->hist[LAT_SPECIALIST].n, 25);
+    assert_int_equal(s->hist[LAT_LIGHT].n, 100);
+    assert_float_equal(stats_recent_quantile(s, 0.5), 50, 0);
+    assert_float_equal(stats_recent_quantile(s, 0.99), 99, 0);
+    assert_float_equal(stats_recent_quantile(s, 1.0), 100, 0);
+
+    /* Prometheus rendering of a stats object built the way the daemon builds it */
+    json_t *st = json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I}, s:f, s:o}", "camera", "door\"1",
+                           "frames", "classified", (json_int_t)100, "light", (json_int_t)75,
+                           "specialist", (json_int_t)25, "source", "frames_in", (json_int_t)120,
+                           "exit_share", 0.75, "latency_ms", stats_latency_json(s));
+    char *txt = stats_to_prometheus(st);
+    assert_non_null(txt);
+    assert_non_null(strstr(txt, "# TYPE basisnetd_frames_classified_total counter\n"
+                                "basisnetd_frames_classified_total{camera=\"door\\\"1\"} 100\n"));
+    assert_non_null(strstr(txt, "basisnetd_frames_in_total{camera=\"door\\\"1\"} 120\n"));
+    assert_non_null(strstr(txt, "basisnetd_exit_share{camera=\"door\\\"1\"} 0.75\n"));
+    assert_non_null(strstr(txt, "# TYPE basisnetd_latency_seconds histogram\n"));
+    /* cumulative: 100 light samples of 1 ms are all at or below le=0.001 s */
+    assert_non_null(strstr(txt, "basisnetd_latency_seconds_bucket{camera=\"door\\\"1\",stage=\"light\",le=\"0.001\"} 100\n"));
+    assert_non_null(strstr(txt, "basisnetd_latency_seconds_bucket{camera=\"door\\\"1\",stage=\"light\",le=\"+Inf\"} 100\n"));
+    assert_non_null(strstr(txt, "basisnetd_latency_seconds_count{camera=\"door\\\"1\",stage=\"specialist\"} 25\n"));
+    /* total latencies 1..100 ms: 10 at or below 10 ms, 50 at or below 50 ms */
+    assert_non_null(strstr(txt, "stage=\"total\",le=\"0.01\"} 10\n"));
+    assert_non_null(strstr(txt, "stage=\"total\",le=\"0.05\"} 50\n"));
+    assert_null(strstr(txt, "basisnetd_fps"));  /* absent members are skipped */
+    free(txt);
+    json_decref(st);
+    assert_null(stats_to_prometheus(NULL));
+    json_t *empty = json_object();
+    assert_null(stats_to_prometheus(empty));
+    json_decref(empty);
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fifo_within_capacity),
+        cmocka_unit_test(test_drop_oldest_and_report),
+        cmocka_unit_test(test_partial_write_is_never_dropped),
+        cmocka_unit_test(test_shared_message_refcount),
+        cmocka_unit_test(test_histogram_buckets),
+        cmocka_unit_test(test_stats_frames_and_quantiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
