@@ -1,0 +1,416 @@
+/* Every CPU kernel of libbasisnet against a plain reference implementation (CHW layout,
+ * double accumulation, written independently of engine/kernels.c) on random shapes.
+ * Tolerance: |kernel - reference| <= 1e-4 * max(|reference|, 1) unless stated. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define TOL 1e-4
+
+typedef struct {
+    uint64_t s;
+} rng;
+
+static uint32_t rnd(rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 11);
+}
+static int rint_in(rng *r, int lo, int hi) { return lo + (int)(rnd(r) % (uint32_t)(hi - lo + 1)); }
+static float rfloat(rng *r) { return (float)((rnd(r) & 0xffffff) / (double)0xffffff * 2.0 - 1.0); }
+static float *rand_vec(rng *r, size_t n)
+{
+    float *v = malloc(n * sizeof *v + 4);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = rfloat(r);
+    return v;
+}
+
+/* Activations as PyTorch defines them, in double. */
+static double ref_act(double x, bn_act a)
+{
+    double r6 = fmin(fmax(x + 3.0, 0.0), 6.0);
+    switch (a) {
+    case BN_ACT_RELU: return x > 0 ? x : 0;
+    case BN_ACT_RELU6: return fmin(fmax(x, 0.0), 6.0);
+    case BN_ACT_HSWISH: return x * r6 / 6.0;
+    case BN_ACT_HSIGMOID: return r6 / 6.0;
+    case BN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    default: return x;
+    }
+}
+
+static double max_err = 0;
+static void expect_close(const float *got, const double *want, size_t n, double tol, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / fmax(fabs(want[i]), 1.0);
+        max_err = fmax(max_err, e);
+        if (!(e <= tol))
+            fail_msg("%s: element %zu is %.7g, reference %.7g (rel err %.3g > %.1g)", what, i, got[i],
+                     want[i], e, tol);
+    }
+}
+
+/* HWC <-> CHW */
+static float *chw_to_hwc(const float *x, int c, int h, int w)
+{
+    float *y = malloc(sizeof *y * (size_t)c * h * w + 4);
+    for (int k = 0; k < c; k++)
+        for (int p = 0; p < h * w; p++)
+            y[(size_t)p * c + k] = x[(size_t)k * h * w + p];
+    return y;
+}
+static double *hwc_ref(const double *x, int c, int h, int w)
+{
+    double *y = malloc(sizeof *y * (size_t)c * h * w + 8);
+    for (int k = 0; k < c; k++)
+        for (int p = 0; p < h * w; p++)
+            y[(size_t)p * c + k] = x[(size_t)k * h * w + p];
+    return y;
+}
+
+/* Reference convolution, CHW, weights (oc, c/g, kh, kw) as PyTorch stores them. */
+static double *ref_conv(const bn_conv_shape *s, const float *x, const float *w, const float *b, bn_act act)
+{
+    double *y = calloc((size_t)s->oc * s->oh * s->ow + 1, sizeof *y);
+    int cg = s->c / s->groups, og = s->oc / s->groups;
+    for (int o = 0; o < s->oc; o++) {
+        int g = o / og;
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox = 0; ox < s->ow; ox++) {
+                double acc = b ? b[o] : 0;
+                for (int ci = 0; ci < cg; ci++)
+                    for (int ky = 0; ky < s->kh; ky++)
+                        for (int kx = 0; kx < s->kw; kx++) {
+                            int iy = oy * s->sh - s->ph + ky, ix = ox * s->sw - s->pw + kx;
+                            if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                continue;
+                            acc += (double)x[((size_t)(g * cg + ci) * s->h + iy) * s->w + ix] *
+                                   w[(((size_t)o * cg + ci) * s->kh + ky) * s->kw + kx];
+                        }
+                y[((size_t)o * s->oh + oy) * s->ow + ox] = ref_act(acc, act);
+            }
+    }
+    return y;
+}
+
+/* Packs PyTorch conv weights the way the engine's loader documents it. */
+static float *pack_conv(const bn_conv_shape *s, const float *w)
+{
+    int cg = s->c / s->groups;
+    size_t n = (size_t)s->oc * cg * s->kh * s->kw;
+    float *p = malloc(n * sizeof *p + 4);
+    for (int o = 0; o < s->oc; o++)
+        for (int ci = 0; ci < cg; ci++)
+            for (int ky = 0; ky < s->kh; ky++)
+                for (int kx = 0; kx < s->kw; kx++) {
+                    float v = w[(((size_t)o * cg + ci) * s->kh + ky) * s->kw + kx];
+                    if (bn_conv_is_depthwise(s))
+                        p[((size_t)ky * s->kw + kx) * s->c + o] = v;
+                    else
+                        p[(((size_t)o * s->kh + ky) * s->kw + kx) * cg + ci] = v;
+                }
+    return p;
+}
+
+static void run_conv_case(rng *r, bn_conv_shape s, bn_act act, int with_bias)
+{
+    s.oh = bn_out_size(s.h, s.kh, s.sh, s.ph);
+    s.ow = bn_out_size(s.w, s.kw, s.sw, s.pw);
+    if (s.oh < 1 || s.ow < 1)
+        return;
+    size_t nin = (size_t)s.c * s.h * s.w, nw = (size_t)s.oc * (s.c / s.groups) * s.kh * s.kw;
+    float *x = rand_vec(r, nin), *w = rand_vec(r, nw), *b = with_bias ? rand_vec(r, (size_t)s.oc) : NULL;
+    double *ref = ref_conv(&s, x, w, b, act);
+    double *refh = hwc_ref(ref, s.oc, s.oh, s.ow);
+    float *xh = chw_to_hwc(x, s.c, s.h, s.w), *wp = pack_conv(&s, w);
+    size_t nout = (size_t)s.oc * s.oh * s.ow;
+    float *out = malloc(nout * sizeof *out + 4);
+    float *col = malloc(bn_conv2d_scratch(&s) * sizeof(float) + 4);
+    bn_conv2d(&s, xh, wp, b, act, out, col);
+    char what[160];
+    snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%dx%d s%dx%d p%dx%d g%d %s", s.c, s.h, s.w, s.oc, s.kh,
+             s.kw, s.sh, s.sw, s.ph, s.pw, s.groups, bn_act_name(act));
+    expect_close(out, refh, nout, TOL, what);
+    free(x), free(w), free(b), free(ref), free(refh), free(xh), free(wp), free(out), free(col);
+}
+
+static void test_conv_dense(void **state)
+{
+    (void)state;
+    rng r = {0x1234567};
+    for (int t = 0; t < 60; t++) {
+        bn_conv_shape s = {.c = rint_in(&r, 1, 24), .h = rint_in(&r, 1, 14), .w = rint_in(&r, 1, 14),
+                           .oc = rint_in(&r, 1, 40), .kh = rint_in(&r, 1, 5), .kw = rint_in(&r, 1, 5),
+                           .sh = rint_in(&r, 1, 3), .sw = rint_in(&r, 1, 3), .groups = 1};
+        s.ph = rint_in(&r, 0, 2), s.pw = rint_in(&r, 0, 2);
+        run_conv_case(&r, s, (bn_act)(t % BN_ACT_COUNT), t % 4 != 3);
+    }
+    /* 1x1 stride 1 goes straight to sgemm: make sure it is covered with big shapes */
+    run_conv_case(&r, (bn_conv_shape){.c = 96, .h = 14, .w = 14, .oc = 160, .kh = 1, .kw = 1, .sh = 1,
+                                      .sw = 1, .groups = 1}, BN_ACT_HSWISH, 1);
+    run_conv_case(&r, (bn_conv_shape){.c = 3, .h = 32, .w = 32, .oc = 16, .kh = 3, .kw = 3, .sh = 2,
+                                      .sw = 2, .ph = 1, .pw = 1, .groups = 1}, BN_ACT_HSWISH, 1);
+}
+
+static void test_conv_grouped(void **state)
+{
+    (void)state;
+    rng r = {0xabcdef};
+    for (int t = 0; t < 40; t++) {
+        int g = rint_in(&r, 2, 4);
+        bn_conv_shape s = {.c = g * rint_in(&r, 1, 4), .h = rint_in(&r, 2, 12), .w = rint_in(&r, 2, 12),
+                           .oc = g * rint_in(&r, 1, 5), .kh = rint_in(&r, 1, 3), .kw = rint_in(&r, 1, 3),
+                           .sh = rint_in(&r, 1, 2), .sw = rint_in(&r, 1, 2), .groups = g};
+        s.ph = rint_in(&r, 0, 1), s.pw = rint_in(&r, 0, 1);
+        run_conv_case(&r, s, (bn_act)(t % BN_ACT_COUNT), 1);
+    }
+}
+
+static void test_conv_depthwise(void **state)
+{
+    (void)state;
+    rng r = {0x5eed};
+    /* channel counts below, at and above the 32-wide block, odd ones for the tail */
+    static const int chans[] = {1, 3, 8, 16, 31, 32, 33, 64, 72, 100};
+    for (int t = 0; t < 50; t++) {
+        int c = chans[t % 10], k = (t % 3 == 0) ? 5 : 3;
+        bn_conv_shape s = {.c = c, .oc = c, .groups = c, .h = rint_in(&r, 1, 13), .w = rint_in(&r, 1, 13),
+                           .kh = k, .kw = t % 7 == 0 ? 1 : k, .sh = rint_in(&r, 1, 2), .sw = rint_in(&r, 1, 2)};
+        s.ph = s.kh / 2, s.pw = s.kw / 2;
+        if (t % 5 == 4)
+            s.ph = s.pw = 0;
+        run_conv_case(&r, s, (bn_act)(t % BN_ACT_COUNT), t % 6 != 5);
+    }
+    /* depth multiplier 2 (groups == c, oc == 2c) takes the grouped sgemm path */
+    run_conv_case(&r, (bn_conv_shape){.c = 8, .h = 9, .w = 9, .oc = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                      .ph = 1, .pw = 1, .groups = 8}, BN_ACT_RELU, 1);
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    float x[64];
+    double want[64];
+    for (int a = 0; a < BN_ACT_COUNT; a++) {
+        float y[64], bias[8];
+        for (int i = 0; i < 8; i++)
+            bias[i] = 0.25f * (float)i - 1.0f;
+        for (int i = 0; i < 64; i++) {
+            x[i] = -8.0f + 0.25f * (float)i;
+            y[i] = x[i];
+            want[i] = ref_act((double)x[i] + bias[i % 8], (bn_act)a);
+        }
+        bn_bias_act(y, 8, 8, bias, (bn_act)a);
+        expect_close(y, want, 64, 1e-6, bn_act_name((bn_act)a));
+        for (int i = 0; i < 64; i++)
+            assert_true(fabs(bn_act_scalar(x[i], (bn_act)a) - ref_act(x[i], (bn_act)a)) <= 1e-6);
+        assert_int_equal(bn_act_parse(bn_act_name((bn_act)a)), a);
+    }
+    assert_int_equal(bn_act_parse("gelu"), -1);
+    /* spot values from PyTorch: hardswish(1) = 2/3, hardsigmoid(-3) = 0, relu6(7) = 6 */
+    assert_float_equal(bn_act_scalar(1.0f, BN_ACT_HSWISH), 2.0f / 3.0f, 1e-7);
+    assert_float_equal(bn_act_scalar(-3.0f, BN_ACT_HSIGMOID), 0.0f, 0);
+    assert_float_equal(bn_act_scalar(7.0f, BN_ACT_RELU6), 6.0f, 0);
+}
+
+static void test_linear_add_gap_softmax(void **state)
+{
+    (void)state;
+    rng r = {77};
+    for (int t = 0; t < 20; t++) {
+        int in = rint_in(&r, 1, 300), out = rint_in(&r, 1, 50);
+        float *x = rand_vec(&r, (size_t)in), *w = rand_vec(&r, (size_t)in * out), *b = rand_vec(&r, (size_t)out);
+        double *want = calloc((size_t)out, sizeof *want);
+        for (int o = 0; o < out; o++) {
+            double acc = b[o];
+            for (int i = 0; i < in; i++)
+                acc += (double)w[(size_t)o * in + i] * x[i];
+            want[o] = ref_act(acc, (bn_act)(t % BN_ACT_COUNT));
+        }
+        float *y = malloc(sizeof *y * (size_t)out);
+        bn_linear(x, in, out, w, b, (bn_act)(t % BN_ACT_COUNT), y);
+        expect_close(y, want, (size_t)out, TOL, "linear");
+        /* add */
+        float *a2 = rand_vec(&r, (size_t)in), *sum = malloc(sizeof *sum * (size_t)in);
+        double *ws = calloc((size_t)in, sizeof *ws);
+        for (int i = 0; i < in; i++)
+            ws[i] = ref_act((double)x[i] + a2[i], (bn_act)(t % BN_ACT_COUNT));
+        bn_add(x, a2, (size_t)in, (bn_act)(t % BN_ACT_COUNT), sum);
+        expect_close(sum, ws, (size_t)in, 1e-6, "add");
+        free(x), free(w), free(b), free(want), free(y), free(a2), free(sum), free(ws);
+    }
+    /* gap over (hw, c) */
+    float *x = rand_vec(&r, 49 * 5), g[5];
+    double want[5] = {0};
+    for (int p = 0; p < 49; p++)
+        for (int c = 0; c < 5; c++)
+            want[c] += x[p * 5 + c] / 49.0;
+    bn_gap(x, 49, 5, g);
+    expect_close(g, want, 5, 1e-6, "gap");
+    free(x);
+    /* softmax: sums to 1, stable for large logits, order preserved */
+    float z[4] = {1000.0f, 999.0f, -5.0f, 1000.0f}, p[4];
+    bn_softmax(z, 4, p);
+    double e1 = exp(-1.0), den = 2.0 + e1 + exp(-1005.0);
+    double sw[4] = {1.0 / den, e1 / den, exp(-1005.0) / den, 1.0 / den};
+    expect_close(p, sw, 4, 1e-6, "softmax");
+}
+
+static void test_se(void **state)
+{
+    (void)state;
+    rng r = {99};
+    for (int t = 0; t < 10; t++) {
+        int c = rint_in(&r, 1, 40), sq = rint_in(&r, 1, 12), hw = rint_in(&r, 1, 30);
+        bn_act act = t % 2 ? BN_ACT_RELU : BN_ACT_HSWISH, gate = t % 3 ? BN_ACT_HSIGMOID : BN_ACT_SIGMOID;
+        float *x = rand_vec(&r, (size_t)hw * c), *w1 = rand_vec(&r, (size_t)sq * c), *b1 = rand_vec(&r, (size_t)sq);
+        float *w2 = rand_vec(&r, (size_t)c * sq), *b2 = rand_vec(&r, (size_t)c);
+        double *pool = calloc((size_t)c, sizeof *pool), *hid = calloc((size_t)sq, sizeof *hid);
+        for (int p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++)
+                pool[k] += x[(size_t)p * c + k] / hw;
+        for (int j = 0; j < sq; j++) {
+            double a = b1[j];
+            for (int k = 0; k < c; k++)
+                a += (double)w1[(size_t)j * c + k] * pool[k];
+            hid[j] = ref_act(a, act);
+        }
+        double *want = calloc((size_t)hw * c, sizeof *want);
+        for (int k = 0; k < c; k++) {
+            double a = b2[k];
+            for (int j = 0; j < sq; j++)
+                a += (double)w2[(size_t)k * sq + j] * hid[j];
+            double gk = ref_act(a, gate);
+            for (int p = 0; p < hw; p++)
+                want[(size_t)p * c + k] = x[(size_t)p * c + k] * gk;
+        }
+        float *y = malloc(sizeof *y * (size_t)hw * c), *tmp = malloc(sizeof *tmp * (size_t)(c + sq));
+        bn_se(x, hw, c, sq, w1, b1, w2, b2, act, gate, y, tmp);
+        expect_close(y, want, (size_t)hw * c, TOL, "se");
+        free(x), free(w1), free(b1), free(w2), free(b2), free(pool), free(hid), free(want), free(y), free(tmp);
+    }
+}
+
+static void test_pooling(void **state)
+{
+    (void)state;
+    rng r = {4242};
+    for (int t = 0; t < 40; t++) {
+        bn_conv_shape s = {.c = rint_in(&r, 1, 20), .h = rint_in(&r, 1, 12), .w = rint_in(&r, 1, 12),
+                           .kh = rint_in(&r, 1, 4), .kw = rint_in(&r, 1, 4), .sh = rint_in(&r, 1, 3),
+                           .sw = rint_in(&r, 1, 3), .groups = 1};
+        s.ph = rint_in(&r, 0, s.kh / 2), s.pw = rint_in(&r, 0, s.kw / 2);
+        s.oc = s.c;
+        s.oh = bn_out_size(s.h, s.kh, s.sh, s.ph), s.ow = bn_out_size(s.w, s.kw, s.sw, s.pw);
+        if (s.oh < 1 || s.ow < 1)
+            continue;
+        size_t n = (size_t)s.c * s.h * s.w, no = (size_t)s.c * s.oh * s.ow;
+        float *x = rand_vec(&r, n), *xh = chw_to_hwc(x, s.c, s.h, s.w);
+        double *avg = calloc(no, sizeof *avg), *mx = calloc(no, sizeof *mx);
+        for (int c = 0; c < s.c; c++)
+            for (int oy = 0; oy < s.oh; oy++)
+                for (int ox = 0; ox < s.ow; ox++) {
+                    double a = 0, m = -INFINITY;
+                    for (int ky = 0; ky < s.kh; ky++)
+                        for (int kx = 0; kx < s.kw; kx++) {
+                            int iy = oy * s.sh - s.ph + ky, ix = ox * s.sw - s.pw + kx;
+                            if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w)
+                                continue; /* padding: 0 for avg (still counted), -inf for max */
+                            double v = x[((size_t)c * s.h + iy) * s.w + ix];
+                            a += v;
+                            m = fmax(m, v);
+                        }
+                    size_t o = ((size_t)oy * s.ow + ox) * s.c + c;
+                    avg[o] = a / (s.kh * s.kw);
+                    mx[o] = m;
+                }
+        float *y = malloc(no * sizeof *y);
+        bn_avgpool(&s, xh, y);
+        expect_close(y, avg, no, 1e-6, "avgpool");
+        bn_maxpool(&s, xh, y);
+        expect_close(y, mx, no, 0, "maxpool");
+        free(x), free(xh), free(avg), free(mx), free(y);
+    }
+}
+
+static void test_bilinear(void **state)
+{
+    (void)state;
+    /* values printed by torch.nn.functional.interpolate(arange(12).view(1,1,3,4), size,
+     * mode="bilinear", align_corners=False) */
+    float x[12];
+    for (int i = 0; i < 12; i++)
+        x[i] = (float)i;
+    static const double down[6] = {1.1666667461395264, 2.5, 3.8333334922790527, 7.1666669845581055, 8.5,
+                                   9.833333015441895};
+    static const double up_row1[7] = {1.6000001430511475, 1.957142949104309, 2.528571605682373,
+                                      3.1000001430511475, 3.671428918838501, 4.242857456207275,
+                                      4.600000381469727};
+    float y[35];
+    bn_resize_bilinear(x, 3, 4, 1, y, 2, 3);
+    expect_close(y, down, 6, 1e-6, "bilinear 3x4->2x3");
+    bn_resize_bilinear(x, 3, 4, 1, y, 5, 7);
+    expect_close(y + 7, up_row1, 7, 1e-6, "bilinear 3x4->5x7 row 1");
+    assert_float_equal(y[34], 11.0f, 1e-6);
+    /* channels are independent: a 3-channel image where channel k = k * 100 + gray */
+    float x3[36], y3[105];
+    for (int p = 0; p < 12; p++)
+        for (int k = 0; k < 3; k++)
+            x3[p * 3 + k] = (float)(p + 100 * k);
+    bn_resize_bilinear(x3, 3, 4, 3, y3, 5, 7);
+    for (int p = 0; p < 35; p++)
+        for (int k = 0; k < 3; k++)
+            assert_float_equal(y3[p * 3 + k], y[p] + 100.0f * k, 1e-4);
+}
+
+static void test_synthesize(void **state)
+{
+    (void)state;
+    rng r = {31337};
+    for (int t = 0; t < 10; t++) {
+        int n = rint_in(&r, 1, 8);
+        size_t p = (size_t)rint_in(&r, 1, 5000);
+        float *bases = rand_vec(&r, (size_t)n * p), *alpha = rand_vec(&r, (size_t)n);
+        double *want = calloc(p, sizeof *want);
+        for (size_t i = 0; i < p; i++)
+            for (int k = 0; k < n; k++)
+                want[i] += (double)alpha[k] * bases[(size_t)k * p + i];
+        float *w = malloc(p * sizeof *w);
+        bn_synthesize(bases, n, p, alpha, w);
+        expect_close(w, want, p, 1e-5, "synthesize");
+        free(bases), free(alpha), free(want), free(w);
+    }
+}
+
+static int report(void **state)
+{
+    (void)state;
+    printf("kernels: max relative error seen %.3g\n", max_err);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activations),  cmocka_unit_test(test_conv_dense),
+        cmocka_unit_test(test_conv_grouped), cmocka_unit_test(test_conv_depthwise),
+        cmocka_unit_test(test_linear_add_gap_softmax), cmocka_unit_test(test_se),
+        cmocka_unit_test(test_pooling),      cmocka_unit_test(test_bilinear),
+        cmocka_unit_test(test_synthesize),
+    };
+    return cmocka_run_group_tests(tests, NULL, report);
+}
