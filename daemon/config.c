@@ -849,7 +849,7 @@ static void check_document(parse_ctx *c, const yaml_node_t *root)
         if (!(keys[i].flags & KF_REQUIRED) || c->seen[i])
             continue;
         int parent = parent_index(i);
-        if (parent >= 0 && !c->seen[parent])
+        if (parent >= 0 && !c->valid[parent]) /* absent, or already reported */
             continue;
         const yaml_mark_t *m = parent >= 0 ? &c->mark[parent] : &root->start_mark;
         err_at(c, m, "missing required key '%s'", keys[i].path);

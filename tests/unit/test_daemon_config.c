@@ -1,0 +1,605 @@
+/* Tests for the YAML config loader (daemon/config.c): defaults, every key, relative path
+ * resolution, the example configs, and the exact message for each class of error.
+ * Run from the repository root (fixtures are in tests/fixtures/config/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#define FIXTURE(name) "tests/fixtures/config/" name
+
+/* bn_config is ~40 KiB; one per test on the heap keeps the stack small under ASan. */
+static int setup_cfg(void **state)
+{
+    *state = calloc(1, sizeof(bn_config));
+    return *state ? 0 : -1;
+}
+
+static int teardown_cfg(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+static bn_status load_text(const char *name, const char *text, bn_config *cfg, char *err,
+                           size_t errlen)
+{
+    return config_load_buffer(name, text, strlen(text), cfg, err, errlen);
+}
+
+static void cwd_join(char *out, size_t outlen, const char *rel)
+{
+    char cwd[BN_PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(out, outlen, "%s/%s", cwd, rel);
+}
+
+static void test_defaults(void **state)
+{
+    bn_config *cfg = *state;
+    memset(cfg, 0xA5, sizeof *cfg);
+    config_init(cfg);
+    assert_string_equal(cfg->camera, "camera");
+    assert_string_equal(cfg->model, "");
+    assert_int_equal(cfg->log_level, 2); /* BN_LOG_INFO */
+    assert_int_equal(cfg->stats_interval_s, 10);
+    assert_int_equal(cfg->source.kind, SOURCE_V4L2);
+    assert_string_equal(cfg->source.device, "");
+    assert_string_equal(cfg->source.path, "");
+    assert_false(cfg->source.loop);
+    assert_string_equal(cfg->source.pattern, "smpte");
+    assert_string_equal(cfg->source.pipeline, "");
+    assert_int_equal(cfg->source.width, 640);
+    assert_int_equal(cfg->source.height, 480);
+    assert_int_equal(cfg->source.fps, 30);
+    assert_int_equal(cfg->source.format, PIXFMT_AUTO);
+    assert_int_equal(cfg->source.aspect, ASPECT_CROP);
+    assert_int_equal(cfg->source.n_controls, 0);
+    assert_int_equal(cfg->source.retry_initial_ms, 500);
+    assert_int_equal(cfg->source.retry_max_ms, 10000);
+    assert_int_equal(cfg->engine.threads, 1);
+    assert_true(cfg->engine.threshold == 0.9);
+    assert_int_equal(cfg->budget.mode, BUDGET_OFF);
+    assert_true(cfg->budget.latency_ms == 50.0);
+    assert_true(cfg->budget.min == 0.5);
+    assert_true(cfg->budget.max == 0.99);
+    assert_int_equal(cfg->budget.window, 256);
+    assert_string_equal(cfg->publish.socket, "/run/basisnetd/basisnetd.sock");
+    assert_int_equal(cfg->publish.mode, 0660);
+    assert_string_equal(cfg->publish.group, "");
+    assert_string_equal(cfg->publish.control_group, "");
+    assert_int_equal(cfg->publish.max_clients, 64);
+    assert_int_equal(cfg->publish.queue, 256);
+    assert_int_equal(cfg->publish.max_line, 4096);
+    assert_int_equal(cfg->publish.change_frames, 3);
+    assert_false(cfg->mqtt.enabled);
+    assert_string_equal(cfg->mqtt.host, "");
+    assert_int_equal(cfg->mqtt.port, 1883);
+    assert_string_equal(cfg->mqtt.client_id, "basisnetd-camera");
+    assert_string_equal(cfg->mqtt.topic_prefix, "basisnet/camera");
+    assert_int_equal(cfg->mqtt.qos, 0);
+    assert_true(cfg->mqtt.retain);
+    assert_int_equal(cfg->mqtt.keepalive, 60);
+    assert_string_equal(cfg->mqtt.ca_file, "");
+    assert_string_equal(cfg->mqtt.password_file, "");
+    assert_int_equal(cfg->mqtt.queue, 1000);
+    assert_false(cfg->mqtt.publish_labels);
+}
+
+/* A minimal file leaves every optional key at its default (the loader initializes). */
+static void test_minimal_file_gets_defaults(void **state)
+{
+    bn_config *cfg = *state, *ref = calloc(1, sizeof *ref);
+    assert_non_null(ref);
+    char err[1024], want[BN_PATH_MAX + 64];
+    memset(cfg, 0x5A, sizeof *cfg);
+    assert_int_equal(config_load(FIXTURE("good-minimal.yaml"), cfg, err, sizeof err), BN_OK);
+    assert_string_equal(err, "");
+    cwd_join(want, sizeof want, "tests/fixtures/config/model.bnm");
+    assert_string_equal(cfg->model, want);
+    assert_int_equal(cfg->source.kind, SOURCE_TEST);
+    config_init(ref);
+    memcpy(ref->model, cfg->model, sizeof ref->model);
+    ref->source.kind = SOURCE_TEST;
+    assert_memory_equal(cfg, ref, sizeof *ref);
+    free(ref);
+}
+
+static void test_every_key(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024], want[BN_PATH_MAX + 64];
+    assert_int_equal(config_load(FIXTURE("good-full.yaml"), cfg, err, sizeof err), BN_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(cfg->camera, "front-door_2.cam");
+    cwd_join(want, sizeof want, "tests/fixtures/config/models/full.bnm");
+    assert_string_equal(cfg->model, want);
+    assert_int_equal(cfg->log_level, 3);
+    assert_int_equal(cfg->stats_interval_s, 30);
+
+    const source_config *s = &cfg->source;
+    assert_int_equal(s->kind, SOURCE_FILE);
+    assert_string_equal(s->device, "/dev/video2");
+    cwd_join(want, sizeof want, "tests/fixtures/config/clips/door.mkv");
+    assert_string_equal(s->path, want);
+    assert_true(s->loop);
+    assert_string_equal(s->pattern, "ball");
+    assert_string_equal(s->pipeline, "videotestsrc pattern=snow ! videoconvert");
+    assert_int_equal(s->width, 1280);
+    assert_int_equal(s->height, 720);
+    assert_int_equal(s->fps, 15);
+    assert_int_equal(s->format, PIXFMT_MJPEG);
+    assert_int_equal(s->aspect, ASPECT_LETTERBOX);
+    assert_int_equal(s->n_controls, 3);
+    assert_string_equal(s->controls[0].name, "brightness");
+    assert_int_equal(s->controls[0].value, 128);
+    assert_string_equal(s->controls[1].name, "white_balance_automatic");
+    assert_int_equal(s->controls[1].value, 0);
+    assert_string_equal(s->controls[2].name, "exposure_time_absolute");
+    assert_int_equal(s->controls[2].value, -3);
+    assert_int_equal(s->retry_initial_ms, 250);
+    assert_int_equal(s->retry_max_ms, 30000);
+
+    assert_int_equal(cfg->engine.threads, 2);
+    assert_true(cfg->engine.threshold == 0.75);
+    assert_int_equal(cfg->budget.mode, BUDGET_DEADLINE);
+    assert_true(cfg->budget.latency_ms == 12.5);
+    assert_true(cfg->budget.min == 0.3);
+    assert_true(cfg->budget.max == 0.95);
+    assert_int_equal(cfg->budget.window, 512);
+
+    const publish_config *p = &cfg->publish;
+    assert_string_equal(p->socket, "/tmp/bn-full.sock");
+    assert_int_equal(p->mode, 0640);
+    assert_string_equal(p->group, "video");
+    assert_string_equal(p->control_group, "wheel");
+    assert_int_equal(p->max_clients, 8);
+    assert_int_equal(p->queue, 32);
+    assert_int_equal(p->max_line, 1024);
+    assert_int_equal(p->change_frames, 5);
+
+    const mqtt_config *m = &cfg->mqtt;
+    assert_true(m->enabled);
+    assert_string_equal(m->host, "broker.example.org");
+    assert_int_equal(m->port, 8883);
+    assert_string_equal(m->client_id, "door-cam");
+    assert_string_equal(m->topic_prefix, "home/cameras/door");
+    assert_int_equal(m->qos, 1);
+    assert_false(m->retain);
+    assert_int_equal(m->keepalive, 30);
+    assert_string_equal(m->ca_file, "/etc/ssl/certs/ca.pem");
+    cwd_join(want, sizeof want, "tests/fixtures/config/tls/client.crt");
+    assert_string_equal(m->cert_file, want);
+    cwd_join(want, sizeof want, "tests/fixtures/config/tls/client.key");
+    assert_string_equal(m->key_file, want);
+    assert_string_equal(m->username, "door");
+    cwd_join(want, sizeof want, "tests/fixtures/config/../secrets/mqtt-password");
+    assert_string_equal(m->password_file, want);
+    assert_int_equal(m->queue, 50);
+    assert_true(m->publish_labels);
+}
+
+static void test_relative_paths_resolve_against_config_dir(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024], want[BN_PATH_MAX + 64];
+    const char *text = "model: ../models/m.bnm\n"
+                       "source: {kind: file, path: ./clips//a.mkv}\n"
+                       "mqtt: {host: h, username: u, password_file: /abs/pw}\n";
+    assert_int_equal(load_text("/srv/cams/door.yaml", text, cfg, err, sizeof err), BN_OK);
+    assert_string_equal(cfg->model, "/srv/cams/../models/m.bnm");
+    assert_string_equal(cfg->source.path, "/srv/cams/clips//a.mkv");
+    assert_string_equal(cfg->mqtt.password_file, "/abs/pw");
+
+    /* A config at the root of the file system. */
+    assert_int_equal(load_text("/door.yaml", text, cfg, err, sizeof err), BN_OK);
+    assert_string_equal(cfg->model, "/../models/m.bnm");
+
+    /* A relative config path is anchored to the current directory. */
+    assert_int_equal(load_text("etc/door.yaml", text, cfg, err, sizeof err), BN_OK);
+    cwd_join(want, sizeof want, "etc/../models/m.bnm");
+    assert_string_equal(cfg->model, want);
+    assert_int_equal(load_text("door.yaml", text, cfg, err, sizeof err), BN_OK);
+    cwd_join(want, sizeof want, "../models/m.bnm");
+    assert_string_equal(cfg->model, want);
+
+    /* Strings that are not paths stay as written. */
+    assert_int_equal(load_text("/srv/door.yaml",
+                               "model: m\nsource: {kind: v4l2, device: video0}\n"
+                               "publish: {socket: run/x.sock}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_string_equal(cfg->source.device, "video0");
+    assert_string_equal(cfg->publish.socket, "run/x.sock");
+}
+
+/* The configs shipped in configs/ must load, and mean what their comments say. */
+static void test_example_configs_load(void **state)
+{
+    bn_config *cfg = *state;
+    char err[2048], want[BN_PATH_MAX + 64];
+    assert_int_equal(config_load("configs/sample.yaml", cfg, err, sizeof err), BN_OK);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg->source.kind, SOURCE_FILE);
+    cwd_join(want, sizeof want, "configs/../samples/fmnist-sample.mkv");
+    assert_string_equal(cfg->source.path, want);
+    cwd_join(want, sizeof want, "configs/../models/fmnist-basisnet.bnm");
+    assert_string_equal(cfg->model, want);
+
+    assert_int_equal(config_load("configs/camera.yaml", cfg, err, sizeof err), BN_OK);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg->source.kind, SOURCE_V4L2);
+    assert_string_equal(cfg->source.device, "/dev/video0");
+    assert_false(cfg->mqtt.enabled);
+
+    assert_int_equal(config_load("configs/test.yaml", cfg, err, sizeof err), BN_OK);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg->source.kind, SOURCE_TEST);
+}
+
+/* One fixture per class of error, with the exact message a user sees. */
+static const struct {
+    const char *fixture;
+    const char *message;
+} fixture_errors[] = {
+    {"bad-unknown-key.yaml", ":4:3: unknown key 'source.fsp' (did you mean 'source.fps'?)"},
+    {"bad-wrong-type.yaml",
+     ":4:8: key 'source.fps': expected an integer from 1 to 240, got \"thirty\""},
+    {"bad-out-of-range.yaml",
+     ":4:8: key 'source.fps': expected an integer from 1 to 240, got \"500\"\n"
+     "@:6:14: key 'engine.threshold': expected a number from 0 to 1, got \"1.5\""},
+    {"bad-missing-required.yaml", ":1:1: missing required key 'model'"},
+    {"bad-enum.yaml",
+     ":3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, got \"usb\""},
+    {"bad-duplicate.yaml", ":5:3: duplicate key 'source.fps' (first given at line 4, column 3)"},
+    {"bad-not-utf8.yaml", ":4:12: not valid UTF-8 (byte 0xe9); the config must be UTF-8 text"},
+    {"bad-syntax.yaml",
+     ":4:1: not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
+     "at line 3, column 9)"},
+    {"bad-tab.yaml",
+     ":3:1: not valid YAML: found character that cannot start any token (while scanning for "
+     "the next token at line 3, column 1); indent with spaces, YAML does not allow tabs there"},
+    {"bad-top-level.yaml", ":1:1: expected a mapping of keys at the top level, got a list"},
+    {"bad-empty.yaml",
+     ":1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
+    {"bad-too-long.yaml", ":4:9: key 'camera': expected a string of at most 63 bytes, got 70 bytes"},
+    {"bad-password.yaml",
+     ":7:3: key 'mqtt.password': a password is not accepted in the config file; put it in a "
+     "file readable only by the daemon and give that file's path as mqtt.password_file"},
+    {"bad-kind-needs-key.yaml",
+     ":3:3: missing required key 'source.device' (needed when source.kind is v4l2)"},
+    {"bad-min-max.yaml", ":6:3: key 'budget.min': 0.9 is greater than budget.max 0.6"},
+    {"bad-mode.yaml",
+     ":5:9: key 'publish.mode': expected an octal file mode from 0000 to 0777 such as 0660, "
+     "got \"660\""},
+    {"bad-mqtt-no-host.yaml", ":4:1: missing required key 'mqtt.host'"},
+    {"bad-second-document.yaml",
+     ":5:1: a second YAML document; a config file holds exactly one"},
+    {"bad-controls.yaml",
+     ":6:17: key 'source.controls.brightness': expected an integer, got \"bright\"\n"
+     "@:7:5: key 'source.controls': expected a control name of lower-case letters, digits and "
+     "'_' (as `basisnet probe` lists them), got \"Contrast\"\n"
+     "@:9:5: duplicate key 'source.controls.gain' (first given at line 8, column 5)"},
+    /* Every problem is reported, not just the first: per-key problems in file order,
+     * then the checks that need the whole file. */
+    {"bad-many.yaml",
+     ":5:8: key 'source.fps': expected an integer from 1 to 240, got \"0\"\n"
+     "@:6:9: key 'source.loop': expected true or false, got \"sometimes\"\n"
+     "@:7:1: unknown key 'fps' (did you mean 'source.fps'?)\n"
+     "@:9:12: key 'engine.threads': expected an integer from 1 to 64, got \"many\"\n"
+     "@:2:1: missing required key 'model'\n"
+     "@:4:3: missing required key 'source.path' (needed when source.kind is file)"},
+};
+
+/* Expands "@" at the start of each line of a message template into the file name. */
+static void expand_message(char *out, size_t outlen, const char *file, const char *tmpl)
+{
+    size_t o = (size_t)snprintf(out, outlen, "%s", file);
+    for (const char *t = tmpl; *t && o + 1 < outlen; t++) {
+        if (*t == '@' && t > tmpl && t[-1] == '\n')
+            o += (size_t)snprintf(out + o, outlen - o, "%s", file);
+        else
+            out[o++] = *t, out[o] = '\0';
+    }
+}
+
+static void test_error_fixtures(void **state)
+{
+    bn_config *cfg = *state;
+    for (size_t i = 0; i < sizeof fixture_errors / sizeof fixture_errors[0]; i++) {
+        char path[256], want[4096], err[4096];
+        snprintf(path, sizeof path, FIXTURE("%s"), fixture_errors[i].fixture);
+        expand_message(want, sizeof want, path, fixture_errors[i].message);
+        bn_status st = config_load(path, cfg, err, sizeof err);
+        if (st != BN_ERR_CONFIG || strcmp(err, want) != 0)
+            print_error("fixture %s\n  got:  %s\n  want: %s\n", path, err, want);
+        assert_int_equal(st, BN_ERR_CONFIG);
+        assert_string_equal(err, want);
+    }
+}
+
+/* Further cases that each need only a line or two of YAML. */
+static const struct {
+    const char *yaml;
+    const char *message;
+} inline_errors[] = {
+    {"model: m\nsource: file\n", "2:9: key 'source': expected a mapping of keys, got \"file\""},
+    {"model: m\nsource: {kind: test}\n[a]: 1\n", "3:1: keys must be plain names, got a list"},
+    {"model: m\nsource: {kind: test}\nsource.fps: 3\n",
+     "3:1: unknown key 'source.fps' (keys do not contain dots: write 'fps' nested under "
+     "'source:')"},
+    {"model: m\nsource: {kind: test}\nzzzzzz: 1\n", "3:1: unknown key 'zzzzzz'"},
+    {"model: m\nsource: {kind: test}\nthreshold: 0.5\n",
+     "3:1: unknown key 'threshold' (did you mean 'engine.threshold'?)"},
+    {"model: m\nsource: {kind: test, loop: 1}\n",
+     "2:28: key 'source.loop': expected true or false, got \"1\""},
+    {"model: m\nsource: {kind: test, fps: 30.5}\n",
+     "2:27: key 'source.fps': expected an integer from 1 to 240, got \"30.5\""},
+    {"model: m\nsource: {kind: test, fps: [30]}\n",
+     "2:27: key 'source.fps': expected an integer from 1 to 240, got a list"},
+    {"model: m\nsource: {kind: test, fps: }\n",
+     "2:27: key 'source.fps': expected an integer from 1 to 240, got an empty value"},
+    {"model: m\nsource: {kind: test, width: 99999999999999999999}\n",
+     "2:29: key 'source.width': expected an integer from 16 to 7680, got "
+     "\"99999999999999999999\""},
+    {"model: m\nsource: {kind: test}\nengine: {threshold: nan}\n",
+     "3:21: key 'engine.threshold': expected a number from 0 to 1, got \"nan\""},
+    {"model: ''\nsource: {kind: test}\n", "1:8: key 'model': expected a non-empty file path, got \"\""},
+    {"model:\nsource: {kind: test}\n", "1:7: key 'model': expected a non-empty file path, got an empty value"},
+    {"model: m\nsource: {kind: test, device: \"a\\0b\"}\n",
+     "2:30: key 'source.device': the value contains a NUL character"},
+    {"camera: front door\nmodel: m\nsource: {kind: test}\n",
+     "1:9: key 'camera': expected a name of letters, digits, '_', '-' and '.', got \"front door\""},
+    {"model: m\nsource: {kind: test}\nmqtt: {host: h, topic_prefix: 'cams/#'}\n",
+     "3:31: key 'mqtt.topic_prefix': expected an MQTT topic without '+', '#' or empty levels at "
+     "the ends, got \"cams/#\""},
+    {"model: m\nsource: {kind: test}\nmqtt: {host: h, cert_file: c.pem}\n",
+     "3:17: missing required key 'mqtt.key_file' (needed when mqtt.cert_file is set)"},
+    {"model: m\nsource: {kind: test}\nmqtt: {host: h, password_file: pw}\n",
+     "3:17: missing required key 'mqtt.username' (needed when mqtt.password_file is set)"},
+    {"model: m\nsource: {kind: test, retry_initial_ms: 20000}\n",
+     "2:22: key 'source.retry_initial_ms': 20000 is greater than source.retry_max_ms 10000 (its "
+     "default)"},
+    {"model: m\nsource: {kind: pipeline}\n",
+     "2:10: missing required key 'source.pipeline' (needed when source.kind is pipeline)"},
+    {"model: m\nsource: {kind: test}\npublish: {mode: 01000}\n",
+     "3:17: key 'publish.mode': expected an octal file mode from 0000 to 0777 such as 0660, got "
+     "\"01000\""},
+    {"model: m\nsource: {kind: test}\npublish: {mode: 0689}\n",
+     "3:17: key 'publish.mode': expected an octal file mode from 0000 to 0777 such as 0660, got "
+     "\"0689\""},
+    {"model: m\nsource:\n  kind: test\n  kind: file\n",
+     "4:3: duplicate key 'source.kind' (first given at line 3, column 3)"},
+    {"model: m\nsource: {kind: test}\nsource: {kind: file}\n",
+     "3:1: duplicate key 'source' (first given at line 2, column 1)"},
+    {"model: m\nsource: {kind: test, controls: [brightness]}\n",
+     "2:32: key 'source.controls': expected a mapping of control names to integers, got a list"},
+    {"model: m\nsource: {kind: test}\nlog_level: verbose\n",
+     "3:12: key 'log_level': expected one of error, warn, info, debug, got \"verbose\""},
+    {"model: m\nsource: {kind: test}\nengine: {threads: \"tw\\\"o\\n\"}\n",
+     "3:19: key 'engine.threads': expected an integer from 1 to 64, got \"tw\\\"o\\x0a\""},
+    {"model: m\nsource: {kind: test}\nkey: *nope\n", "3:6: not valid YAML: found undefined alias"},
+    {"model: m\nsource: {kind: test}\npublish: {socket: /run/"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
+     "3:19: key 'publish.socket': expected a string of at most 107 bytes, got 111 bytes"},
+    {"\xEF\xBB\xBF- a\n", "1:2: expected a mapping of keys at the top level, got a list"},
+    {"~\n", "1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
+    {"# only a comment\n",
+     "1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
+    {"model: m\nsource: {kind: test}\nmqtt:\n", "3:1: missing required key 'mqtt.host'"},
+};
+
+static void test_inline_errors(void **state)
+{
+    bn_config *cfg = *state;
+    for (size_t i = 0; i < sizeof inline_errors / sizeof inline_errors[0]; i++) {
+        char want[4096], err[4096];
+        snprintf(want, sizeof want, "mem.yaml:%s", inline_errors[i].message);
+        bn_status st = load_text("mem.yaml", inline_errors[i].yaml, cfg, err, sizeof err);
+        if (st != BN_ERR_CONFIG || strcmp(err, want) != 0)
+            print_error("case %zu\n  got:  %s\n  want: %s\n", i, err, want);
+        assert_int_equal(st, BN_ERR_CONFIG);
+        assert_string_equal(err, want);
+    }
+}
+
+/* A path that fits as written but not once the config's directory is put in front. */
+static void test_path_too_long_after_resolving(void **state)
+{
+    bn_config *cfg = *state;
+    char *text = malloc(BN_PATH_MAX + 64), err[8192];
+    assert_non_null(text);
+    int n = snprintf(text, BN_PATH_MAX + 64, "model: ");
+    memset(text + n, 'm', BN_PATH_MAX - 10);
+    snprintf(text + n + BN_PATH_MAX - 10, 64, "\nsource: {kind: test}\n");
+    assert_int_equal(load_text("/etc/basisnetd/x.yaml", text, cfg, err, sizeof err),
+                     BN_ERR_CONFIG);
+    assert_string_equal(err, "/etc/basisnetd/x.yaml:1:8: key 'model': expected a path of at "
+                             "most 4095 bytes, got 4101 bytes after resolving it against the "
+                             "config's directory /etc/basisnetd");
+    free(text);
+}
+
+static void test_too_many_controls(void **state)
+{
+    bn_config *cfg = *state;
+    char text[4096], err[1024];
+    int o = snprintf(text, sizeof text, "model: m\nsource:\n  kind: test\n  controls:\n");
+    for (int i = 0; i <= BN_MAX_CONTROLS; i++)
+        o += snprintf(text + o, sizeof text - (size_t)o, "    c%d: %d\n", i, i);
+    assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_ERR_CONFIG);
+    assert_string_equal(err, "mem.yaml:37:5: key 'source.controls': expected at most 32 "
+                             "controls, got more");
+}
+
+static void test_accepted_spellings(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    static const struct {
+        const char *value;
+        bool expect;
+    } bools[] = {{"true", true}, {"True", true}, {"yes", true}, {"ON", true},
+                 {"false", false}, {"No", false}, {"off", false}, {"FALSE", false}};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "model: m\nsource: {kind: file, path: p, loop: %s}\n",
+                 bools[i].value);
+        assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_OK);
+        assert_int_equal(cfg->source.loop, bools[i].expect);
+    }
+    static const struct {
+        const char *value;
+        unsigned mode;
+    } modes[] = {{"0660", 0660}, {"0o600", 0600}, {"0", 0}, {"0777", 0777}, {"'0640'", 0640}};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "model: m\nsource: {kind: test}\npublish: {mode: %s}\n",
+                 modes[i].value);
+        assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_OK);
+        assert_int_equal(cfg->publish.mode, modes[i].mode);
+    }
+    static const char *const kinds[] = {"model: m\nsource: {kind: v4l2, device: /dev/video1}\n",
+                                        "model: m\nsource: {kind: file, path: a.mkv}\n",
+                                        "model: m\nsource: {kind: test}\n",
+                                        "model: m\nsource: {kind: pipeline, pipeline: videotestsrc}\n"};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(load_text("mem.yaml", kinds[k], cfg, err, sizeof err), BN_OK);
+        assert_int_equal(cfg->source.kind, k);
+    }
+    static const char *const budget[] = {"off", "mean", "deadline"};
+    static const char *const aspect[] = {"crop", "letterbox", "stretch"};
+    static const char *const format[] = {"auto", "raw", "mjpeg"};
+    for (int i = 0; i < 3; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "model: m\nsource: {kind: test, aspect: %s, format: %s}\nbudget: {mode: %s}\n",
+                 aspect[i], format[i], budget[i]);
+        assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_OK);
+        assert_int_equal(cfg->budget.mode, i);
+        assert_int_equal(cfg->source.aspect, i);
+        assert_int_equal(cfg->source.format, i);
+    }
+    /* Quoted numbers, signs and range ends are numbers too. */
+    assert_int_equal(load_text("mem.yaml",
+                               "model: m\nsource: {kind: test, fps: '240', width: +16}\n"
+                               "engine: {threshold: 1}\nbudget: {min: 0, max: 1.0, "
+                               "latency_ms: .5}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->source.fps, 240);
+    assert_int_equal(cfg->source.width, 16);
+    assert_true(cfg->engine.threshold == 1.0);
+    assert_true(cfg->budget.latency_ms == 0.5);
+    /* Anchors and aliases work as YAML defines them. */
+    assert_int_equal(load_text("mem.yaml", "model: &m x.bnm\nsource: {kind: file, path: *m}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_string_equal(cfg->source.path + strlen(cfg->source.path) - 6, "/x.bnm");
+    /* Empty strings are fine where they mean "none". */
+    assert_int_equal(load_text("mem.yaml",
+                               "model: m\nsource: {kind: test}\npublish: {group: '', "
+                               "control_group: }\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_string_equal(cfg->publish.group, "");
+}
+
+static void test_mqtt_defaults_follow_camera(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    assert_int_equal(load_text("mem.yaml", "camera: porch\nmodel: m\nsource: {kind: test}\n"
+                                           "mqtt: {host: broker}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_true(cfg->mqtt.enabled);
+    assert_string_equal(cfg->mqtt.host, "broker");
+    assert_string_equal(cfg->mqtt.topic_prefix, "basisnet/porch");
+    assert_string_equal(cfg->mqtt.client_id, "basisnetd-porch");
+    assert_int_equal(cfg->mqtt.port, 1883);
+
+    /* Without an mqtt section MQTT stays off, whatever else is set. */
+    assert_int_equal(load_text("mem.yaml", "camera: porch\nmodel: m\nsource: {kind: test}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_false(cfg->mqtt.enabled);
+    assert_string_equal(cfg->mqtt.topic_prefix, "basisnet/porch");
+
+    /* A camera name too long for "basisnetd-<camera>": the end is kept (63 bytes). */
+    char text[256], cam[64];
+    memset(cam, 'c', 62);
+    cam[61] = 'Z';
+    cam[62] = '\0';
+    snprintf(text, sizeof text, "camera: %s\nmodel: m\nsource: {kind: test}\n", cam);
+    assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_OK);
+    assert_int_equal(strlen(cfg->mqtt.client_id), BN_NAME_MAX - 1);
+    assert_int_equal(cfg->mqtt.client_id[BN_NAME_MAX - 2], 'Z');
+}
+
+/* err is always NUL-terminated and never overrun, however small; the status is the same. */
+static void test_small_error_buffer(void **state)
+{
+    bn_config *cfg = *state;
+    char err[40];
+    memset(err, '#', sizeof err);
+    assert_int_equal(config_load(FIXTURE("bad-many.yaml"), cfg, err, 24), BN_ERR_CONFIG);
+    assert_int_equal(strlen(err), 23);
+    assert_memory_equal(err, "tests/fixtures/config/b", 23);
+    assert_int_equal(err[30], '#');
+    assert_int_equal(config_load(FIXTURE("bad-many.yaml"), cfg, NULL, 0), BN_ERR_CONFIG);
+    assert_int_equal(config_load(FIXTURE("good-minimal.yaml"), cfg, NULL, 0), BN_OK);
+}
+
+static void test_io_errors(void **state)
+{
+    bn_config *cfg = *state;
+    char err[512];
+    assert_int_equal(config_load(FIXTURE("no-such-file.yaml"), cfg, err, sizeof err), BN_ERR_IO);
+    assert_string_equal(err, FIXTURE("no-such-file.yaml") ": cannot open: No such file or directory");
+    assert_int_equal(config_load("tests/fixtures/config", cfg, err, sizeof err), BN_ERR_IO);
+    assert_string_equal(err, "tests/fixtures/config: cannot read: Is a directory");
+    assert_int_equal(config_load(NULL, cfg, err, sizeof err), BN_ERR_INVALID_ARG);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(source_kind_name(SOURCE_V4L2), "v4l2");
+    assert_string_equal(source_kind_name(SOURCE_FILE), "file");
+    assert_string_equal(source_kind_name(SOURCE_TEST), "test");
+    assert_string_equal(source_kind_name(SOURCE_PIPELINE), "pipeline");
+    assert_string_equal(source_kind_name((source_kind)42), "unknown");
+    assert_string_equal(budget_mode_name(BUDGET_OFF), "off");
+    assert_string_equal(budget_mode_name(BUDGET_MEAN), "mean");
+    assert_string_equal(budget_mode_name(BUDGET_DEADLINE), "deadline");
+    assert_string_equal(budget_mode_name((budget_mode)-1), "unknown");
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_cfg, teardown_cfg)
+    const struct CMUnitTest tests[] = {
+        T(test_defaults),
+        T(test_minimal_file_gets_defaults),
+        T(test_every_key),
+        T(test_relative_paths_resolve_against_config_dir),
+        T(test_example_configs_load),
+        T(test_error_fixtures),
+        T(test_inline_errors),
+        T(test_path_too_long_after_resolving),
+        T(test_too_many_controls),
+        T(test_accepted_spellings),
+        T(test_mqtt_defaults_follow_camera),
+        T(test_small_error_buffer),
+        T(test_io_errors),
+        T(test_names),
+    };
+    return cmocka_run_group_tests_name("daemon_config", tests, NULL, NULL);
+}
