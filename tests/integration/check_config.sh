@@ -1,0 +1,96 @@
+#!/bin/bash
+# `basisnetd --check-config FILE` on the example configs and the config fixtures: a good file
+# prints OK and exits 0; a bad one exits 1 and prints every problem as FILE:LINE:COLUMN.
+# The exact wording of each message is tested in tests/unit/test_daemon_config.c; this
+# checks that the daemon passes it through unchanged and exits with the right status.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+bin=$BUILD/basisnetd
+if [ ! -x "$bin" ]; then
+    echo "FAIL: $bin is not built (run: make $bin)"
+    exit 1
+fi
+fix=tests/fixtures/config
+failed=0
+
+expect_ok() {   # file
+    local out rc
+    out=$("$bin" --check-config "$1" 2>&1); rc=$?
+    if [ $rc -ne 0 ] || ! grep -q 'OK' <<<"$out"; then
+        echo "FAIL: $1: expected exit 0 and OK, got exit $rc:"; echo "$out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    else
+        echo "ok:   $1"
+    fi
+}
+
+expect_errors() {   # file, expected message lines (each must appear verbatim)...
+    local f=$1 out rc line missing=0; shift
+    out=$("$bin" --check-config "$f" 2>&1); rc=$?
+    for line in "$@"; do
+        grep -qF -- "$line" <<<"$out" || { missing=1; echo "  missing: $line"; }
+    done
+    if [ $rc -ne 1 ] || [ $missing -ne 0 ]; then
+        echo "FAIL: $f: expected exit 1 and the messages above, got exit $rc:"
+        echo "$out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    else
+        echo "ok:   $f (exit 1)"
+    fi
+}
+
+for f in configs/sample.yaml configs/camera.yaml configs/test.yaml \
+         $fix/good-minimal.yaml $fix/good-full.yaml; do
+    expect_ok "$f"
+done
+
+expect_errors $fix/bad-unknown-key.yaml \
+    "$fix/bad-unknown-key.yaml:4:3: unknown key 'source.fsp' (did you mean 'source.fps'?)"
+expect_errors $fix/bad-wrong-type.yaml \
+    "$fix/bad-wrong-type.yaml:4:8: key 'source.fps': expected an integer from 1 to 240, got \"thirty\""
+expect_errors $fix/bad-out-of-range.yaml \
+    "$fix/bad-out-of-range.yaml:4:8: key 'source.fps': expected an integer from 1 to 240, got \"500\"" \
+    "$fix/bad-out-of-range.yaml:6:14: key 'engine.threshold': expected a number from 0 to 1, got \"1.5\""
+expect_errors $fix/bad-missing-required.yaml \
+    "$fix/bad-missing-required.yaml:1:1: missing required key 'model'"
+expect_errors $fix/bad-enum.yaml \
+    "$fix/bad-enum.yaml:3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, got \"usb\""
+expect_errors $fix/bad-duplicate.yaml \
+    "$fix/bad-duplicate.yaml:5:3: duplicate key 'source.fps' (first given at line 4, column 3)"
+expect_errors $fix/bad-not-utf8.yaml "$fix/bad-not-utf8.yaml:4:12: not valid UTF-8 (byte 0xe9)"
+expect_errors $fix/bad-syntax.yaml "$fix/bad-syntax.yaml:4:1: not valid YAML: "
+expect_errors $fix/bad-tab.yaml "$fix/bad-tab.yaml:3:1: not valid YAML: " "YAML does not allow tabs"
+expect_errors $fix/bad-top-level.yaml \
+    "$fix/bad-top-level.yaml:1:1: expected a mapping of keys at the top level, got a list"
+expect_errors $fix/bad-empty.yaml "$fix/bad-empty.yaml:1:1: the file is empty"
+expect_errors $fix/bad-too-long.yaml \
+    "$fix/bad-too-long.yaml:4:9: key 'camera': expected a string of at most 63 bytes, got 70 bytes"
+expect_errors $fix/bad-password.yaml \
+    "$fix/bad-password.yaml:7:3: key 'mqtt.password': a password is not accepted" "mqtt.password_file"
+expect_errors $fix/bad-kind-needs-key.yaml \
+    "$fix/bad-kind-needs-key.yaml:3:3: missing required key 'source.device' (needed when source.kind is v4l2)"
+expect_errors $fix/bad-min-max.yaml \
+    "$fix/bad-min-max.yaml:6:3: key 'budget.min': 0.9 is greater than budget.max 0.6"
+expect_errors $fix/bad-mode.yaml "$fix/bad-mode.yaml:5:9: key 'publish.mode': expected an octal file mode"
+expect_errors $fix/bad-mqtt-no-host.yaml "$fix/bad-mqtt-no-host.yaml:4:1: missing required key 'mqtt.host'"
+expect_errors $fix/bad-second-document.yaml "$fix/bad-second-document.yaml:5:1: a second YAML document"
+expect_errors $fix/bad-controls.yaml \
+    "$fix/bad-controls.yaml:6:17: key 'source.controls.brightness': expected an integer, got \"bright\"" \
+    "$fix/bad-controls.yaml:9:5: duplicate key 'source.controls.gain'"
+# Every problem in a file, not just the first.
+expect_errors $fix/bad-many.yaml \
+    "$fix/bad-many.yaml:5:8: key 'source.fps': expected an integer from 1 to 240, got \"0\"" \
+    "$fix/bad-many.yaml:6:9: key 'source.loop': expected true or false, got \"sometimes\"" \
+    "$fix/bad-many.yaml:7:1: unknown key 'fps' (did you mean 'source.fps'?)" \
+    "$fix/bad-many.yaml:9:12: key 'engine.threads': expected an integer from 1 to 64, got \"many\"" \
+    "$fix/bad-many.yaml:2:1: missing required key 'model'" \
+    "$fix/bad-many.yaml:4:3: missing required key 'source.path' (needed when source.kind is file)"
+# A file that is not there is an error too, and says which file.
+expect_errors $fix/no-such-file.yaml "$fix/no-such-file.yaml: cannot open: No such file or directory"
+
+if [ $failed -ne 0 ]; then
+    echo "check_config: $failed case(s) failed"
+    exit 1
+fi
+echo "check_config: all cases passed"
