@@ -582,6 +582,33 @@ static void test_names(void **state)
     assert_string_equal(budget_mode_name((budget_mode)-1), "unknown");
 }
 
+/* The full example in docs/config.md must stay a valid config. */
+static void test_docs_example_loads(void **state)
+{
+    bn_config *cfg = *state;
+    FILE *f = fopen("docs/config.md", "r");
+    assert_non_null(f);
+    static char doc[64 * 1024];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    char *start = strstr(doc, "```yaml\n");
+    assert_non_null(start);
+    start += strlen("```yaml\n");
+    char *end = strstr(start, "```");
+    assert_non_null(end);
+    char err[2048];
+    bn_status st = config_load_buffer("docs/config.md", start, (size_t)(end - start), cfg, err,
+                                      sizeof err);
+    if (st != BN_OK)
+        print_error("%s\n", err);
+    assert_int_equal(st, BN_OK);
+    assert_string_equal(cfg->camera, "front-door");
+    assert_int_equal(cfg->budget.mode, BUDGET_MEAN);
+    assert_true(cfg->mqtt.enabled);
+    assert_int_equal(cfg->source.n_controls, 2);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_cfg, teardown_cfg)
@@ -591,6 +618,7 @@ int main(void)
         T(test_every_key),
         T(test_relative_paths_resolve_against_config_dir),
         T(test_example_configs_load),
+        T(test_docs_example_loads),
         T(test_error_fixtures),
         T(test_inline_errors),
         T(test_path_too_long_after_resolving),
