@@ -33,7 +33,7 @@ struct capture {
     int retry_delay_ms;
     bool lost_reported;      /* "source lost" said; next first frame says "recovered" */
     bool ever_running;
-    char last_reason[256];
+    char last_reason[1024];
 
     /* Shared with the streaming thread and the consumer: under lock. */
     GMutex lock;
@@ -119,6 +119,17 @@ static bn_status status_from_gerror(const GError *e)
     if (e->domain == GST_CORE_ERROR && e->code == GST_CORE_ERROR_MISSING_PLUGIN)
         return BN_ERR_UNSUPPORTED;
     return BN_ERR_IO;
+}
+
+/* What the user configured, for the start of error messages. */
+static void source_label(const capture *c, char *buf, size_t len)
+{
+    switch (c->cfg.kind) {
+    case SOURCE_V4L2: snprintf(buf, len, "device '%.200s'", c->cfg.device); break;
+    case SOURCE_FILE: snprintf(buf, len, "video file '%.200s'", c->cfg.path); break;
+    case SOURCE_TEST: snprintf(buf, len, "test source"); break;
+    default: snprintf(buf, len, "pipeline '%.200s'", c->cfg.pipeline); break;
+    }
 }
 
 /* "v4l2src0: Could not read from resource. (not-negotiated: ...)" from an ERROR message. */
@@ -292,18 +303,42 @@ static void teardown(capture *c)
     g_mutex_unlock(&c->lock);
 }
 
-/* Pops the first ERROR the pipeline posted (after a failed state change). */
+static bool m_generic(GstMessage *m)
+{
+    GError *ge = NULL;
+    gst_message_parse_error(m, &ge, NULL);
+    bool generic = ge && ge->domain == GST_STREAM_ERROR && ge->code == GST_STREAM_ERROR_FAILED;
+    if (ge)
+        g_error_free(ge);
+    return generic;
+}
+
+/* Pops the most specific ERROR the pipeline posted (after a failed state change). */
 static bn_status take_bus_error(capture *c, char *err, size_t errlen)
 {
     GstBus *bus = gst_element_get_bus(c->pipeline);
-    GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    /* Several elements may fail at once; "Internal data stream error" from a source is
+     * the consequence, the specific one (typefind, decoder, device) is the cause. */
+    GstMessage *m = NULL, *e;
+    while ((e = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR))) {
+        if (!m || (!m_generic(e) && m_generic(m))) {
+            if (m)
+                gst_message_unref(m);
+            m = e;
+        } else {
+            gst_message_unref(e);
+        }
+    }
     bn_status st = BN_ERR_IO;
+    char label[256], why[768];
+    source_label(c, label, sizeof label);
     if (m) {
-        st = describe_error_message(m, err, errlen);
+        st = describe_error_message(m, why, sizeof why);
         gst_message_unref(m);
     } else {
-        snprintf(err, errlen, "pipeline failed to start (no error message from GStreamer)");
+        snprintf(why, sizeof why, "failed to start (no error message from GStreamer)");
     }
+    snprintf(err, errlen, "%s: %s", label, why);
     gst_object_unref(bus);
     return st;
 }
@@ -433,9 +468,14 @@ static gboolean on_notify_idle(gpointer user)
 static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user)
 {
     capture *c = user;
-    GstSample *s = gst_app_sink_pull_sample(sink);
-    if (!s)
+    GstSample *pulled = gst_app_sink_pull_sample(sink);
+    if (!pulled)
         return GST_FLOW_OK;
+    /* appsink reuses the GstSample it hands out and sets new caps on it in place after a
+     * flush (file loop); holding its object in our slot makes that fail. Keep our own. */
+    GstSample *s = gst_sample_new(gst_sample_get_buffer(pulled), gst_sample_get_caps(pulled),
+                                  gst_sample_get_segment(pulled), NULL);
+    gst_sample_unref(pulled);
     uint64_t now = mono_now_ns();
     uint64_t mono = now;
     GstBuffer *b = gst_sample_get_buffer(s);
@@ -508,7 +548,7 @@ static void source_failed(capture *c, bn_status st, const char *reason)
         snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
         BN_LOGW(MOD, "source lost (%s): %s; retrying in %d ms", bn_status_str(st), reason,
                 c->retry_delay_ms);
-        char msg[320];
+        char msg[1100];
         snprintf(msg, sizeof msg, "source lost: %s", reason);
         emit_state(c, CAPTURE_LOST, msg);
     } else if (strcmp(reason, c->last_reason) != 0) {
@@ -560,10 +600,13 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user)
 {
     (void)bus;
     capture *c = user;
-    char reason[512];
+    char reason[1024];
     switch (GST_MESSAGE_TYPE(msg)) {
     case GST_MESSAGE_ERROR: {
-        bn_status st = describe_error_message(msg, reason, sizeof reason);
+        char why[384], label[256];
+        bn_status st = describe_error_message(msg, why, sizeof why);
+        source_label(c, label, sizeof label);
+        snprintf(reason, sizeof reason, "%s: %s", label, why);
         source_failed(c, st, reason);
         return G_SOURCE_REMOVE;   /* source_failed destroyed this watch */
     }
@@ -648,8 +691,8 @@ bn_status capture_open(const source_config *cfg, const capture_params *params, c
             snprintf(c->last_reason, sizeof c->last_reason, "%s", err);
             c->state = CAPTURE_LOST;
             BN_LOGW(MOD, "source not available (%s): %s; waiting for it", bn_status_str(st), err);
-            char msg[320];
-            snprintf(msg, sizeof msg, "source lost: %s", err);
+            char msg[1100];
+            snprintf(msg, sizeof msg, "source lost: %.1000s", err);
             emit_state(c, CAPTURE_LOST, msg);
             schedule_retry(c);
             *out = c;

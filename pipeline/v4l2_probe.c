@@ -216,7 +216,9 @@ bn_status v4l2_probe_open(const char *device, int *fd_out, char *err, size_t err
         snprintf(err, errlen, "'%s' is not a device node (not a character device)", device);
         return BN_ERR_UNSUPPORTED;
     }
-    int fd = v4l2_open(device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    /* Plain open + QUERYCAP first: libv4l2 prints its own complaints to stderr for nodes
+     * that are not V4L2 devices; wrap the fd with v4l2_fd_open once it is known to be one. */
+    int fd = open(device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM) {
@@ -237,9 +239,9 @@ bn_status v4l2_probe_open(const char *device, int *fd_out, char *err, size_t err
     }
     struct v4l2_capability cap;
     memset(&cap, 0, sizeof cap);
-    if (v4l2_ioctl(fd, VIDIOC_QUERYCAP, &cap) != 0) {
+    if (ioctl(fd, VIDIOC_QUERYCAP, &cap) != 0) {
         int e = errno;
-        v4l2_close(fd);
+        close(fd);
         if (e == ENODEV) {
             snprintf(err, errlen, "device '%s' is gone (unplugged)", device);
             return BN_ERR_NO_DEVICE;
@@ -250,7 +252,7 @@ bn_status v4l2_probe_open(const char *device, int *fd_out, char *err, size_t err
     }
     uint32_t caps = (cap.capabilities & V4L2_CAP_DEVICE_CAPS) ? cap.device_caps : cap.capabilities;
     if (!(caps & V4L2_CAP_VIDEO_CAPTURE) || !(caps & V4L2_CAP_STREAMING)) {
-        v4l2_close(fd);
+        close(fd);
         snprintf(err, errlen, "'%s' (%s, driver %s) is not a video capture device with streaming "
                               "I/O (device caps 0x%08x%s); UVC cameras often have a second node "
                               "for metadata: try the other /dev/video*",
@@ -258,7 +260,13 @@ bn_status v4l2_probe_open(const char *device, int *fd_out, char *err, size_t err
                  (caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE) ? ", multi-planar capture is not supported" : "");
         return BN_ERR_UNSUPPORTED;
     }
-    *fd_out = fd;
+    int lfd = v4l2_fd_open(fd, 0);
+    if (lfd < 0) {
+        close(fd);
+        snprintf(err, errlen, "libv4l2 cannot take '%s': %s", device, strerror(errno));
+        return BN_ERR_IO;
+    }
+    *fd_out = lfd;
     return BN_OK;
 }
 

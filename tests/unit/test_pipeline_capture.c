@@ -1,0 +1,728 @@
+/* Capture against real GStreamer pipelines: test source, the bundled sample clip (content
+ * checked against the Fashion-MNIST image it shows), user pipelines, errors for each failure
+ * class, loss and recovery through the bus watch on a running main context. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "capture.h"
+
+#define SAMPLE_CLIP "samples/fmnist-sample.mkv"
+#define SAMPLE_TRUTH "samples/fmnist-sample.truth.csv"
+#define FMNIST_IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+typedef struct {
+    capture_state states[32];
+    char messages[32][320];
+    int n;
+} state_log;
+
+static void record_state(capture_state st, const char *msg, void *user)
+{
+    state_log *log = user;
+    if (log->n < 32) {
+        log->states[log->n] = st;
+        snprintf(log->messages[log->n], sizeof log->messages[0], "%s", msg);
+        log->n++;
+    }
+}
+
+static source_config base_source(source_kind kind)
+{
+    source_config s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.width = 160;
+    s.height = 120;
+    s.fps = 30;
+    s.aspect = ASPECT_STRETCH;
+    s.retry_initial_ms = 100;
+    s.retry_max_ms = 400;
+    return s;
+}
+
+static capture_params base_params(int w, int h, int ch, state_log *log, GMainContext *ctx)
+{
+    capture_params p = {.width = w, .height = h, .channels = ch, .context = ctx,
+                        .on_state = record_state, .user = log, .no_sync = true};
+    return p;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static gboolean wake_once(gpointer user)
+{
+    (void)user;
+    return G_SOURCE_REMOVE;
+}
+
+/* Iterates ctx until pred(user) holds or timeout_ms passed. */
+static bool run_until(GMainContext *ctx, bool (*pred)(void *), void *user, int timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    while (!pred(user)) {
+        if (g_get_monotonic_time() > end)
+            return false;
+        /* Bounded wait: a timeout source wakes the iteration so the deadline is checked. */
+        GSource *t = g_timeout_source_new(20);
+        g_source_set_callback(t, wake_once, NULL, NULL);
+        g_source_attach(t, ctx);
+        g_main_context_iteration(ctx, TRUE);
+        g_source_destroy(t);
+        g_source_unref(t);
+    }
+    return true;
+}
+
+static double mean_value(const capture_frame *f, int y0, int y1)
+{
+    double sum = 0;
+    int n = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = 0; x < f->width * f->channels; x++, n++)
+            sum += f->data[(size_t)y * f->stride + (size_t)x];
+    return n ? sum / n : 0;
+}
+
+/* ---- test source ------------------------------------------------------------------------ */
+
+static void test_source_delivers_model_sized_gray_frames(void **state)
+{
+    (void)state;
+    state_log log = {0};
+    source_config s = base_source(SOURCE_TEST);
+    snprintf(s.pattern, sizeof s.pattern, "white");
+    capture_params p = base_params(28, 28, 1, &log, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    uint64_t last_seq = 0;
+    for (int i = 0; i < 3; i++) {
+        capture_frame f;
+        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        assert_int_equal(f.width, 28);
+        assert_int_equal(f.height, 28);
+        assert_int_equal(f.channels, 1);
+        assert_true(f.stride >= 28);
+        assert_true(f.seq > last_seq);
+        last_seq = f.seq;
+        /* Captured within the last second, in CLOCK_MONOTONIC terms. */
+        uint64_t now = now_ns();
+        assert_true(f.capture_mono_ns <= now);
+        assert_true(f.capture_mono_ns + 1000000000ull > now);
+        assert_true(mean_value(&f, 0, 28) > 225.0);   /* white stays white through the conversion */
+        capture_release(c, &f);
+    }
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_int_equal(st.state, CAPTURE_RUNNING);
+    assert_non_null(strstr(st.description, "videotestsrc"));
+    assert_non_null(strstr(st.description, "format=GRAY8,width=28,height=28"));
+    capture_close(c);
+}
+
+static void test_source_rgb_black(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_TEST);
+    snprintf(s.pattern, sizeof s.pattern, "black");
+    capture_params p = base_params(32, 24, 3, NULL, NULL);
+    p.on_state = NULL;
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    assert_int_equal(f.width, 32);
+    assert_int_equal(f.height, 24);
+    assert_int_equal(f.channels, 3);
+    assert_true(f.stride >= 32 * 3);
+    assert_true(mean_value(&f, 0, 24) < 20.0);
+    capture_release(c, &f);
+    capture_close(c);
+}
+
+static void test_unknown_pattern_lists_known(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_TEST);
+    snprintf(s.pattern, sizeof s.pattern, "plaid");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[1024] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_CONFIG);
+    assert_null(c);
+    assert_non_null(strstr(err, "unknown test pattern 'plaid'"));
+    assert_non_null(strstr(err, "smpte"));
+}
+
+/* Letterbox keeps the whole (wide) picture and pads; crop fills the frame; stretch too. */
+static void test_aspect_modes(void **state)
+{
+    (void)state;
+    static const struct {
+        aspect_mode mode;
+        bool borders;
+    } cases[] = {{ASPECT_LETTERBOX, true}, {ASPECT_CROP, false}, {ASPECT_STRETCH, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        source_config s = base_source(SOURCE_TEST);
+        snprintf(s.pattern, sizeof s.pattern, "white");
+        s.width = 320;
+        s.height = 80;   /* 4:1 into a square model input */
+        s.aspect = cases[i].mode;
+        capture_params p = base_params(32, 32, 1, NULL, NULL);
+        capture *c = NULL;
+        char err[512] = "";
+        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        capture_frame f;
+        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        double top = mean_value(&f, 0, 4), mid = mean_value(&f, 14, 18);
+        assert_true(mid > 225.0);
+        if (cases[i].borders)
+            assert_true(top < 30.0);
+        else
+            assert_true(top > 225.0);
+        capture_release(c, &f);
+        capture_close(c);
+    }
+}
+
+/* A consumer slower than the source gets the newest frame; the rest are counted. */
+static void test_slow_consumer_counts_drops(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_TEST);
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    uint64_t dropped = 0;
+    for (int i = 0; i < 3; i++) {
+        capture_frame f;
+        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        if (i > 0)
+            dropped += f.dropped;
+        capture_release(c, &f);
+        g_usleep(200 * 1000);   /* 6 frames arrive at 30 fps while we "infer" */
+    }
+    assert_true(dropped >= 2);
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_int_equal(st.frames_pulled, 3);
+    assert_true(st.frames_dropped >= dropped);
+    /* Every frame that came in was either pulled, dropped, or is waiting in the slot. */
+    assert_true(st.frames_in >= st.frames_pulled + st.frames_dropped);
+    assert_true(st.frames_in <= st.frames_pulled + st.frames_dropped + 1);
+    capture_close(c);
+}
+
+/* ---- file source: the bundled clip ---------------------------------------------------- */
+
+static unsigned char *load_fmnist_images(int *count)
+{
+    gzFile gz = gzopen(FMNIST_IMAGES, "rb");
+    if (!gz)
+        return NULL;
+    unsigned char hdr[16];
+    if (gzread(gz, hdr, 16) != 16) {
+        gzclose(gz);
+        return NULL;
+    }
+    int n = (hdr[4] << 24) | (hdr[5] << 16) | (hdr[6] << 8) | hdr[7];
+    unsigned char *buf = malloc((size_t)n * 784);
+    if (!buf || gzread(gz, buf, (unsigned)n * 784) != n * 784) {
+        free(buf);
+        gzclose(gz);
+        return NULL;
+    }
+    gzclose(gz);
+    *count = n;
+    return buf;
+}
+
+typedef struct {
+    int first, last, label, image;
+} truth_row;
+
+static int load_truth(truth_row *rows, int max)
+{
+    FILE *f = fopen(SAMPLE_TRUTH, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int n = 0;
+    if (!fgets(line, sizeof line, f)) {   /* header */
+        fclose(f);
+        return -1;
+    }
+    while (n < max && fgets(line, sizeof line, f)) {
+        char name[64];
+        if (sscanf(line, "%d,%d,%d,%63[^,],%d", &rows[n].first, &rows[n].last, &rows[n].label,
+                   name, &rows[n].image) == 5)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static double frame_diff(const capture_frame *f, const unsigned char *img)
+{
+    double sum = 0;
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++)
+            sum += abs((int)f->data[(size_t)y * f->stride + (size_t)x] - (int)img[y * 28 + x]);
+    return sum / 784.0;
+}
+
+/* Decoded, scaled 280 -> 28 frames show the test image the truth file names for that
+ * frame number, and not the images around it. */
+static void test_file_sample_clip_matches_truth(void **state)
+{
+    (void)state;
+    int n_images = 0;
+    unsigned char *images = load_fmnist_images(&n_images);
+    assert_non_null(images);
+    truth_row rows[256];
+    int n_rows = load_truth(rows, 256);
+    assert_true(n_rows >= 100);
+
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", SAMPLE_CLIP);
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    int checked = 0;
+    for (int i = 0; i < 40; i++) {
+        capture_frame f;
+        bn_status st = capture_pull(c, &f, 3000);
+        if (st == BN_ERR_EOS)
+            break;
+        assert_int_equal(st, BN_OK);
+        int frame_no = (int)((f.pts_ns * 30 + 500000000ull) / 1000000000ull);
+        const truth_row *r = NULL;
+        for (int k = 0; k < n_rows && !r; k++)
+            if (frame_no >= rows[k].first && frame_no <= rows[k].last)
+                r = &rows[k];
+        assert_non_null(r);
+        assert_true(r->image >= 0 && r->image < n_images);
+        double d = frame_diff(&f, images + (size_t)r->image * 784);
+        assert_true(d < 6.0);
+        /* ... and differs from the previous / next image in the clip. */
+        const truth_row *other = r == &rows[0] ? &rows[1] : r - 1;
+        assert_true(frame_diff(&f, images + (size_t)other->image * 784) > d + 10.0);
+        checked++;
+        capture_release(c, &f);
+        g_usleep(2000);
+    }
+    assert_true(checked >= 10);
+    capture_close(c);
+    free(images);
+}
+
+/* Default timing for files: real time, as a camera would deliver the frames. */
+static void test_file_plays_in_real_time_by_default(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", SAMPLE_CLIP);
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    p.no_sync = false;
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    capture_release(c, &f);
+    g_usleep(500 * 1000);
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    /* Half a second later the clip is about half a second in, not seconds ahead. */
+    assert_true(f.pts_ns < 2000000000ull);
+    assert_true(f.pts_ns >= 300000000ull);
+    capture_release(c, &f);
+    capture_close(c);
+}
+
+static bool log_has_state(void *user)
+{
+    const state_log *log = user;
+    return log->n > 0 && log->states[log->n - 1] == CAPTURE_EOS;
+}
+
+static const char *make_short_clip(char *path, size_t len)
+{
+    snprintf(path, len, "/tmp/bn-capture-test-%d.mkv", (int)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "gst-launch-1.0 -q videotestsrc num-buffers=20 ! video/x-raw,width=64,height=48,"
+             "framerate=30/1 ! vp8enc deadline=1 ! matroskamux ! filesink location=%s", path);
+    return system(cmd) == 0 ? path : NULL;
+}
+
+static void test_file_eos_without_loop(void **state)
+{
+    (void)state;
+    char path[128];
+    assert_non_null(make_short_clip(path, sizeof path));
+    GMainContext *ctx = g_main_context_new();
+    state_log log = {0};
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", path);
+    capture_params p = base_params(28, 28, 1, &log, ctx);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    assert_true(run_until(ctx, log_has_state, &log, 5000));
+    bn_status st;
+    capture_frame f;
+    while ((st = capture_pull(c, &f, 1000)) == BN_OK)
+        capture_release(c, &f);
+    assert_int_equal(st, BN_ERR_EOS);
+    assert_string_equal(log.messages[log.n - 1], "end of stream");
+    capture_close(c);
+    g_main_context_unref(ctx);
+    unlink(path);
+}
+
+static bool frames_beyond_20(void *user)
+{
+    capture_stats st;
+    capture_get_stats(user, &st);
+    return st.frames_in > 45;
+}
+
+static void test_file_loop_restarts(void **state)
+{
+    (void)state;
+    char path[128];
+    assert_non_null(make_short_clip(path, sizeof path));
+    GMainContext *ctx = g_main_context_new();
+    state_log log = {0};
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", path);
+    s.loop = true;
+    capture_params p = base_params(28, 28, 1, &log, ctx);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    /* 20-frame clip: more than two passes arrive and nothing reports a loss or the end. */
+    assert_true(run_until(ctx, frames_beyond_20, c, 8000));
+    for (int i = 0; i < log.n; i++)
+        assert_int_equal(log.states[i], CAPTURE_RUNNING);
+    capture_close(c);
+    g_main_context_unref(ctx);
+    unlink(path);
+}
+
+static void test_missing_file_is_clear(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "/nonexistent/clip.mkv");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_IO);
+    assert_null(c);
+    assert_string_equal(err, "cannot open video file '/nonexistent/clip.mkv': No such file or directory");
+}
+
+static void test_undecodable_file_fails_at_open(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/bn-capture-junk-%d.mkv", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 4096; i++)
+        fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", path);
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    bn_status st = capture_open(&s, &p, &c, err, sizeof err);
+    assert_int_not_equal(st, BN_OK);
+    assert_null(c);
+    /* GStreamer's own words, naming the element that failed. */
+    assert_int_equal(st, BN_ERR_FORMAT);
+    /* Names the file, then GStreamer's own words. */
+    char want[200];
+    snprintf(want, sizeof want, "video file '%s': typefind: ", path);
+    assert_non_null(strstr(err, want));
+    unlink(path);
+}
+
+/* ---- v4l2 without a device -------------------------------------------------------------- */
+
+static void test_missing_device(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "/dev/video-bn-missing");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_NO_DEVICE);
+    assert_null(c);
+    assert_non_null(strstr(err, "no such device '/dev/video-bn-missing'"));
+}
+
+static void test_not_a_device(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "/etc/hostname");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err, "'/etc/hostname' is not a device node"));
+}
+
+static void test_not_a_v4l2_device(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "/dev/null");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err, "'/dev/null' is not a V4L2 device"));
+}
+
+/* With wait_for_device the daemon starts without its camera and reports it as lost. */
+static void test_wait_for_missing_device(void **state)
+{
+    (void)state;
+    GMainContext *ctx = g_main_context_new();
+    state_log log = {0};
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "/dev/video-bn-missing");
+    capture_params p = base_params(28, 28, 1, &log, ctx);
+    p.wait_for_device = true;
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    assert_non_null(c);
+    assert_int_equal(log.n, 1);
+    assert_int_equal(log.states[0], CAPTURE_LOST);
+    assert_non_null(strstr(log.messages[0], "source lost: no such device '/dev/video-bn-missing'"));
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 50), BN_ERR_SOURCE_LOST);
+    /* Retries happen on the context, quietly: still one report. */
+    g_usleep(350 * 1000);
+    while (g_main_context_iteration(ctx, FALSE))
+        ;
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_true(st.reconnects >= 1);
+    assert_int_equal(st.state, CAPTURE_LOST);
+    assert_int_equal(log.n, 1);
+    capture_close(c);
+    g_main_context_unref(ctx);
+}
+
+/* ---- user pipelines ------------------------------------------------------------------------ */
+
+static void test_pipeline_kind(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_PIPELINE);
+    snprintf(s.pipeline, sizeof s.pipeline,
+             "videotestsrc is-live=true pattern=white ! video/x-raw,width=64,height=48,framerate=30/1");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    assert_int_equal(f.width, 28);
+    assert_int_equal(f.height, 28);
+    assert_true(mean_value(&f, 0, 28) > 225.0);
+    capture_release(c, &f);
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_non_null(strstr(st.description, "pattern=white"));
+    assert_non_null(strstr(st.description, "appsink"));
+    capture_close(c);
+}
+
+static void test_bad_pipeline_names_problem(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pipeline, *expect;
+    } cases[] = {
+        {"nosuchelement0 ! videoconvert", "no element \"nosuchelement0\""},
+        {"videotestsrc ! ! videoconvert", "syntax error"},
+        {"videotestsrc ! audio/x-raw", "could not link"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        source_config s = base_source(SOURCE_PIPELINE);
+        snprintf(s.pipeline, sizeof s.pipeline, "%s", cases[i].pipeline);
+        capture_params p = base_params(28, 28, 1, NULL, NULL);
+        capture *c = NULL;
+        char err[1024] = "";
+        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_CONFIG);
+        assert_null(c);
+        /* The user's pipeline is quoted in the message, and GStreamer's reason follows. */
+        assert_non_null(strstr(err, cases[i].pipeline));
+        assert_non_null(strstr(err, "cannot build pipeline pipeline '"));
+        assert_non_null(strstr(err, cases[i].expect));
+    }
+}
+
+static bool recovered(void *user)
+{
+    const state_log *log = user;
+    for (int i = 0; i < log->n; i++)
+        if (log->states[i] == CAPTURE_RUNNING && !strcmp(log->messages[i], "source recovered"))
+            return true;
+    return false;
+}
+
+static void check_loss_and_recovery(const char *pipeline, const char *reason)
+{
+    GMainContext *ctx = g_main_context_new();
+    state_log log = {0};
+    source_config s = base_source(SOURCE_PIPELINE);
+    snprintf(s.pipeline, sizeof s.pipeline, "%s", pipeline);
+    capture_params p = base_params(28, 28, 1, &log, ctx);
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    assert_true(run_until(ctx, recovered, &log, 8000));
+    /* running -> lost (with the reason) -> recovered, each said once. */
+    assert_true(log.n >= 3);
+    assert_int_equal(log.states[0], CAPTURE_RUNNING);
+    assert_string_equal(log.messages[0], "source running");
+    assert_int_equal(log.states[1], CAPTURE_LOST);
+    assert_non_null(strstr(log.messages[1], "source lost: "));
+    assert_non_null(strstr(log.messages[1], reason));
+    assert_int_equal(log.states[2], CAPTURE_RUNNING);
+    assert_string_equal(log.messages[2], "source recovered");
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    assert_int_equal(f.width, 28);
+    capture_release(c, &f);
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_true(st.reconnects >= 1);
+    capture_close(c);
+    g_main_context_unref(ctx);
+}
+
+static void test_loss_on_error_then_recovery(void **state)
+{
+    (void)state;
+    /* identity error-after=N posts a real streaming ERROR after N buffers. */
+    check_loss_and_recovery("videotestsrc is-live=true ! video/x-raw,width=64,height=48,"
+                            "framerate=30/1 ! identity error-after=5",
+                            "identity");
+}
+
+static void test_loss_on_unexpected_eos_then_recovery(void **state)
+{
+    (void)state;
+    check_loss_and_recovery("videotestsrc is-live=true num-buffers=5 ! video/x-raw,width=64,"
+                            "height=48,framerate=30/1",
+                            "unexpected end of stream");
+}
+
+typedef struct {
+    capture *c;
+    bn_status result;
+    gint64 waited_us;
+} puller;
+
+static gpointer pull_thread(gpointer user)
+{
+    puller *pl = user;
+    gint64 t0 = g_get_monotonic_time();
+    capture_frame f;
+    pl->result = capture_pull(pl->c, &f, 5000);
+    pl->waited_us = g_get_monotonic_time() - t0;
+    if (pl->result == BN_OK)
+        capture_release(NULL, &f);
+    return NULL;
+}
+
+static void test_close_wakes_blocked_pull(void **state)
+{
+    (void)state;
+    GMainContext *ctx = g_main_context_new();
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "/dev/video-bn-missing");
+    capture_params p = base_params(28, 28, 1, NULL, ctx);
+    p.on_state = NULL;
+    p.wait_for_device = true;
+    capture *c = NULL;
+    char err[512] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    puller pl = {.c = c};
+    GThread *t = g_thread_new("puller", pull_thread, &pl);
+    g_usleep(100 * 1000);
+    capture_close(c);
+    g_thread_join(t);
+    assert_int_equal(pl.result, BN_ERR_CLOSED);
+    assert_true(pl.waited_us < 4000000);
+    g_main_context_unref(ctx);
+}
+
+static void test_invalid_model_input(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_TEST);
+    capture_params p = base_params(28, 28, 2, NULL, NULL);
+    capture *c = NULL;
+    char err[256] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "28x28x2"));
+}
+
+int main(void)
+{
+    /* Tests open files relative to the repository root. */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_source_delivers_model_sized_gray_frames),
+        cmocka_unit_test(test_source_rgb_black),
+        cmocka_unit_test(test_unknown_pattern_lists_known),
+        cmocka_unit_test(test_aspect_modes),
+        cmocka_unit_test(test_slow_consumer_counts_drops),
+        cmocka_unit_test(test_file_sample_clip_matches_truth),
+        cmocka_unit_test(test_file_plays_in_real_time_by_default),
+        cmocka_unit_test(test_file_eos_without_loop),
+        cmocka_unit_test(test_file_loop_restarts),
+        cmocka_unit_test(test_missing_file_is_clear),
+        cmocka_unit_test(test_undecodable_file_fails_at_open),
+        cmocka_unit_test(test_missing_device),
+        cmocka_unit_test(test_not_a_device),
+        cmocka_unit_test(test_not_a_v4l2_device),
+        cmocka_unit_test(test_wait_for_missing_device),
+        cmocka_unit_test(test_pipeline_kind),
+        cmocka_unit_test(test_bad_pipeline_names_problem),
+        cmocka_unit_test(test_loss_on_error_then_recovery),
+        cmocka_unit_test(test_loss_on_unexpected_eos_then_recovery),
+        cmocka_unit_test(test_close_wakes_blocked_pull),
+        cmocka_unit_test(test_invalid_model_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
