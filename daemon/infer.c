@@ -1,0 +1,325 @@
+/* Inference thread and its result queue (see infer.h). The queue is a mutex-protected ring;
+ * the eventfd counts nothing, it only wakes the event loop. */
+#include "infer.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bn_log.h"
+
+#define MOD "infer"
+#define PULL_TIMEOUT_MS 100
+#define STATS_EVERY 8
+
+struct infer {
+    capture *cap;
+    bn_session *session;
+    budget_ctl *budget;
+    GThread *thread;
+    atomic_bool stop;
+    int efd;
+
+    GMutex lock;            /* protects everything below */
+    infer_result *ring;
+    int cap_n, head, count;
+    bool eos;
+    uint64_t dropped_results;
+    budget_ctl *pending_budget;
+    bool pending_ms_set;
+    double pending_ms;
+    budget_stats bstats;
+
+    atomic_uint_fast64_t heartbeat, frames;
+    _Atomic int source_state;   /* 0 running, 1 lost, 2 eos, 3 closed, 4 error */
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void wake(infer *in)
+{
+    uint64_t one = 1;
+    ssize_t n = write(in->efd, &one, sizeof one);
+    (void)n;    /* EAGAIN: the counter is already non-zero, the loop will wake */
+}
+
+static void push_result(infer *in, const infer_result *r)
+{
+    g_mutex_lock(&in->lock);
+    if (in->count == in->cap_n) {
+        in->head = (in->head + 1) % in->cap_n;
+        in->count--;
+        in->dropped_results++;
+    }
+    in->ring[(in->head + in->count) % in->cap_n] = *r;
+    in->count++;
+    g_mutex_unlock(&in->lock);
+    wake(in);
+}
+
+/* Applies what the loop asked for since the last frame. */
+static void apply_pending(infer *in)
+{
+    budget_ctl *old = NULL;
+    g_mutex_lock(&in->lock);
+    if (in->pending_budget) {
+        old = in->budget;
+        in->budget = in->pending_budget;
+        in->pending_budget = NULL;
+    }
+    if (in->pending_ms_set) {
+        budget_set_latency(in->budget, in->pending_ms);
+        in->pending_ms_set = false;
+    }
+    g_mutex_unlock(&in->lock);
+    budget_free(old);
+}
+
+static bool classify(infer *in, const capture_frame *fr)
+{
+    infer_result r = {0};
+    bn_result res;
+    r.frame_seq = fr->seq;
+    r.pts_ns = fr->pts_ns;
+    r.capture_mono_ns = fr->capture_mono_ns;
+    r.dropped = fr->dropped;
+    r.start_mono_ns = mono_ns();
+    float thr = budget_next_threshold(in->budget);
+    bn_status st = bn_run_light(in->session, fr->data, fr->stride, &res);
+    if (st != BN_OK) {
+        BN_LOGE(MOD, "lightweight model failed: %s", bn_status_str(st));
+        return false;
+    }
+    uint64_t elapsed = mono_ns() - r.start_mono_ns;
+    budget_decision d = budget_should_run_specialist(in->budget, res.light_score, elapsed);
+    if (d.run) {
+        st = bn_run_specialist(in->session, &res);
+        if (st != BN_OK) {
+            BN_LOGE(MOD, "specialist failed: %s", bn_status_str(st));
+            return false;
+        }
+    }
+    budget_observe(in->budget, res.light_score, res.ns_light,
+                   d.run ? res.ns_synth + res.ns_specialist : 0, d.run);
+    r.done_mono_ns = mono_ns();
+    r.class_id = res.class_id;
+    r.score = res.score;
+    r.stage = (int)res.stage;
+    r.reason = (int)d.reason;
+    r.threshold = thr;
+    r.light_class = res.light_class;
+    r.light_score = res.light_score;
+    r.ns_light = res.ns_light;
+    r.ns_synth = d.run ? res.ns_synth : 0;
+    r.ns_specialist = d.run ? res.ns_specialist : 0;
+    r.madds = res.madds;
+    push_result(in, &r);
+    return true;
+}
+
+static gpointer thread_main(gpointer data)
+{
+    infer *in = data;
+    uint64_t n = 0;
+    bool error_logged = false;
+    while (!atomic_load(&in->stop)) {
+        atomic_fetch_add(&in->heartbeat, 1);
+        apply_pending(in);
+        capture_frame fr;
+        bn_status st = capture_pull(in->cap, &fr, PULL_TIMEOUT_MS);
+        switch (st) {
+        case BN_OK: {
+            atomic_store(&in->source_state, 0);
+            bool ok = classify(in, &fr);
+            capture_release(in->cap, &fr);
+            if (!ok) {
+                if (!error_logged)
+                    BN_LOGE(MOD, "inference failed; frames are skipped until it works again");
+                error_logged = true;
+                atomic_store(&in->source_state, 4);
+                break;
+            }
+            error_logged = false;
+            atomic_fetch_add(&in->frames, 1);
+            if (++n % STATS_EVERY == 1) {
+                budget_stats bs;
+                budget_get_stats(in->budget, &bs);
+                g_mutex_lock(&in->lock);
+                in->bstats = bs;
+                g_mutex_unlock(&in->lock);
+            }
+            break;
+        }
+        case BN_ERR_TIMEOUT:
+            break;
+        case BN_ERR_SOURCE_LOST:
+            atomic_store(&in->source_state, 1);
+            break;
+        case BN_ERR_EOS:
+            atomic_store(&in->source_state, 2);
+            g_mutex_lock(&in->lock);
+            in->eos = true;
+            g_mutex_unlock(&in->lock);
+            wake(in);
+            return NULL;
+        case BN_ERR_CLOSED:
+            atomic_store(&in->source_state, 3);
+            return NULL;
+        default:
+            /* A frame that cannot be mapped: capture logged it; do not spin on it. */
+            g_usleep(10000);
+            break;
+        }
+    }
+    return NULL;
+}
+
+bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    infer *in = calloc(1, sizeof *in);
+    int qn = p->queue > 0 ? p->queue : 64;
+    if (in)
+        in->ring = calloc((size_t)qn, sizeof *in->ring);
+    if (!in || !in->ring) {
+        if (in)
+            free(in->ring);
+        free(in);
+        budget_free(p->budget);
+        snprintf(err, errlen, "out of memory");
+        return BN_ERR_NOMEM;
+    }
+    in->cap = p->cap;
+    in->session = p->session;
+    in->budget = p->budget;
+    in->cap_n = qn;
+    g_mutex_init(&in->lock);
+    budget_get_stats(in->budget, &in->bstats);
+    in->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (in->efd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        infer_free(in);
+        return BN_ERR_IO;
+    }
+    GError *ge = NULL;
+    in->thread = g_thread_try_new("infer", thread_main, in, &ge);
+    if (!in->thread) {
+        snprintf(err, errlen, "cannot start the inference thread: %s", ge ? ge->message : "?");
+        g_clear_error(&ge);
+        infer_free(in);
+        return BN_ERR_INTERNAL;
+    }
+    *out = in;
+    return BN_OK;
+}
+
+void infer_stop(infer *in)
+{
+    if (!in || !in->thread)
+        return;
+    atomic_store(&in->stop, true);
+    g_thread_join(in->thread);
+    in->thread = NULL;
+}
+
+void infer_free(infer *in)
+{
+    if (!in)
+        return;
+    infer_stop(in);
+    if (in->efd >= 0)
+        close(in->efd);
+    budget_free(in->budget);
+    budget_free(in->pending_budget);
+    free(in->ring);
+    g_mutex_clear(&in->lock);
+    free(in);
+}
+
+int infer_eventfd(const infer *in)
+{
+    return in->efd;
+}
+
+int infer_drain(infer *in, infer_result *out, int max, bool *eos)
+{
+    uint64_t v;
+    ssize_t n = read(in->efd, &v, sizeof v);
+    (void)n;
+    g_mutex_lock(&in->lock);
+    int k = 0;
+    while (k < max && in->count > 0) {
+        out[k++] = in->ring[in->head];
+        in->head = (in->head + 1) % in->cap_n;
+        in->count--;
+    }
+    if (in->count > 0)
+        wake(in);   /* more than max waiting: come back */
+    if (eos)
+        *eos = in->eos && in->count == 0;
+    g_mutex_unlock(&in->lock);
+    return k;
+}
+
+void infer_set_budget(infer *in, budget_ctl *b)
+{
+    g_mutex_lock(&in->lock);
+    budget_free(in->pending_budget);
+    in->pending_budget = b;
+    g_mutex_unlock(&in->lock);
+}
+
+void infer_set_budget_ms(infer *in, double ms)
+{
+    g_mutex_lock(&in->lock);
+    if (in->pending_budget) {
+        budget_set_latency(in->pending_budget, ms);
+    } else {
+        in->pending_ms = ms;
+        in->pending_ms_set = true;
+    }
+    g_mutex_unlock(&in->lock);
+}
+
+void infer_budget_stats(infer *in, budget_stats *st)
+{
+    g_mutex_lock(&in->lock);
+    *st = in->bstats;
+    g_mutex_unlock(&in->lock);
+}
+
+uint64_t infer_heartbeat(const infer *in)
+{
+    return atomic_load(&((infer *)in)->heartbeat);
+}
+
+uint64_t infer_frames(const infer *in)
+{
+    return atomic_load(&((infer *)in)->frames);
+}
+
+uint64_t infer_results_dropped(const infer *in)
+{
+    g_mutex_lock(&((infer *)in)->lock);
+    uint64_t n = in->dropped_results;
+    g_mutex_unlock(&((infer *)in)->lock);
+    return n;
+}
+
+const char *infer_source_state(const infer *in)
+{
+    static const char *const names[] = {"running", "lost", "eos", "closed", "error"};
+    int s = atomic_load(&((infer *)in)->source_state);
+    return s >= 0 && s < 5 ? names[s] : "?";
+}
