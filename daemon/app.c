@@ -183,8 +183,10 @@ static bn_status engine_set_open(const bn_config *cfg, engine_set *e, char *err,
 static json_t *budget_json(const budget_params *bp)
 {
     return json_pack("{s:s, s:f, s:f, s:f, s:f}", "mode",
-                     budget_mode_name((budget_mode)bp->mode), "latency_ms", bp->latency_ms, "min",
-                     bp->min, "max", bp->max, "fixed_threshold", bp->fixed_threshold);
+                     budget_mode_name((budget_mode)bp->mode), "latency_ms",
+                     proto_round(bp->latency_ms, 4), "min", proto_round(bp->min, 4), "max",
+                     proto_round(bp->max, 4), "fixed_threshold",
+                     proto_round(bp->fixed_threshold, 4));
 }
 
 static pub_msg *json_to_msg(json_t *o, msg_kind kind)
@@ -199,6 +201,13 @@ static pub_msg *json_to_msg(json_t *o, msg_kind kind)
     pub_msg *m = pub_msg_new(kind, line, len);
     free(line);
     return m;
+}
+
+static const char *label_name(const app *a, int class_id)
+{
+    if (class_id >= 0 && class_id < a->info->num_classes)
+        return a->info->labels[class_id];
+    return "?";
 }
 
 static void rebuild_hello(app *a)
@@ -222,13 +231,6 @@ static pub_msg *hello_cb(void *user)
 {
     app *a = user;
     return pub_msg_ref(a->hello);
-}
-
-static const char *label_name(const app *a, int class_id)
-{
-    if (class_id >= 0 && class_id < a->info->num_classes)
-        return a->info->labels[class_id];
-    return "?";
 }
 
 static void publish_source(app *a, const char *state, const char *message)
@@ -296,6 +298,7 @@ static void publish_result(app *a, const infer_result *r)
             server_publish(a->srv, cm);
             pub_msg_unref(cm);
         }
+        rebuild_hello(a);
     }
 }
 
