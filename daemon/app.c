@@ -438,6 +438,12 @@ static bn_status reload(app *a, char *err, size_t errlen)
     st = engine_set_open(ncfg, &ne, err, errlen);
     if (st != BN_OK)
         goto fail;
+    st = server_set_access(a->srv, ncfg->publish.mode, ncfg->publish.group,
+                           ncfg->publish.control_group, err, errlen);
+    if (st != BN_OK) {
+        engine_set_free(&ne);
+        goto fail;
+    }
     const bn_model_info *ni = bn_model_get_info(ne.model);
     bool new_capture = !same_source(&a->cfg, ncfg) || ni->width != a->info->width ||
                        ni->height != a->info->height || ni->channels != a->info->channels;

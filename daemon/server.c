@@ -19,6 +19,7 @@
 
 #define MOD "server"
 #define MAX_PEER_GROUPS 256
+#define CLIENT_SNDBUF (64 * 1024)
 
 struct server_client {
     server *srv;
@@ -59,6 +60,7 @@ struct server {
 };
 
 static void client_free(server_client *c);
+static void authorize(server *s, server_client *c);
 
 /* ---- dead-client reaping ---------------------------------------------------------------- */
 
@@ -426,6 +428,10 @@ static void client_add(server *s, int fd)
         BN_LOGW(MOD, "out of memory accepting a client");
         return;
     }
+    /* Bound what the kernel buffers per client: beyond it the client's own queue drops the
+     * oldest messages, so a slow reader gets fresh labels instead of a backlog. */
+    int sndbuf = CLIENT_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     c->srv = s;
     c->fd = fd;
     c->rcap = (size_t)s->max_line;
@@ -437,9 +443,7 @@ static void client_add(server *s, int fd)
         c->cred.uid = (uid_t)-1;
         c->cred.gid = (gid_t)-1;
     }
-    /* The daemon's own uid may signal or ptrace it anyway, so refusing it adds nothing. */
-    c->authorized = c->cred.uid == 0 || c->cred.uid == s->self_uid ||
-                    (s->has_control_gid && peer_in_group(fd, &c->cred, s->control_gid));
+    authorize(s, c);
     c->next = s->clients;
     if (s->clients)
         s->clients->prev = c;
@@ -713,6 +717,42 @@ void server_flush(server *s, int timeout_ms)
         g_poll(fds, (guint)n, (gint)((left + 999) / 1000));
     }
     leave(s);
+}
+
+static void authorize(server *s, server_client *c)
+{
+    /* The daemon's own uid may signal or ptrace it anyway, so refusing it adds nothing. */
+    c->authorized = c->cred.uid == 0 || c->cred.uid == s->self_uid ||
+                    (s->has_control_gid && peer_in_group(c->fd, &c->cred, s->control_gid));
+}
+
+bn_status server_set_access(server *s, unsigned mode, const char *group,
+                            const char *control_group, char *err, size_t errlen)
+{
+    gid_t sock_gid = (gid_t)-1, ctl_gid = 0;
+    bool has_ctl = control_group && *control_group;
+    if (group && *group && lookup_group("publish.group", group, &sock_gid, err, errlen) != BN_OK)
+        return BN_ERR_CONFIG;
+    if (has_ctl &&
+        lookup_group("publish.control_group", control_group, &ctl_gid, err, errlen) != BN_OK)
+        return BN_ERR_CONFIG;
+    if (s->owns_path) {
+        if (sock_gid != (gid_t)-1 && chown(s->path, (uid_t)-1, sock_gid) != 0) {
+            snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, group,
+                     strerror(errno));
+            return BN_ERR_PERMISSION;
+        }
+        if (chmod(s->path, (mode_t)(mode & 07777)) != 0) {
+            snprintf(err, errlen, "socket %s: cannot set mode %04o: %s", s->path, mode,
+                     strerror(errno));
+            return BN_ERR_PERMISSION;
+        }
+    }
+    s->has_control_gid = has_ctl;
+    s->control_gid = ctl_gid;
+    for (server_client *c = s->clients; c; c = c->next)
+        authorize(s, c);
+    return BN_OK;
 }
 
 void server_set_limits(server *s, int max_clients, int queue, int max_line)

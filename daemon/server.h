@@ -54,6 +54,11 @@ void server_send_json(server *s, server_client *c, json_t *msg);
 
 /* Writes what is queued, waiting at most timeout_ms in total (used on shutdown). */
 void server_flush(server *s, int timeout_ms);
+/* Applies a reloaded publish.mode/group/control_group: the socket file's mode and group,
+ * and the control group for new and connected clients. Every name is checked before
+ * anything changes; on error nothing changes. */
+bn_status server_set_access(server *s, unsigned mode, const char *group,
+                            const char *control_group, char *err, size_t errlen);
 /* New limits apply to clients that connect afterwards (queue) or at once (max_line). */
 void server_set_limits(server *s, int max_clients, int queue, int max_line);
 
