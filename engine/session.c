@@ -5,8 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "bn_log.h"
 #include "engine_internal.h"
 #include "model.h"
 
@@ -84,6 +86,27 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
 #define ALIGN_FLOATS 16 /* 64 bytes */
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
+/* OpenBLAS 0.3.21 picks its kernels by CPU model at load time; on a CPU it does not know
+ * (e.g. a virtual "Intel Xeon Processor") it falls back to SSE3 "Prescott" kernels that ran
+ * the specialist 2x slower here. Only OPENBLAS_CORETYPE, read before main, can fix it. */
+static void check_blas_core(void)
+{
+    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                          "Atom", "Sandybridge", "Unknown"};
+    const char *core = openblas_get_corename();
+    __builtin_cpu_init();
+    if (!core || !__builtin_cpu_supports("avx2"))
+        return;
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        if (strcasecmp(core, generic[i]) == 0) {
+            BN_LOGW("engine",
+                    "OpenBLAS uses its generic '%s' kernels on this AVX2 CPU (model not recognized): "
+                    "about 2x slower; set OPENBLAS_CORETYPE=%s in the environment",
+                    core, __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+            return;
+        }
+}
+
 bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session **out, char *err,
                          size_t errlen)
 {
@@ -94,6 +117,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     if (threads > 64)
         threads = 64;
     openblas_set_num_threads(threads);
+    check_blas_core();
 
     const bn_model_info *info = &m->info;
     int maxn = m->light.n > m->spec.n ? m->light.n : m->spec.n;

@@ -128,11 +128,23 @@ static void test_shipped_model(void **state)
     check_parity(m, g);
 }
 
+/* Any other pair, e.g. the benchmark's paper-scale network (bench/engine/run.sh):
+ * BN_PARITY_MODEL=X.bnm BN_PARITY_GOLDEN=X.golden.safetensors */
+static void test_env_model(void **state)
+{
+    (void)state;
+    const char *m = getenv("BN_PARITY_MODEL"), *g = getenv("BN_PARITY_GOLDEN");
+    if (!m || !g)
+        skip();
+    check_parity(m, g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_tiny),
         cmocka_unit_test(test_shipped_model),
+        cmocka_unit_test(test_env_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
 #include <jpeglib.h> /* needs stddef.h and stdio.h first */
 #include <png.h>
 #include <zlib.h>
@@ -766,6 +767,8 @@ int cmd_bench(int argc, char **argv)
     for (int w = 0; w < 10; w++)
         if (bn_classify(s, img, stride, 2.0f, &r) != BN_OK)
             goto out;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     uint64_t end = mono_ns() + (uint64_t)(seconds * 1e9);
     while (n < cap && (n < 20 || mono_ns() < end)) {
         uint64_t t0 = mono_ns();
@@ -774,6 +777,9 @@ int cmd_bench(int argc, char **argv)
         t[0][n] = r.ns_light, t[1][n] = r.ns_synth, t[2][n] = r.ns_specialist, t[3][n] = tot;
         n++;
     }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    /* CPU time per inference: robust when other processes share the cores */
+    double cpu_ms = ((double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6) / (double)n;
     double mean[4] = {0};
     for (int k = 0; k < 4; k++) {
         for (size_t i = 0; i < n; i++)
@@ -798,10 +804,10 @@ int cmd_bench(int argc, char **argv)
             printf(",\"%s\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f}", names[k], p50[k], p99[k], mean[k]);
         printf(",\"madds\":{\"light\":%llu,\"synth\":%llu,\"specialist\":%llu},\"specialist_gflops\":%.2f,"
                "\"light_gflops\":%.2f,\"synth_gbytes_per_s\":%.2f,\"synth_share_of_specialist\":%.4f,"
-               "\"session_bytes\":%zu}\n",
+               "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"blas_core\":\"%s\"}\n",
                (unsigned long long)in->madds_light, (unsigned long long)in->madds_synth,
                (unsigned long long)in->madds_specialist, gflops, light_gflops, gbs, synth_share,
-               bn_session_bytes(s));
+               bn_session_bytes(s), cpu_ms, openblas_get_corename());
     } else {
         printf("model %s, %ld BLAS thread%s, %zu iterations (batch 1, both stages every time)\n", in->name,
                threads, threads > 1 ? "s" : "", n);
@@ -813,6 +819,8 @@ int cmd_bench(int argc, char **argv)
         printf("synthesis   %.0f bytes of bases, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes, gbs,
                100.0 * synth_share);
         printf("session     %zu bytes\n", bn_session_bytes(s));
+        printf("cpu time    %.4f ms per inference (process CPU time / iterations); OpenBLAS core %s\n", cpu_ms,
+               openblas_get_corename());
     }
     rc = 0;
 out:
