@@ -234,16 +234,16 @@ SPEC_CONFIGS = {
     "fmnist": dict(
         stem=(16, 3, 1, "hswish"),
         blocks=[
-            (3, 16, 16, False, "relu", 1),
-            (3, 64, 24, False, "relu", 2),     # 28 -> 14
+            (3, 16, 24, False, "relu", 2),     # no expansion; 28 -> 14
             (3, 72, 24, False, "relu", 1),
-            (5, 96, 40, True, "hswish", 2),    # 14 -> 7
-            (5, 160, 40, True, "hswish", 1),
-            (5, 160, 40, True, "hswish", 1),
-            (3, 192, 64, True, "hswish", 1),
-            (3, 256, 64, True, "hswish", 1),
+            (3, 72, 24, False, "relu", 1),
+            (5, 96, 48, True, "hswish", 2),    # 14 -> 7
+            (5, 192, 48, True, "hswish", 1),
+            (5, 192, 48, True, "hswish", 1),
+            (3, 240, 64, True, "hswish", 1),
+            (3, 320, 64, True, "hswish", 1),
         ],
-        last=256, head=256, dropout=0.2,
+        last=384, head=256, dropout=0.2,
         synth_parts=("exp", "dw", "proj"), synth_from=1, synth_fc=True,
     ),
     # tiny random fixture: exercises every op, small enough to commit
@@ -636,16 +636,16 @@ def build_model(arch, bases=4, spec_cfg="fmnist", light_cfg="fmnist", width=None
 
 
 def match_width(spec_cfg, target):
-    """Smallest width multiplier (step 0.01) whose static net reaches target MAdds."""
-    lo, hi = 1.0, 3.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if model_madds(StaticNet(spec_cfg, mid))["full"] < target:
-            lo = mid
-        else:
-            hi = mid
-    # pick whichever of lo/hi is closer to the target (within the budget if possible)
-    return round(lo, 3)
+    """Largest width multiplier (step 0.01) whose static net stays within target MAdds."""
+    best = 1.0
+    for i in range(100, 301):
+        w = i / 100.0
+        m = model_madds(StaticNet(spec_cfg, w))["full"]
+        if m <= target:
+            best = w
+        elif m > 1.2 * target:
+            break
+    return best
 
 
 if __name__ == "__main__":

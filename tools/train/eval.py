@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+"""Evaluate BasisNet checkpoints (and baselines) on the Fashion-MNIST test set.
+
+  eval.py --checkpoint runs/bn-s1/last.pt [--checkpoint runs/bn-s2/last.pt] \
+          [--baseline static-wide=runs/sw-s1/last.pt ...] \
+          --json docs/results-training.json --plot docs/results-training.png
+
+* full path: specialist always run (test_full);
+* early exit: the light answer is used when max softmax(light) >= t; sweep t, record
+  accuracy, exit share and mean MAdds = light + (1 - exit share) * (specialist + synth);
+* the threshold is chosen on the validation split (never the test set): the lowest t whose
+  validation accuracy is at most 0.3 pt below the validation full-path accuracy.
+The first --checkpoint is the primary model (its numbers go into "accuracy", which
+export.py embeds into the .bnm metadata).
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basisnet_model as bm  # noqa: E402
+import train as tr  # noqa: E402
+
+MAX_LOSS = 0.003
+GRID = np.round(np.linspace(0.0, 1.0, 1001), 3)
+
+
+def early_exit(full_pred, light_pred, conf, y, t):
+    ex = conf >= t
+    pred = torch.where(ex, light_pred, full_pred)
+    return float((pred == y).float().mean()), float(ex.float().mean())
+
+
+def sweep(ev, y, madds):
+    spec = madds["specialist"] + madds["synth"]
+    out = []
+    for t in GRID:
+        acc, share = early_exit(ev["pred"], ev["light_pred"], ev["light_conf"], y, float(t))
+        out.append({"threshold": float(t), "acc": acc, "exit_share": share,
+                    "mean_madds": madds["light"] + (1 - share) * spec})
+    return out
+
+
+def choose_threshold(val_curve, val_full):
+    ok = [c for c in val_curve if c["acc"] >= val_full - MAX_LOSS - 1e-12]
+    return min(c["threshold"] for c in ok)
+
+
+def eval_two_stage(path, data):
+    model, ck = tr.load_checkpoint(path)
+    madds = bm.model_madds(model)
+    ev_v = tr.evaluate(model, data["val_x"], data["val_y"])
+    ev_t = tr.evaluate(model, data["test_x"], data["test_y"])
+    vcurve = sweep(ev_v, data["val_y"], madds)
+    t = choose_threshold(vcurve, ev_v["acc"])
+    tcurve = sweep(ev_t, data["test_y"], madds)
+    acc_ee, share = early_exit(ev_t["pred"], ev_t["light_pred"], ev_t["light_conf"],
+                               data["test_y"], t)
+    spec = madds["specialist"] + madds["synth"]
+    r = OrderedDict(
+        checkpoint=path, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
+        epochs=ck["epoch"], bases=model.num_bases, command=ck["command"],
+        train_seconds=round(ck.get("train_seconds", 0)), params=ck.get("params"),
+        madds=madds,
+        accuracy=OrderedDict(
+            test_full=ev_t["acc"], test_light=ev_t["light_acc"], threshold=t,
+            test_early_exit=acc_ee, exit_share=share, test_images=len(data["test_y"]),
+            mean_madds_early_exit=madds["light"] + (1 - share) * spec,
+            val_full=ev_v["acc"], val_light=ev_v["light_acc"],
+            val_early_exit=early_exit(ev_v["pred"], ev_v["light_pred"], ev_v["light_conf"],
+                                      data["val_y"], t)[0]),
+        test_curve=[c for c in tcurve[::10]] + [c for c in tcurve if c["threshold"] > 0.9],
+    )
+    return r
+
+
+def eval_static(path, data):
+    model, ck = tr.load_checkpoint(path)
+    madds = bm.model_madds(model)
+    ev_v = tr.evaluate(model, data["val_x"], data["val_y"])
+    ev_t = tr.evaluate(model, data["test_x"], data["test_y"])
+    return OrderedDict(checkpoint=path, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
+                       epochs=ck["epoch"], command=ck["command"],
+                       train_seconds=round(ck.get("train_seconds", 0)), params=ck.get("params"),
+                       width=ck["args"].get("width"), madds=madds,
+                       accuracy=OrderedDict(test_full=ev_t["acc"], val_full=ev_v["acc"],
+                                            test_images=len(data["test_y"])))
+
+
+def summarize(runs):
+    accs = [r["accuracy"]["test_full"] for r in runs]
+    s = OrderedDict(n=len(accs), mean=float(np.mean(accs)), min=min(accs), max=max(accs))
+    if "test_early_exit" in runs[0]["accuracy"]:
+        ee = [r["accuracy"]["test_early_exit"] for r in runs]
+        s.update(ee_mean=float(np.mean(ee)),
+                 exit_share_mean=float(np.mean([r["accuracy"]["exit_share"] for r in runs])))
+    return s
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    prim = results["basisnet"][0]
+    c = prim["test_curve"]
+    ax.plot([p["mean_madds"] / 1e6 for p in c], [100 * p["acc"] for p in c], "-", color="C0",
+            alpha=0.7, label="BasisNet early exit (test, threshold sweep)")
+    for i, r in enumerate(results["basisnet"]):
+        a = r["accuracy"]
+        full = (r["madds"]["full"]) / 1e6
+        ax.plot(full, 100 * a["test_full"], "o", color="C0",
+                label="BasisNet N=%d full path" % r["bases"] if i == 0 else None)
+        ax.plot(a["mean_madds_early_exit"] / 1e6, 100 * a["test_early_exit"], "*", ms=12,
+                color="C0", label="BasisNet early exit, t=%.3f (chosen on val)" % a["threshold"]
+                if i == 0 else None)
+    markers = {"static-wide": ("s", "C1"), "specialist": ("^", "C2"), "light": ("v", "C3"),
+               "cascade": ("D", "C4")}
+    for name, runs in results["baselines"].items():
+        m, col = markers.get(name, ("x", "k"))
+        for i, r in enumerate(runs):
+            ax.plot(r["madds"]["full"] / 1e6, 100 * r["accuracy"]["test_full"], m, color=col,
+                    label="%s (%d ep)" % (name, r["epochs"]) if i == 0 else None)
+            if name == "cascade" and i == 0:
+                cc = r["test_curve"]
+                ax.plot([p["mean_madds"] / 1e6 for p in cc], [100 * p["acc"] for p in cc], ":",
+                        color=col, alpha=0.7, label="cascade early exit (test)")
+    ax.set_xlabel("mean MAdds per image (millions)")
+    ax.set_ylabel("Fashion-MNIST test accuracy (%)")
+    ax.set_title("BasisNet on Fashion-MNIST (basisnetd)")
+    ys = [l.get_ydata() for l in ax.get_lines()]
+    lo = min(float(np.min(y)) for y in ys)
+    hi = max(float(np.max(y)) for y in ys)
+    ax.set_ylim(lo - 0.5, hi + 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print("eval: plot %s" % path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", action="append", required=True,
+                    help="BasisNet checkpoint; repeat for more seeds (first = primary)")
+    ap.add_argument("--baseline", action="append", default=[], help="NAME=CHECKPOINT")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--plot")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        data = tr.load_dataset(args.data, need_test=True)
+    except tr.DatasetError as e:
+        print("eval: dataset error: %s" % e, file=sys.stderr)
+        return 2
+    if data["test_x"] is None:
+        print("eval: %s has no test set" % args.data, file=sys.stderr)
+        return 2
+    res = OrderedDict(basisnet=[], baselines=OrderedDict())
+    for p in args.checkpoint:
+        r = eval_two_stage(p, data)
+        res["basisnet"].append(r)
+        a = r["accuracy"]
+        print("eval: %s seed %d: full %.4f light %.4f | t=%.3f early-exit %.4f exit %.1f%% "
+              "mean MAdds %.2fM (full %.2fM)" % (p, r["seed"], a["test_full"], a["test_light"],
+                                               a["threshold"], a["test_early_exit"],
+                                               100 * a["exit_share"], a["mean_madds_early_exit"] / 1e6,
+                                               r["madds"]["full"] / 1e6))
+    groups = defaultdict(list)
+    for spec in args.baseline:
+        name, p = spec.split("=", 1)
+        if not os.path.exists(p):
+            print("eval: baseline %s: %s missing, skipped" % (name, p))
+            continue
+        model_arch = torch.load(p, map_location="cpu")["args"]["arch"]
+        r = eval_two_stage(p, data) if model_arch == "cascade" else eval_static(p, data)
+        groups[name].append(r)
+        print("eval: baseline %s %s: test %.4f MAdds %.2fM" % (name, p, r["accuracy"]["test_full"],
+                                                             r["madds"]["full"] / 1e6))
+    res["baselines"] = OrderedDict(groups)
+    res["accuracy"] = OrderedDict((k, v) for k, v in res["basisnet"][0]["accuracy"].items())
+    res["summary"] = OrderedDict(basisnet=summarize(res["basisnet"]))
+    for k, v in groups.items():
+        res["summary"][k] = summarize(v)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(res, f, indent=1)
+    print("eval: wrote %s" % args.json)
+    if args.plot:
+        plot(res, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+#!/bin/sh
+# Smoke test of the training tools: a tiny training run (a few hundred images, < 60 s),
+# loss must fall; export must write a .bnm + golden file and pass its self-check;
+# bad datasets must be refused with a message naming the file.
+# Usage: tools/train/smoke_test.sh   (prints "N passed, N failed"; exit 1 on any failure)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-/usr/bin/python3}
+DATA=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+TMP=$(mktemp -d /tmp/bn-smoke.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' "$2" | tail -n 20; }
+
+if [ ! -d "$DATA" ]; then
+    # no Fashion-MNIST on this machine: make a small synthetic idx dataset instead
+    DATA="$TMP/synth"
+    "$PY" "$HERE/smoke_data.py" "$DATA" >"$TMP/synth.log" 2>&1 || { ko "make synthetic dataset" "$TMP/synth.log"; }
+fi
+
+# 1. tiny training run; the loss must fall
+if timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 384 --epochs 4 --seed 3 --bases 4 \
+        --threads 1 --out "$TMP/run" --log-every 0 --erase 0 >"$TMP/train.log" 2>&1; then
+    ok "train.py smoke run"
+else
+    ko "train.py smoke run" "$TMP/train.log"
+fi
+if "$PY" - "$TMP/run/history.json" >"$TMP/loss.log" 2>&1 <<'EOF'
+import json, sys
+h = json.load(open(sys.argv[1]))["history"]
+first, last = h[0]["loss"], h[-1]["loss"]
+print("loss %.4f -> %.4f" % (first, last))
+sys.exit(0 if last < first * 0.97 else 1)
+EOF
+then ok "loss falls ($(cat "$TMP/loss.log"))"; else ko "loss falls" "$TMP/loss.log"; fi
+
+# 2. export of the trained checkpoint (self-check asserts folded reference == module)
+if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
+        --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \
+        && grep -q "self-check" "$TMP/export.log" \
+        && [ -s "$TMP/smoke.bnm" ] && [ -s "$TMP/smoke.golden.safetensors" ]; then
+    ok "export + self-check"
+else
+    ko "export + self-check" "$TMP/export.log"
+fi
+
+# 3. random fixture export
+if "$PY" "$HERE/export.py" --random --out "$TMP/random.bnm" >"$TMP/random.log" 2>&1; then
+    ok "export --random"
+else
+    ko "export --random" "$TMP/random.log"
+fi
+
+# 4. bad datasets are refused, naming the problem
+mkdir -p "$TMP/badmagic"
+printf '\000\000\010\001\000\000\000\001x' | gzip >"$TMP/badmagic/train-images-idx3-ubyte.gz"
+cp "$TMP/badmagic/train-images-idx3-ubyte.gz" "$TMP/badmagic/train-labels-idx1-ubyte.gz"
+if "$PY" "$HERE/train.py" --data "$TMP/badmagic" --epochs 1 --out "$TMP/x" >"$TMP/bad1.log" 2>&1; then
+    ko "wrong idx magic refused" "$TMP/bad1.log"
+elif grep -q "train-images-idx3-ubyte.gz: wrong idx magic" "$TMP/bad1.log"; then
+    ok "wrong idx magic refused"
+else
+    ko "wrong idx magic refused" "$TMP/bad1.log"
+fi
+mkdir -p "$TMP/folders/cat" "$TMP/folders/dog"
+printf 'not an image' >"$TMP/folders/cat/a.png"
+if "$PY" "$HERE/train.py" --data "$TMP/folders" --epochs 1 --out "$TMP/x" >"$TMP/bad2.log" 2>&1; then
+    ko "empty class refused" "$TMP/bad2.log"
+elif grep -q "dog: empty class folder" "$TMP/bad2.log"; then
+    ok "empty class refused"
+else
+    ko "empty class refused" "$TMP/bad2.log"
+fi
+printf 'x' >"$TMP/folders/dog/b.png.txt"
+"$PY" -c "
+import numpy as np, matplotlib; matplotlib.use('Agg'); import matplotlib.image as m
+m.imsave('$TMP/folders/dog/b.png', np.zeros((28,28)), cmap='gray')" 2>/dev/null
+if "$PY" "$HERE/train.py" --data "$TMP/folders" --epochs 1 --out "$TMP/x" >"$TMP/bad3.log" 2>&1; then
+    ko "unreadable image refused" "$TMP/bad3.log"
+elif grep -q "cat/a.png: unreadable image" "$TMP/bad3.log"; then
+    ok "unreadable image refused"
+else
+    ko "unreadable image refused" "$TMP/bad3.log"
+fi
+if "$PY" "$HERE/train.py" --data "$TMP/nonexistent" --epochs 1 --out "$TMP/x" >"$TMP/bad4.log" 2>&1; then
+    ko "missing folder refused" "$TMP/bad4.log"
+elif grep -q "nonexistent: no such dataset folder" "$TMP/bad4.log"; then
+    ok "missing folder refused"
+else
+    ko "missing folder refused" "$TMP/bad4.log"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

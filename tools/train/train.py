@@ -1,0 +1,415 @@
+#!/usr/bin/python3
+"""Train BasisNet (and its baselines) for basisnetd.
+
+  OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 tools/train/train.py \
+      --arch basisnet --epochs 20 --seed 1 --bases 4 --threads 1 --out tools/train/runs/bn-s1
+
+Data (--data):
+  * a directory with Fashion-MNIST idx files (train-images-idx3-ubyte[.gz], ...); or
+  * an image-folder tree: one sub-folder per label holding PNG/JPEG images
+    (DIR/<label>/*.png), or DIR/train/<label>/ and optionally DIR/test/<label>/.
+    Images are converted to 8-bit gray and resized to 28x28.
+The training images are split 55k/5k (or 11/12 : 1/12 for folders) into train/validation
+with a fixed split seed; the test set is never used for choices (only eval.py reads it).
+"""
+
+import argparse
+import datetime
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basisnet_model as bm  # noqa: E402
+
+FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+SPLIT_SEED = 20261126
+VAL_FMNIST = 5000
+IMG_EXT = (".png", ".jpg", ".jpeg")
+
+
+class DatasetError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# data loading
+# --------------------------------------------------------------------------------------
+
+def _open_maybe_gz(path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_idx(path, kind):
+    """kind: 'images' (magic 0x803, 3 dims) or 'labels' (magic 0x801, 1 dim)."""
+    want = {"images": (0x803, 3), "labels": (0x801, 1)}[kind]
+    try:
+        with _open_maybe_gz(path) as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DatasetError("%s: cannot read: %s" % (path, e))
+    if len(raw) < 4:
+        raise DatasetError("%s: too short for an idx file" % path)
+    (magic,) = struct.unpack(">I", raw[:4])
+    if magic != want[0]:
+        raise DatasetError("%s: wrong idx magic 0x%08x (expected 0x%08x for %s)"
+                           % (path, magic, want[0], kind))
+    nd = want[1]
+    dims = struct.unpack(">" + "I" * nd, raw[4:4 + 4 * nd])
+    n = int(np.prod(dims))
+    body = raw[4 + 4 * nd:]
+    if len(body) != n:
+        raise DatasetError("%s: expected %d bytes of data for shape %s, found %d"
+                           % (path, n, dims, len(body)))
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims).copy()
+
+
+def _find(d, stem):
+    for name in (stem, stem + ".gz"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def _read_image(path):
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            im = im.convert("L")
+            if im.size != (28, 28):
+                im = im.resize((28, 28), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8).copy()
+    except ImportError:
+        pass
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DatasetError("%s: unreadable image: %s" % (path, e))
+    # fallback without PIL: matplotlib reads PNG natively
+    if not path.lower().endswith(".png"):
+        raise DatasetError("%s: only PNG is supported without PIL" % path)
+    try:
+        import matplotlib.image as mpimg
+        a = mpimg.imread(path)
+    except Exception as e:
+        raise DatasetError("%s: unreadable image: %s" % (path, e))
+    if a.ndim == 3:
+        a = a[..., :3].mean(-1)
+    if a.dtype != np.uint8:
+        a = (a * 255).round().clip(0, 255).astype(np.uint8)
+    if a.shape != (28, 28):
+        t = torch.from_numpy(a.astype(np.float32))[None, None]
+        a = F.interpolate(t, (28, 28), mode="bilinear", align_corners=False)[0, 0]
+        a = a.round().clamp(0, 255).byte().numpy()
+    return a
+
+
+def read_image_folder(root, labels=None):
+    if not os.path.isdir(root):
+        raise DatasetError("%s: no such folder" % root)
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise DatasetError("%s: no class sub-folders (expected one folder per label)" % root)
+    if labels is not None and classes != sorted(labels):
+        raise DatasetError("%s: class folders %s differ from the training classes %s"
+                           % (root, classes, sorted(labels)))
+    labels = labels or classes
+    xs, ys = [], []
+    for ci, c in enumerate(labels):
+        d = os.path.join(root, c)
+        files = sorted(f for f in os.listdir(d) if f.lower().endswith(IMG_EXT))
+        if not files:
+            raise DatasetError("%s: empty class folder (no .png/.jpg images)" % d)
+        for f in files:
+            xs.append(_read_image(os.path.join(d, f)))
+            ys.append(ci)
+    return np.stack(xs), np.array(ys, dtype=np.int64), labels
+
+
+def load_dataset(data, seed=None, need_test=False, limit=None):
+    """Returns dict with uint8 tensors train_x/val_x/test_x (N,28,28), int64 *_y, labels.
+    The train/validation split uses SPLIT_SEED (fixed, independent of the training seed)."""
+    if not os.path.exists(data):
+        raise DatasetError("%s: no such dataset folder" % data)
+    tr_img = _find(data, "train-images-idx3-ubyte")
+    if tr_img:
+        tr_lab = _find(data, "train-labels-idx1-ubyte")
+        if not tr_lab:
+            raise DatasetError("%s: train-labels-idx1-ubyte[.gz] missing" % data)
+        x, y = read_idx(tr_img, "images"), read_idx(tr_lab, "labels")
+        if len(x) != len(y):
+            raise DatasetError("%s / %s: %d images but %d labels" % (tr_img, tr_lab, len(x), len(y)))
+        labels = FMNIST_LABELS
+        nval = VAL_FMNIST if len(x) > 2 * VAL_FMNIST else max(1, len(x) // 12)
+        tx = ty = None
+        te_img = _find(data, "t10k-images-idx3-ubyte")
+        te_lab = _find(data, "t10k-labels-idx1-ubyte")
+        if need_test and te_img and te_lab:
+            tx, ty = read_idx(te_img, "images"), read_idx(te_lab, "labels")
+            if len(tx) != len(ty):
+                raise DatasetError("%s: %d images but %d labels" % (te_img, len(tx), len(ty)))
+        y = y.astype(np.int64)
+        if y.max() >= len(labels):
+            raise DatasetError("%s: label %d out of range" % (tr_lab, y.max()))
+    else:
+        tr_root = os.path.join(data, "train") if os.path.isdir(os.path.join(data, "train")) else data
+        x, y, labels = read_image_folder(tr_root)
+        nval = max(1, len(x) // 12)
+        tx = ty = None
+        te_root = os.path.join(data, "test")
+        if need_test and tr_root != data and os.path.isdir(te_root):
+            tx, ty, _ = read_image_folder(te_root, labels)
+    g = np.random.RandomState(SPLIT_SEED)
+    perm = g.permutation(len(x))
+    vi, ti = perm[:nval], perm[nval:]
+    if limit:
+        ti = ti[:limit]
+        vi = vi[:max(100, min(len(vi), limit // 5))]
+    out = {"labels": list(labels),
+           "train_x": torch.from_numpy(x[ti]), "train_y": torch.from_numpy(y[ti]),
+           "val_x": torch.from_numpy(x[vi]), "val_y": torch.from_numpy(y[vi]),
+           "test_x": None, "test_y": None}
+    if tx is not None:
+        out["test_x"], out["test_y"] = torch.from_numpy(tx), torch.from_numpy(ty.astype(np.int64))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# augmentation (on uint8 batches, then normalized)
+# --------------------------------------------------------------------------------------
+
+def augment(xb, gen, pad=2, erase_p=0.5):
+    """xb: uint8 (B,28,28). Random crop with zero padding, horizontal flip, random erasing.
+    Returns normalized float (B,1,28,28)."""
+    B, H, W = xb.shape
+    xp = F.pad(xb.float(), (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+    rows = (oy[:, None] + torch.arange(H))[:, :, None]
+    cols = (ox[:, None] + torch.arange(W))[:, None, :]
+    flip = torch.rand(B, generator=gen) < 0.5
+    cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
+    x = xp[torch.arange(B)[:, None, None], rows, cols]
+    x = (x / 255.0 - bm.MEAN) / bm.STD
+    if erase_p > 0:
+        area = torch.empty(B).uniform_(0.02, 0.25, generator=gen) * H * W
+        logr = torch.empty(B).uniform_(math.log(0.3), math.log(3.3), generator=gen)
+        eh = (area * logr.exp()).sqrt().round().clamp(1, H - 1)
+        ew = (area / logr.exp()).sqrt().round().clamp(1, W - 1)
+        y0 = (torch.rand(B, generator=gen) * (H - eh + 1)).floor()
+        x0 = (torch.rand(B, generator=gen) * (W - ew + 1)).floor()
+        ar = torch.arange(H, dtype=torch.float32)
+        m = ((ar[None, :, None] >= y0[:, None, None]) & (ar[None, :, None] < (y0 + eh)[:, None, None])
+             & (ar[None, None, :] >= x0[:, None, None]) & (ar[None, None, :] < (x0 + ew)[:, None, None]))
+        m &= (torch.rand(B, generator=gen) < erase_p)[:, None, None]
+        noise = torch.randn(x.shape, generator=gen)
+        x = torch.where(m, noise, x)
+    return x.unsqueeze(1)
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+
+def build_from_args(a):
+    return bm.build_model(a["arch"], bases=a["bases"], width=a.get("width"),
+                          basis_dropout=a.get("basis_dropout", 0.0))
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu")
+    model = build_from_args(ck["args"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck
+
+
+@torch.no_grad()
+def evaluate(model, x_u8, y, bs=500):
+    """Returns dict: acc (full path / static), light_acc, light_conf, light_pred, pred."""
+    model.eval()
+    preds, lpreds, lconf = [], [], []
+    for i in range(0, len(x_u8), bs):
+        o = model(bm.normalize_u8(x_u8[i:i + bs]))
+        preds.append(o["logits"].argmax(1))
+        if "light_logits" in o:
+            p = torch.softmax(o["light_logits"], 1)
+            c, lp = p.max(1)
+            lpreds.append(lp)
+            lconf.append(c)
+    pred = torch.cat(preds)
+    r = {"acc": float((pred == y).float().mean()), "pred": pred}
+    if lpreds:
+        lp = torch.cat(lpreds)
+        r.update(light_acc=float((lp == y).float().mean()), light_pred=lp,
+                 light_conf=torch.cat(lconf))
+    return r
+
+
+def fmt_t(s):
+    s = int(s)
+    return "%d:%02d:%02d" % (s // 3600, s % 3600 // 60, s % 60)
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(args.seed + 1000)
+    data = load_dataset(args.data, limit=args.limit)
+    os.makedirs(args.out, exist_ok=True)
+    a = vars(args).copy()
+    model = build_from_args(a)
+    if isinstance(model, bm.StaticNet):
+        a["width"] = model.width
+    madds = bm.model_madds(model)
+    nparam = sum(p.numel() for p in model.parameters())
+    command = " ".join(["tools/train/train.py"] + sys.argv[1:])
+    print("train: %s arch=%s params=%d madds=%s train=%d val=%d threads=%d seed=%d"
+          % (datetime.datetime.utcnow().strftime("%H:%M:%S"), args.arch, nparam, madds,
+             len(data["train_x"]), len(data["val_x"]), args.threads, args.seed), flush=True)
+
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    n = len(data["train_x"])
+    steps_per_epoch = max(1, n // args.batch)
+    total = steps_per_epoch * args.epochs
+    warm = min(steps_per_epoch, total // 10) if args.epochs > 1 else 0
+
+    def lr_at(step):
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+    is_bn = isinstance(model, bm.BasisNet)
+    anneal_steps = int(args.anneal * total)
+    history = []
+    step = 0
+    t0 = time.time()
+    best = -1.0
+    for ep in range(1, args.epochs + 1):
+        model.train()
+        te = time.time()
+        perm = torch.randperm(n, generator=gen)
+        tot_loss = tot_ls = tot_ll = 0.0
+        correct = cnt = 0
+        for bi in range(steps_per_epoch):
+            idx = perm[bi * args.batch:(bi + 1) * args.batch]
+            x = augment(data["train_x"][idx], gen, erase_p=args.erase)
+            y = data["train_y"][idx]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            if is_bn:
+                f = min(1.0, step / anneal_steps) if anneal_steps else 1.0
+                model.temperature = args.t0 + (1.0 - args.t0) * f
+            o = model(x)
+            ls = F.cross_entropy(o["logits"], y)
+            loss = ls
+            ll = torch.zeros(())
+            if "light_logits" in o and o["light_logits"] is not o["logits"]:
+                ll = F.cross_entropy(o["light_logits"], y)
+                loss = loss + args.light_weight * ll
+                if args.distill > 0:
+                    tgt = torch.softmax(o["logits"].detach(), 1)
+                    kd = F.kl_div(F.log_softmax(o["light_logits"], 1), tgt, reduction="batchmean")
+                    loss = loss + args.distill * kd
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            tot_loss += float(loss) * len(y)
+            tot_ls += float(ls) * len(y)
+            tot_ll += float(ll) * len(y)
+            correct += int((o["logits"].argmax(1) == y).sum())
+            cnt += len(y)
+            if args.log_every and (bi + 1) % args.log_every == 0:
+                el = time.time() - te
+                eta_ep = el / (bi + 1) * (steps_per_epoch - bi - 1)
+                print("  ep %d %d/%d loss %.4f lr %.2e T %.2f  %.1f img/s  epoch ETA %s"
+                      % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(step),
+                         getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep)), flush=True)
+        ev = evaluate(model, data["val_x"], data["val_y"])
+        dt = time.time() - te
+        done = time.time() - t0
+        eta = done / ep * (args.epochs - ep)
+        rec = {"epoch": ep, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
+               "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
+               "val_light_acc": ev.get("light_acc"), "epoch_s": dt}
+        history.append(rec)
+        print("epoch %d/%d loss %.4f (spec %.4f light %.4f) train %.4f val %.4f%s  %.0fs/epoch  "
+              "elapsed %s ETA %s (%s UTC)"
+              % (ep, args.epochs, rec["loss"], rec["loss_spec"], rec["loss_light"],
+                 rec["train_acc"], ev["acc"],
+                 " val_light %.4f" % ev["light_acc"] if "light_acc" in ev else "",
+                 dt, fmt_t(done), fmt_t(eta),
+                 (datetime.datetime.utcnow() + datetime.timedelta(seconds=eta)).strftime("%H:%M")),
+              flush=True)
+        ck = {"args": a, "model": model.state_dict(), "epoch": ep, "command": command,
+              "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "madds": madds, "params": nparam, "history": history,
+              "train_seconds": time.time() - t0}
+        torch.save(ck, os.path.join(args.out, "last.pt.tmp"))
+        os.replace(os.path.join(args.out, "last.pt.tmp"), os.path.join(args.out, "last.pt"))
+        if ev["acc"] > best:
+            best = ev["acc"]
+            torch.save(ck, os.path.join(args.out, "best.pt"))
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"args": a, "command": command, "madds": madds, "params": nparam,
+                   "history": history, "train_seconds": time.time() - t0}, f, indent=1)
+    print("train: done in %s, final val %.4f (best %.4f), checkpoint %s"
+          % (fmt_t(time.time() - t0), history[-1]["val_acc"], best,
+             os.path.join(args.out, "last.pt")), flush=True)
+    return history
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="basisnet",
+                    choices=["basisnet", "static-wide", "specialist", "light", "cascade"])
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bases", type=int, default=4)
+    ap.add_argument("--width", type=float, default=None,
+                    help="static-wide width multiplier (default: match BasisNet full-path MAdds)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="use only N training images (smoke)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--erase", type=float, default=0.5, help="random erasing probability")
+    ap.add_argument("--t0", type=float, default=10.0, help="initial softmax temperature")
+    ap.add_argument("--anneal", type=float, default=0.3, help="fraction of steps to anneal T to 1")
+    ap.add_argument("--basis-dropout", type=float, default=0.1)
+    ap.add_argument("--light-weight", type=float, default=1.0)
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of KL(light || specialist) distillation")
+    ap.add_argument("--log-every", type=int, default=100)
+    args = ap.parse_args(argv)
+    if args.arch == "cascade":
+        args.bases = 1
+    try:
+        train(args)
+    except DatasetError as e:
+        print("train: dataset error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
