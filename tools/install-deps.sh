@@ -7,7 +7,7 @@ libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-tools libv4l-dev v4l-utils
 libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenblas0-pthread
 libmosquitto-dev mosquitto mosquitto-clients libpng-dev libjpeg-dev zlib1g-dev
-python3-torch python3-numpy python3-matplotlib dataset-fashion-mnist
+python3-torch python3-numpy python3-matplotlib python3-opencv dataset-fashion-mnist
 systemd-container stress-ng"
 
 missing=""

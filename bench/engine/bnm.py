@@ -111,7 +111,7 @@ class Stage(nn.Module):
                 a, b = L["inputs"]
                 y = ACTS[L["act"]](outs[a] + outs[b])
             elif op == "se":
-                s = y.mean((2, 3))
+                s = F.adaptive_avg_pool2d(y, 1).flatten(1)  # GlobalAveragePool in ONNX
                 s = ACTS[L["act"]](F.linear(s, self.p(name + ".fc1.weight"), self.p(name + ".fc1.bias")))
                 s = ACTS[L["gate"]](F.linear(s, self.p(name + ".fc2.weight"), self.p(name + ".fc2.bias")))
                 y = y * s.view(s.shape[0], -1, 1, 1)
@@ -120,7 +120,7 @@ class Stage(nn.Module):
             elif op == "maxpool":
                 y = F.max_pool2d(y, tuple(L["kernel"]), tuple(L["stride"]), tuple(L["padding"]))
             elif op == "gap":
-                y = y.mean((2, 3), keepdim=True)
+                y = F.adaptive_avg_pool2d(y, 1)
             elif op == "act":
                 y = ACTS[L["act"]](y)
             else:

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Turns bench/engine/run.sh's results.jsonl into a markdown table: per network, thread
+count and graph, the median over rounds of each runtime's p50 and p99 (ms), and the ratio
+peer / basisnet of the p50s (> 1: basisnet is faster)."""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+PEERS = ["onnxruntime", "pytorch-torchscript", "opencv-dnn"]
+GRAPHS = [("light", "light stage (ours incl. preprocessing)"),
+          ("specialist", "specialist (ours: synthesis + specialist; peers: static weights)"),
+          ("full", "both stages (peers: synthesis inside the graph)")]
+
+
+def main():
+    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    agg = defaultdict(list)
+    extra = {}
+    for r in rows:
+        rt = "onnxruntime" if r["runtime"].startswith("onnxruntime") else r["runtime"]
+        agg[(r["net"], r["threads"], r["graph"], rt)].append(r)
+        if r["runtime"] == "basisnet" and r["graph"] == "full":
+            extra.setdefault((r["net"], r["threads"]), []).append(r)
+    versions = sorted({r["runtime"] for r in rows if r["runtime"].startswith("onnxruntime")})
+    print("Runtimes: basisnet (this engine), %s, PyTorch TorchScript (traced + frozen), OpenCV DNN "
+          "(no synthesis: OpenCV needs constant conv weights).\n" % ", ".join(versions))
+    for (net, th) in sorted(extra):
+        print("### %s, %d thread%s\n" % (net, th, "s" if th > 1 else ""))
+        print("| graph | basisnet p50 / p99 ms | " + " | ".join("%s p50 / p99 ms" % p for p in PEERS)
+              + " | " + " | ".join("%s / basisnet" % p.split("-")[0] for p in PEERS) + " |")
+        print("|---|---|" + "---|" * (2 * len(PEERS)))
+        for g, title in GRAPHS:
+            def med(rt, key):
+                v = [r[key] for r in agg.get((net, th, g, rt), [])]
+                return statistics.median(v) if v else None
+            ours = med("basisnet", "p50_ms")
+            cells, ratios = [], []
+            for rt in ["basisnet"] + PEERS:
+                p50, p99 = med(rt, "p50_ms"), med(rt, "p99_ms")
+                cells.append("%.3f / %.3f" % (p50, p99) if p50 is not None else "n/a")
+                if rt != "basisnet":
+                    ratios.append("%.2fx" % (p50 / ours) if p50 is not None and ours else "n/a")
+            print("| %s | %s | %s |" % (title, " | ".join(cells), " | ".join(ratios)))
+        e = extra[(net, th)]
+        m = lambda k: statistics.median(r[k] for r in e)
+        so = [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
+              and r["graph"] == "specialist_only"]
+        sy = [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
+              and r["graph"] == "synth"]
+        print("\nbasisnet detail: specialist alone p50 %.3f ms (%.1f GFLOP/s), synthesis p50 %.3f ms "
+              "(%.1f GB/s of bases, %.1f%% of synthesis + specialist), light %.1f GFLOP/s, CPU time %.3f ms "
+              "per inference, session %d bytes, OpenBLAS core %s, MAdds light %d / synth %d / specialist %d.\n"
+              % (statistics.median(r["p50_ms"] for r in so), m("specialist_gflops"),
+                 statistics.median(r["p50_ms"] for r in sy), m("synth_gbytes_per_s"),
+                 100 * m("synth_share_of_specialist"), m("light_gflops"), m("cpu_ms_per_inference"),
+                 e[0]["session_bytes"], e[0]["blas_core"], e[0]["madds"]["light"], e[0]["madds"]["synth"],
+                 e[0]["madds"]["specialist"]))
+    errs = [(r["runtime"], r["net"], r["graph"], r["max_rel_err"]) for r in rows if "max_rel_err" in r]
+    if errs:
+        worst = max(e[3] for e in errs)
+        print("Peers' outputs vs the torch reference on the benchmark image: max relative error %.2g.\n" % worst)
+
+
+if __name__ == "__main__":
+    main()
