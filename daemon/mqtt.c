@@ -247,6 +247,7 @@ static void wait_seconds(mqtt_client *c, double s)
 static void *net_thread(void *arg)
 {
     mqtt_client *c = arg;
+    pthread_setname_np(pthread_self(), "mqtt"); /* here, so its first log line has it */
     double backoff = BACKOFF_INITIAL_S;
     bool first = true;
     pthread_mutex_lock(&c->mu);
@@ -478,7 +479,6 @@ bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **ou
         goto fail;
     }
     c->thread_started = true;
-    pthread_setname_np(c->thread, "mqtt");
     *out = c;
     return BN_OK;
 fail:
