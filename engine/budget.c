@@ -91,8 +91,9 @@ bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t
             snprintf(err, errlen, "budget: min %g > max %g", p->min, p->max);
         return BN_ERR_INVALID_ARG;
     }
-    if (p->window < 8 || p->window > WINDOW_MAX)
-        return bad(err, errlen, "window must be from 8 to 1048576 frames", p->window);
+    /* 1 is allowed (config accepts it) but makes the quantile the last frame's confidence */
+    if (p->window < 1 || p->window > WINDOW_MAX)
+        return bad(err, errlen, "window must be from 1 to 1048576 frames", p->window);
     if (!isfinite(p->fixed_threshold))
         return bad(err, errlen, "fixed threshold must be a number", p->fixed_threshold);
 

@@ -38,7 +38,7 @@ typedef struct {
     double min, max;         /* threshold bounds, 0 <= min <= max; max is the most
                                 specialist-heavy threshold the controller may choose,
                                 min the least (never exit below min confidence) */
-    int window;              /* recent frames kept (confidences, latencies); >= 8 */
+    int window;              /* recent frames kept (confidences, latencies); >= 1 */
     double fixed_threshold;  /* the threshold in mode off (engine.threshold) */
 } budget_params;
 

@@ -205,9 +205,17 @@ static void test_rejects_bad_params(void **state)
     budget_free(b);
 
     budget_params_init(&p);
-    p.window = 2;
+    p.window = 0;
     assert_int_equal(budget_new(&p, &b, err, sizeof err), BN_ERR_INVALID_ARG);
     assert_non_null(strstr(err, "window"));
+    p.window = 1; /* the config accepts 1: degenerate but valid */
+    assert_int_equal(budget_new(&p, &b, err, sizeof err), BN_OK);
+    for (int i = 0; i < 20; i++) {
+        float thr = budget_next_threshold(b);
+        assert_true(thr >= p.min && thr <= p.max);
+        budget_observe(b, 0.5f + 0.02f * i, 1000000, i % 2 ? 3000000 : 0, i % 2);
+    }
+    budget_free(b);
 
     budget_params_init(&p);
     assert_int_equal(budget_new(&p, &b, err, sizeof err), BN_OK);
