@@ -8,4 +8,10 @@
  * floats, owned by the session). */
 const float *bn_session_logits(const bn_session *s, bn_stage stage);
 
+/* Per-layer profiling (tools: `basisnet bench --profile`): when on, each run adds every
+ * layer's wall time to a per-stage array of ns (one double per layer, in layer order).
+ * Turning it on clears the sums. */
+void bn_session_set_profiling(bn_session *s, int on);
+const double *bn_session_profile(const bn_session *s, bn_stage stage);
+
 #endif

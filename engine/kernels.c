@@ -7,6 +7,12 @@
 
 #include <cblas.h>
 #include <float.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_CONV_THIN 1
+#else
+#define HAVE_CONV_THIN 0
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -67,6 +73,19 @@ int bn_out_size(int in, int k, int s, int p)
 
 #define CLAMP6(v) ((v) < 0.0f ? 0.0f : ((v) > 6.0f ? 6.0f : (v)))
 
+/* Activation of n values held in a small array the compiler keeps in registers. */
+#define ACT_ARRAY(acc, n, act)                                                            \
+    switch (act) {                                                                        \
+    case BN_ACT_RELU: for (int j = 0; j < (n); j++) acc[j] = acc[j] > 0.0f ? acc[j] : 0.0f; break; \
+    case BN_ACT_RELU6: for (int j = 0; j < (n); j++) acc[j] = CLAMP6(acc[j]); break;       \
+    case BN_ACT_HSWISH:                                                                   \
+        for (int j = 0; j < (n); j++) acc[j] = acc[j] * CLAMP6(acc[j] + 3.0f) / 6.0f;     \
+        break;                                                                            \
+    case BN_ACT_HSIGMOID: for (int j = 0; j < (n); j++) acc[j] = CLAMP6(acc[j] + 3.0f) / 6.0f; break; \
+    case BN_ACT_SIGMOID: for (int j = 0; j < (n); j++) acc[j] = 1.0f / (1.0f + expf(-acc[j])); break; \
+    default: break;                                                                       \
+    }
+
 void bn_bias_act(float *restrict y, size_t rows, int cols, const float *restrict bias, bn_act act)
 {
     switch (act) {
@@ -93,10 +112,19 @@ static int conv_is_pointwise(const bn_conv_shape *s)
            s->pw == 0;
 }
 
+/* Stems (1-4 input channels): im2col would copy 4-12 bytes per tap; a direct kernel that
+ * broadcasts each input value against 8 or 16 output channels does better. */
+static int conv_is_thin(const bn_conv_shape *s)
+{
+    return HAVE_CONV_THIN && s->groups == 1 && s->c <= 4 && s->oc % 8 == 0 && s->oc <= 256;
+}
+
 size_t bn_conv2d_scratch(const bn_conv_shape *s)
 {
     if (bn_conv_is_depthwise(s) || conv_is_pointwise(s))
         return 0;
+    if (conv_is_thin(s))
+        return (size_t)s->oc * (s->kh * s->kw * s->c + 1); /* transposed weights + bias */
     return (size_t)s->oh * s->ow * s->kh * s->kw * (size_t)(s->c / s->groups);
 }
 
@@ -129,6 +157,52 @@ static void im2col(const bn_conv_shape *s, const float *in, int g, float *col)
         }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* Thin convolution with intrinsics: GCC turned the broadcast-FMA loop into scalar code.
+ * 16 output channels (two registers) per pass; wt is (kh, kw, c, oc) then the bias. */
+static void conv_thin(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
+                      bn_act act, float *out, float *wt)
+{
+    const int C = s->c, OC = s->oc, W = s->w, kw = s->kw;
+    const int K = s->kh * kw * C;
+    for (int o = 0; o < OC; o++)
+        for (int k = 0; k < K; k++)
+            wt[(size_t)k * OC + o] = w[(size_t)o * K + k];
+    float *b = wt + (size_t)K * OC;
+    for (int o = 0; o < OC; o++)
+        b[o] = bias ? bias[o] : 0.0f;
+    for (int oy = 0; oy < s->oh; oy++) {
+        const int iy0 = oy * s->sh - s->ph;
+        const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + s->kh > s->h ? s->h - iy0 : s->kh;
+        for (int ox = 0; ox < s->ow; ox++) {
+            const int ix0 = ox * s->sw - s->pw;
+            const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + kw > W ? W - ix0 : kw;
+            float *o = out + ((size_t)oy * s->ow + ox) * OC;
+            for (int c = 0; c < OC; c += 16) {
+                const int two = c + 16 <= OC;
+                __m256 a0 = _mm256_loadu_ps(b + c), a1 = two ? _mm256_loadu_ps(b + c + 8) : _mm256_setzero_ps();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const float *ip = in + ((size_t)(iy0 + ky) * W + ix0 + kx) * C;
+                        const float *wp = wt + ((size_t)ky * kw + kx) * C * OC + c;
+                        for (int ci = 0; ci < C; ci++) {
+                            const __m256 x = _mm256_broadcast_ss(ip + ci);
+                            a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp + (size_t)ci * OC), a0);
+                            if (two)
+                                a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp + (size_t)ci * OC + 8), a1);
+                        }
+                    }
+                float acc[16];
+                _mm256_storeu_ps(acc, a0);
+                _mm256_storeu_ps(acc + 8, a1);
+                ACT_ARRAY(acc, 16, act)
+                memcpy(o + c, acc, sizeof(float) * (two ? 16 : 8));
+            }
+        }
+    }
+}
+#endif
+
 void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
                bn_act act, float *out, float *col)
 {
@@ -136,79 +210,173 @@ void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const fl
         bn_dwconv(s, in, w, bias, act, out);
         return;
     }
+#if HAVE_CONV_THIN
+    if (conv_is_thin(s)) {
+        conv_thin(s, in, w, bias, act, out, col);
+        return;
+    }
+#endif
     const int M = s->oh * s->ow;
+    /* The bias goes into C first and sgemm accumulates with beta = 1: OpenBLAS skips its
+     * beta pass and only the activation (if any) needs another pass. */
+    const float beta = bias ? 1.0f : 0.0f;
+    if (bias)
+        for (int r = 0; r < M; r++)
+            memcpy(out + (size_t)r * s->oc, bias, sizeof(float) * s->oc);
     if (conv_is_pointwise(s)) {
         /* HWC input is already the (M, C) matrix: out = in * W^T. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s->oc, s->c, 1.0f, in, s->c, w,
-                    s->c, 0.0f, out, s->oc);
+                    s->c, beta, out, s->oc);
     } else {
         const int cg = s->c / s->groups, og = s->oc / s->groups;
         const int K = s->kh * s->kw * cg;
         for (int g = 0; g < s->groups; g++) {
             im2col(s, in, g, col);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, og, K, 1.0f, col, K,
-                        w + (size_t)g * og * K, K, 0.0f, out + (size_t)g * og, s->oc);
+                        w + (size_t)g * og * K, K, beta, out + (size_t)g * og, s->oc);
         }
     }
-    bn_bias_act(out, (size_t)M, s->oc, bias, act);
+    if (act != BN_ACT_NONE)
+        bn_bias_act(out, (size_t)M, s->oc, NULL, act);
 }
 
-/* Channels per block of the depthwise kernel: 32 floats = 4 AVX2 registers of
- * accumulators that stay in registers across the kh*kw taps. */
-#define DW_BLOCK 32
+/* One output pixel, channels [c0, c0 + B) of a depthwise convolution: B accumulators stay
+ * in registers across the kh x kw taps (B = 32: four AVX2 registers; B = 8: one), with
+ * explicit fmaf because -std=c17 turns off GCC's FMA contraction. */
+#define DW_BLOCK_FN(B)                                                                    \
+    static inline void dw_block##B(const float *restrict in, const float *restrict w,     \
+                                   const float *restrict bias, float *restrict o, int C,  \
+                                   int W, int kw, int ky0, int ky1, int kx0, int kx1,     \
+                                   int iy0, int ix0, bn_act act)                          \
+    {                                                                                     \
+        float acc[B];                                                                     \
+        for (int j = 0; j < B; j++)                                                       \
+            acc[j] = bias ? bias[j] : 0.0f;                                               \
+        for (int ky = ky0; ky < ky1; ky++)                                                \
+            for (int kx = kx0; kx < kx1; kx++) {                                          \
+                const float *restrict ip = in + ((size_t)(iy0 + ky) * W + (ix0 + kx)) * C; \
+                const float *restrict wp = w + ((size_t)ky * kw + kx) * C;                \
+                for (int j = 0; j < B; j++)                                               \
+                    acc[j] = fmaf(ip[j], wp[j], acc[j]);                                  \
+            }                                                                             \
+        ACT_ARRAY(acc, B, act)                                                            \
+        for (int j = 0; j < B; j++)                                                       \
+            o[j] = acc[j];                                                                \
+    }
+DW_BLOCK_FN(32)
+DW_BLOCK_FN(8)
+DW_BLOCK_FN(1)
+
+/* Four horizontally adjacent output pixels x B channels, window fully inside the input:
+ * each weight vector loaded once feeds four FMAs (the per-pixel blocks above need two
+ * loads per FMA). B = 16 keeps whole cache lines per load and 8 accumulator registers. */
+#define DW_TILE_FN(B)                                                                       \
+    static inline void dw_tile4x##B(const float *restrict in, const float *restrict w,      \
+                                    const float *restrict bias, float *restrict o, int C,   \
+                                    int W, int kh, int kw, int sw, int iy0, int ix0,        \
+                                    bn_act act)                                             \
+    {                                                                                       \
+        float a0[B], a1[B], a2[B], a3[B];                                                   \
+        for (int j = 0; j < B; j++)                                                         \
+            a0[j] = a1[j] = a2[j] = a3[j] = bias ? bias[j] : 0.0f;                          \
+        const size_t step = (size_t)sw * C;                                                \
+        for (int ky = 0; ky < kh; ky++) {                                                   \
+            const float *restrict row = in + ((size_t)(iy0 + ky) * W + ix0) * C;            \
+            const float *restrict wr = w + (size_t)ky * kw * C;                             \
+            for (int kx = 0; kx < kw; kx++) {                                               \
+                const float *restrict p = row + (size_t)kx * C;                             \
+                const float *restrict wp = wr + (size_t)kx * C;                             \
+                for (int j = 0; j < B; j++) {                                               \
+                    a0[j] = fmaf(p[j], wp[j], a0[j]);                                       \
+                    a1[j] = fmaf(p[step + j], wp[j], a1[j]);                                \
+                    a2[j] = fmaf(p[2 * step + j], wp[j], a2[j]);                            \
+                    a3[j] = fmaf(p[3 * step + j], wp[j], a3[j]);                            \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        ACT_ARRAY(a0, B, act)                                                               \
+        ACT_ARRAY(a1, B, act)                                                               \
+        ACT_ARRAY(a2, B, act)                                                               \
+        ACT_ARRAY(a3, B, act)                                                               \
+        for (int j = 0; j < B; j++) {                                                       \
+            o[j] = a0[j];                                                                   \
+            o[C + j] = a1[j];                                                               \
+            o[2 * C + j] = a2[j];                                                           \
+            o[3 * C + j] = a3[j];                                                           \
+        }                                                                                   \
+    }
+DW_TILE_FN(16)
+DW_TILE_FN(8)
+
+/* All channels of one output pixel, window clipped to [ky0,ky1) x [kx0,kx1). */
+static inline void dw_pixel(const bn_conv_shape *s, const float *in, const float *w,
+                            const float *bias, bn_act act, float *out, int oy, int ox, int c0)
+{
+    const int C = s->c;
+    const int iy0 = oy * s->sh - s->ph, ix0 = ox * s->sw - s->pw;
+    const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + s->kh > s->h ? s->h - iy0 : s->kh;
+    const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + s->kw > s->w ? s->w - ix0 : s->kw;
+    float *o = out + ((size_t)oy * s->ow + ox) * C;
+    int c = c0;
+    for (; c + 32 <= C; c += 32)
+        dw_block32(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kw, ky0, ky1, kx0, kx1,
+                   iy0, ix0, act);
+    for (; c + 8 <= C; c += 8)
+        dw_block8(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kw, ky0, ky1, kx0, kx1,
+                  iy0, ix0, act);
+    for (; c < C; c++)
+        dw_block1(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kw, ky0, ky1, kx0, kx1,
+                  iy0, ix0, act);
+}
 
 void bn_dwconv(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
                bn_act act, float *out)
 {
-    const int C = s->c;
+    const int C = s->c, C8 = C / 8 * 8;
+    /* output columns whose window lies inside the input horizontally */
+    int ox_lo = (s->pw + s->sw - 1) / s->sw;
+    int ox_hi = s->w - s->kw + s->pw >= 0 ? (s->w - s->kw + s->pw) / s->sw + 1 : 0;
+    if (ox_hi > s->ow)
+        ox_hi = s->ow;
+    if (ox_lo > ox_hi)
+        ox_lo = ox_hi;
     for (int oy = 0; oy < s->oh; oy++) {
         const int iy0 = oy * s->sh - s->ph;
-        const int ky0 = iy0 < 0 ? -iy0 : 0;
-        const int ky1 = iy0 + s->kh > s->h ? s->h - iy0 : s->kh;
-        for (int ox = 0; ox < s->ow; ox++) {
-            const int ix0 = ox * s->sw - s->pw;
-            const int kx0 = ix0 < 0 ? -ix0 : 0;
-            const int kx1 = ix0 + s->kw > s->w ? s->w - ix0 : s->kw;
-            float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
-            int c0 = 0;
-            for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK) {
-                float acc[DW_BLOCK];
-                for (int j = 0; j < DW_BLOCK; j++)
-                    acc[j] = bias ? bias[c0 + j] : 0.0f;
-                for (int ky = ky0; ky < ky1; ky++)
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        const float *restrict ip =
-                            in + ((size_t)(iy0 + ky) * s->w + (ix0 + kx)) * C + c0;
-                        const float *restrict wp = w + ((size_t)ky * s->kw + kx) * C + c0;
-                        for (int j = 0; j < DW_BLOCK; j++)
-                            acc[j] += ip[j] * wp[j];
-                    }
-                for (int j = 0; j < DW_BLOCK; j++)
-                    o[c0 + j] = acc[j];
-            }
-            if (c0 < C) {
-                for (int c = c0; c < C; c++)
-                    o[c] = bias ? bias[c] : 0.0f;
-                for (int ky = ky0; ky < ky1; ky++)
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        const float *restrict ip =
-                            in + ((size_t)(iy0 + ky) * s->w + (ix0 + kx)) * C;
-                        const float *restrict wp = w + ((size_t)ky * s->kw + kx) * C;
-                        for (int c = c0; c < C; c++)
-                            o[c] += ip[c] * wp[c];
-                    }
-            }
-            if (act != BN_ACT_NONE)
-                bn_bias_act(o, 1, C, NULL, act);
+        if (iy0 < 0 || iy0 + s->kh > s->h || C8 == 0) {
+            for (int ox = 0; ox < s->ow; ox++)
+                dw_pixel(s, in, w, bias, act, out, oy, ox, 0);
+            continue;
         }
+        int ox = 0;
+        for (; ox < ox_lo; ox++)
+            dw_pixel(s, in, w, bias, act, out, oy, ox, 0);
+        for (; ox + 4 <= ox_hi; ox += 4) {
+            const int ix0 = ox * s->sw - s->pw;
+            float *o = out + ((size_t)oy * s->ow + ox) * C;
+            int c = 0;
+            for (; c + 16 <= C8; c += 16)
+                dw_tile4x16(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kh, s->kw, s->sw,
+                            iy0, ix0, act);
+            for (; c < C8; c += 8)
+                dw_tile4x8(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kh, s->kw, s->sw, iy0,
+                           ix0, act);
+            if (C8 < C)
+                for (int k = 0; k < 4; k++)
+                    dw_pixel(s, in, w, bias, act, out, oy, ox + k, C8);
+        }
+        for (; ox < s->ow; ox++)
+            dw_pixel(s, in, w, bias, act, out, oy, ox, 0);
     }
 }
 
 void bn_linear(const float *x, int in, int out, const float *w, const float *bias, bn_act act,
                float *y)
 {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
-    bn_bias_act(y, 1, out, bias, act);
+    if (bias)
+        memcpy(y, bias, sizeof(float) * (size_t)out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, bias ? 1.0f : 0.0f, y, 1);
+    if (act != BN_ACT_NONE)
+        bn_bias_act(y, 1, out, NULL, act);
 }
 
 void bn_add(const float *restrict a, const float *restrict b, size_t n, bn_act act,

@@ -19,6 +19,8 @@ struct bn_session {
     float *col, *se_tmp;            /* scratch */
     float **synth_w;                /* L synthesized weight tensors, packed like weights */
     float *alpha, *light_probs, *spec_probs;
+    double *prof[2];                /* per-layer ns sums when profiling (light, specialist) */
+    int profiling;
     void *block;                    /* the one allocation behind all of the above */
     size_t bytes;
     int light_done;
@@ -175,7 +177,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up((size_t)nc);
     size_t o_ptr = off; /* pointer arrays after the floats */
     size_t nptr = (size_t)m->light.n + (size_t)m->spec.n + (size_t)L;
-    size_t bytes = off * sizeof(float) + nptr * sizeof(float *);
+    size_t o_prof = off * sizeof(float) + nptr * sizeof(float *);
+    size_t bytes = o_prof + ((size_t)m->light.n + (size_t)m->spec.n) * sizeof(double);
     s->block = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!s->block) {
         bn_set_err(err, errlen, "%s: cannot allocate %zu bytes for a session", m->fname, bytes);
@@ -200,11 +203,14 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         s->synth_w[l] = f + so;
         so += round_up(m->spec.layers[m->synth_layer[l]].wcount);
     }
+    s->prof[0] = (double *)(void *)((char *)s->block + o_prof);
+    s->prof[1] = s->prof[0] + m->light.n;
     s->alpha = f + o_alpha;
     s->light_probs = f + o_lp;
     s->spec_probs = f + o_sp;
     /* touch everything once so that the first classify does not page-fault */
     memset(s->block, 0, off * sizeof(float));
+    memset(s->prof[0], 0, bytes - o_prof);
     s->bytes = bytes + sizeof *s;
     *out = s;
     s = NULL;
@@ -231,8 +237,10 @@ void bn_session_free(bn_session *s)
 
 size_t bn_session_bytes(const bn_session *s) { return s ? s->bytes : 0; }
 
-static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input, float **outs)
+static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input, float **outs,
+                      double *prof)
 {
+    uint64_t t_prev = s->profiling ? now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
@@ -270,6 +278,11 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
         default:
             break;
         }
+        if (s->profiling) {
+            uint64_t t = now_ns();
+            prof[i] += (double)(t - t_prev);
+            t_prev = t;
+        }
     }
 }
 
@@ -288,13 +301,15 @@ static void preprocess(bn_session *s, const uint8_t *image, size_t stride)
     const bn_model *m = s->m;
     const bn_model_info *info = &m->info;
     const int C = info->channels, H = info->height, W = info->width;
+    /* same float32 operations as training: (p / 255 - mean) / std, exactly; per channel
+     * with a fixed stride so that the loop vectorizes */
     for (int y = 0; y < H; y++) {
-        const uint8_t *row = image + (size_t)y * stride;
-        float *o = s->spec_in + (size_t)y * W * C;
-        for (int x = 0; x < W * C; x++) {
-            int c = x % C;
-            /* same float32 operation order as training: (p / 255 - mean) / std */
-            o[x] = ((float)row[x] / 255.0f - m->mean[c]) / m->std[c];
+        const uint8_t *restrict row = image + (size_t)y * stride;
+        float *restrict o = s->spec_in + (size_t)y * W * C;
+        for (int c = 0; c < C; c++) {
+            const float mean = m->mean[c], std = m->std[c];
+            for (int x = 0; x < W; x++)
+                o[x * C + c] = ((float)row[x * C + c] / 255.0f - mean) / std;
         }
     }
     if (m->resize == BN_RESIZE_AVGPOOL) {
@@ -317,7 +332,7 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
         return BN_ERR_INVALID_ARG;
     uint64_t t0 = now_ns();
     preprocess(s, image, stride);
-    run_stage(s, &m->light, s->light_in, s->light_out);
+    run_stage(s, &m->light, s->light_in, s->light_out, s->prof[0]);
     const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
     bn_softmax(s->light_out[m->light.logits], nc, s->light_probs);
     const float *coef = s->light_out[m->light.coeffs];
@@ -348,7 +363,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         bn_synthesize(ly->bases, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
     uint64_t t1 = now_ns();
-    run_stage(s, &m->spec, s->spec_in, s->spec_out);
+    run_stage(s, &m->spec, s->spec_in, s->spec_out, s->prof[1]);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);
     res->score = s->spec_probs[res->class_id];
@@ -378,4 +393,17 @@ const float *bn_session_logits(const bn_session *s, bn_stage stage)
     if (stage == BN_STAGE_LIGHT)
         return s->light_out[s->m->light.logits];
     return s->spec_out[s->m->spec.logits];
+}
+
+void bn_session_set_profiling(bn_session *s, int on)
+{
+    if (!s)
+        return;
+    s->profiling = on;
+    memset(s->prof[0], 0, sizeof(double) * (size_t)(s->m->light.n + s->m->spec.n));
+}
+
+const double *bn_session_profile(const bn_session *s, bn_stage stage)
+{
+    return s ? s->prof[stage == BN_STAGE_LIGHT ? 0 : 1] : NULL;
 }

@@ -17,6 +17,7 @@
 
 #include "basisnet.h"
 #include "commands.h"
+#include "engine_internal.h"
 #include "model.h"
 
 /* ------------------------------------------------------------------------------------ */
@@ -698,10 +699,43 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Mean time per layer and per op type from the session's profile (profiling adds two
+ * clock reads per layer, so totals run slightly above the unprofiled ones). */
+static void print_profile(const bn_model *m, const bn_session *s, size_t n)
+{
+    const bn_stage_def *stages[2] = {&m->light, &m->spec};
+    for (int k = 0; k < 2; k++) {
+        const double *p = bn_session_profile(s, k ? BN_STAGE_SPECIALIST : BN_STAGE_LIGHT);
+        const bn_stage_def *sd = stages[k];
+        double tot = 0, per_op[BN_OP_COUNT] = {0}, dw = 0;
+        for (int i = 0; i < sd->n; i++) {
+            tot += p[i];
+            per_op[sd->layers[i].op] += p[i];
+            if (sd->layers[i].op == BN_OP_CONV && bn_conv_is_depthwise(&sd->layers[i].g))
+                dw += p[i];
+        }
+        printf("\nprofile: %s stage, %.4f ms per run\n  %-3s %-18s %-8s %-14s %10s %6s %9s\n", k ? "specialist" : "light",
+               tot / n / 1e6, "#", "layer", "op", "output", "ms", "share", "GFLOP/s");
+        for (int i = 0; i < sd->n; i++) {
+            const bn_layer *ly = &sd->layers[i];
+            char out[32];
+            snprintf(out, sizeof out, "%dx%dx%d", ly->g.oc, ly->g.oh, ly->g.ow);
+            double t = p[i] / n;
+            printf("  %-3d %-18.18s %-8s %-14s %10.4f %5.1f%% %9.2f\n", i, ly->name, op_names[ly->op], out, t / 1e6,
+                   100 * p[i] / tot, t > 0 ? 2.0 * (double)ly->madds / t : 0);
+        }
+        printf("  by op:");
+        for (int o = 0; o < BN_OP_COUNT; o++)
+            if (per_op[o] > 0)
+                printf(" %s %.1f%%", op_names[o], 100 * per_op[o] / tot);
+        printf(" (depthwise conv %.1f%%)\n", 100 * dw / tot);
+    }
+}
+
 static int cmd_bench_help(FILE *f)
 {
     fprintf(f,
-            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--json]\n\n"
+            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--json] [--profile]\n\n"
             "Measures per-stage latency at batch 1 on a fixed pseudo-random image: both stages run\n"
             "every iteration (as with threshold > 1). After 10 warm-up runs it loops for S seconds\n"
             "(at least 20 iterations) and prints p50, p99 and mean for the stages light (preprocessing\n"
@@ -711,7 +745,8 @@ static int cmd_bench_help(FILE *f)
             "Options:\n"
             "  --threads N   OpenBLAS threads (default 1; 1 is the safe choice on 2 cores)\n"
             "  --seconds S   measuring time (default 5)\n"
-            "  --json        one JSON object instead of the table\n\n"
+            "  --json        one JSON object instead of the table\n"
+            "  --profile     also print the time per layer (mean ms) and per op type\n\n"
             "Exit status: 0 success, 1 the model cannot be loaded or run, 2 bad usage.\n");
     return 0;
 }
@@ -721,7 +756,7 @@ int cmd_bench(int argc, char **argv)
     const char *model = NULL;
     long threads = 1;
     double seconds = 5;
-    int json = 0;
+    int json = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (is_help(a))
@@ -732,6 +767,8 @@ int cmd_bench(int argc, char **argv)
             i++;
         else if (!strcmp(a, "--json"))
             json = 1;
+        else if (!strcmp(a, "--profile"))
+            profile = 1;
         else if (a[0] != '-' && !model)
             model = a;
         else {
@@ -768,6 +805,8 @@ int cmd_bench(int argc, char **argv)
         if (bn_classify(s, img, stride, 2.0f, &r) != BN_OK)
             goto out;
     struct timespec c0, c1;
+    if (profile)
+        bn_session_set_profiling(s, 1);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     uint64_t end = mono_ns() + (uint64_t)(seconds * 1e9);
     while (n < cap && (n < 20 || mono_ns() < end)) {
@@ -823,6 +862,8 @@ int cmd_bench(int argc, char **argv)
         printf("cpu time    %.4f ms per inference (process CPU time / iterations); OpenBLAS core %s\n", cpu_ms,
                openblas_get_corename());
     }
+    if (profile)
+        print_profile(m, s, n);
     rc = 0;
 out:
     if (rc)
