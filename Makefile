@@ -163,7 +163,7 @@ install: all
 	  $(DESTDIR)/etc/basisnetd $(DESTDIR)$(PREFIX)/lib/systemd/system \
 	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(wildcard models/*.bnm models/*.labels) $(DESTDIR)$(PREFIX)/share/basisnetd/models/
+	$(if $(wildcard models/*.bnm models/*.labels),install -m 0644 $(wildcard models/*.bnm models/*.labels) $(DESTDIR)$(PREFIX)/share/basisnetd/models/)
 	install -m 0644 $(wildcard configs/*.yaml) $(DESTDIR)$(PREFIX)/share/basisnetd/
 	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g' $$f \
 	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$f); done

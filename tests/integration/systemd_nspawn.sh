@@ -1,0 +1,141 @@
+#!/bin/bash
+# basisnetd under a real systemd: `make install` into an overlay of the host root, boot it
+# with systemd-nspawn, then: start (Type=notify waits for READY), STATUS=, subscribe,
+# reload, SIGSTOP -> watchdog kill -> Restart=on-failure, an @instance with its own socket,
+# clean stop. Also `systemd-analyze verify` and the security exposure of the installed units.
+# Needs root, systemd-nspawn and unshare; prints SKIP and passes otherwise.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
+    echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
+fi
+if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
+    BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
+
+W=$(mktemp -d /tmp/bnd-nspawn.XXXXXX)
+NP=
+fail() {
+    echo "FAIL: $*" >&2
+    [ -n "${LEADER:-}" ] && in_ct journalctl -u 'basisnetd*' --no-pager -n 40 >&2 || true
+    exit 1
+}
+cleanup() {
+    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then kill -TERM "$NP"; wait "$NP" 2>/dev/null || true; fi
+    umount -l "$W/root" 2>/dev/null || true
+    umount -l "$W" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+in_ct() { nsenter -t "$LEADER" -a "$@"; }
+ok() { echo "ok: $*"; }
+
+mount -t tmpfs tmpfs /run                    # the host's /run is on disk
+mount -t tmpfs tmpfs "$W"
+mkdir -p "$W/upper" "$W/work" "$W/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
+R=$W/root
+rm -f "$R/.dockerenv"
+
+# `make install` as a package would do it
+make -C "$ROOT" -s install DESTDIR="$R" PREFIX=/usr/local BUILD="$BUILD" >/dev/null
+[ -f "$R/usr/local/lib/systemd/system/basisnetd.service" ] || fail "install: no unit"
+[ -f "$R/usr/local/lib/sysusers.d/basisnetd.conf" ] || fail "install: no sysusers"
+[ -f "$R/usr/local/lib/tmpfiles.d/basisnetd.conf" ] || fail "install: no tmpfiles"
+grep -q "^ExecStart=/usr/local/bin/basisnetd " "$R/usr/local/lib/systemd/system/basisnetd.service" || fail "@BINDIR@ not substituted"
+MODEL=$ROOT/models/fmnist-basisnet.bnm
+[ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
+install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
+# No camera in the container: the test source, STATUS every second, a short watchdog.
+for name in basisnetd cam2; do
+    cat > "$R/etc/basisnetd/$name.yaml" <<EOC
+camera: $name
+model: /usr/local/share/basisnetd/models/test.bnm
+stats_interval_s: 1
+source:
+  kind: test
+  width: 160
+  height: 120
+  fps: 30
+publish:
+  socket: /run/basisnetd/basisnetd.sock
+  mode: 0660
+EOC
+done
+mkdir -p "$R/etc/systemd/system/basisnetd.service.d"
+printf '[Service]\nWatchdogSec=3\nRestartSec=1\n' > "$R/etc/systemd/system/basisnetd.service.d/test.conf"
+
+systemd-nspawn -D "$R" --boot --register=no --keep-unit --link-journal=no --console=passive -q \
+    > "$W/console.log" 2>&1 &
+NP=$!
+LEADER=
+for _ in $(seq 100); do
+    LEADER=$(pgrep -P "$NP" | head -1 || true)
+    [ -n "$LEADER" ] && in_ct systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded' && break
+    sleep 0.1
+done
+[ -n "$LEADER" ] || fail "container did not boot"
+ok "container booted"
+
+in_ct getent passwd basisnetd >/dev/null || fail "sysusers did not create basisnetd"
+in_ct id -nG basisnetd | grep -qw video || fail "basisnetd not in group video"
+in_ct systemd-analyze verify /usr/local/lib/systemd/system/basisnetd.service \
+    /usr/local/lib/systemd/system/basisnetd@.service || fail "systemd-analyze verify"
+for u in basisnetd basisnetd@cam2; do
+    e=$(in_ct systemd-analyze security --no-pager "$u.service" 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+    [ -n "$e" ] && awk "BEGIN{exit !($e <= 2.0)}" || fail "$u exposure '$e'"
+    echo "exposure $u: $e"
+done
+ok "verify clean, exposure <= 2.0"
+
+t0=$(date +%s%N)
+in_ct systemctl start basisnetd || fail "start"
+echo "start (until READY=1): $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+[ "$(in_ct systemctl is-active basisnetd)" = active ] || fail "not active"
+in_ct journalctl -u basisnetd --no-pager | grep -q "ready (first frame classified)" || fail "READY before the first frame?"
+[ "$(in_ct stat -c '%U:%G %a' /run/basisnetd/basisnetd.sock)" = "basisnetd:basisnetd 660" ] || fail "socket owner/mode: $(in_ct stat -c '%U:%G %a' /run/basisnetd/basisnetd.sock)"
+sleep 1.5
+status=$(in_ct systemctl show -p StatusText --value basisnetd)
+echo "STATUS: $status"
+echo "$status" | grep -q "fps, latency mean .* exit share" || fail "STATUS text"
+n=$(in_ct /usr/local/bin/basisnetctl subscribe --count 5 | grep -c '"type":"label"')
+[ "$n" -eq 5 ] || fail "subscribe got $n labels"
+ok "started, READY, STATUS, 5 labels subscribed"
+
+pid0=$(in_ct systemctl show -p MainPID --value basisnetd)
+in_ct systemctl reload basisnetd || fail "reload"
+[ "$(in_ct /usr/local/bin/basisnetctl stats | grep -c '"ok": 1')" -ge 1 ] || fail "reload not counted"
+[ "$(in_ct systemctl show -p MainPID --value basisnetd)" = "$pid0" ] || fail "reload restarted the process"
+ok "systemctl reload (same pid $pid0)"
+
+# Freeze the whole process: no WATCHDOG=1 -> systemd kills it and restarts it.
+in_ct kill -STOP "$pid0"
+t0=$(date +%s)
+pid1=$pid0
+for _ in $(seq 150); do
+    pid1=$(in_ct systemctl show -p MainPID --value basisnetd)
+    [ "$pid1" != "$pid0" ] && [ "$pid1" != 0 ] && [ "$(in_ct systemctl is-active basisnetd)" = active ] && break
+    sleep 0.1
+done
+[ "$pid1" != "$pid0" ] && [ "$pid1" != 0 ] || fail "no watchdog restart"
+in_ct journalctl -u basisnetd --no-pager | grep -qi "watchdog timeout" || fail "restart was not the watchdog"
+[ "$(in_ct systemctl show -p NRestarts --value basisnetd)" -ge 1 ] || fail "NRestarts"
+echo "watchdog restart after $(( $(date +%s) - t0 )) s: pid $pid0 -> $pid1"
+in_ct /usr/local/bin/basisnetctl ping >/dev/null || fail "restarted daemon does not answer"
+ok "SIGSTOP -> watchdog -> restarted"
+
+in_ct systemctl start basisnetd@cam2 || fail "start basisnetd@cam2"
+in_ct /usr/local/bin/basisnetctl --socket /run/basisnetd/cam2.sock stats | grep -q '"camera": "cam2"' || fail "instance socket"
+in_ct systemctl stop basisnetd@cam2
+in_ct test -S /run/basisnetd/basisnetd.sock || fail "stopping an instance removed the main socket"
+ok "basisnetd@cam2 on /run/basisnetd/cam2.sock"
+
+t0=$(date +%s%N)
+in_ct systemctl stop basisnetd
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$(in_ct systemctl show -p Result --value basisnetd)" = success ] || fail "stop result $(in_ct systemctl show -p Result --value basisnetd)"
+[ "$(in_ct systemctl show -p ExecMainStatus --value basisnetd)" = 0 ] || fail "exit status"
+in_ct test ! -e /run/basisnetd/basisnetd.sock || fail "socket left after stop"
+[ "$ms" -lt 2000 ] || fail "stop took $ms ms"
+ok "clean stop in $ms ms (Result=success, status 0, socket removed)"
