@@ -62,5 +62,7 @@ void bn_resize_bilinear(const float *in, int h, int w, int c, float *out, int oh
 void bn_softmax(const float *x, int n, float *y);
 /* Synthesis: w[p] = sum_n alpha[n] * bases[n][p] (one sgemv over contiguous bases). */
 void bn_synthesize(const float *bases, int n, size_t p, const float *alpha, float *w);
+/* Same from IEEE half bases (F16C when available): half the bytes to stream. */
+void bn_synthesize_f16(const uint16_t *bases, int n, size_t p, const float *alpha, float *w);
 
 #endif

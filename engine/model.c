@@ -136,17 +136,17 @@ static bn_status want_tensor(loader *L, const char *lname, const char *suffix, i
 
 typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_LINEAR_HWC } pack_kind;
 
-static float *owned_alloc(bn_model *m, size_t count)
+static void *owned_alloc(bn_model *m, size_t bytes)
 {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 32;
-        float **p = realloc(m->owned, sizeof *p * (size_t)cap);
+        void **p = realloc(m->owned, sizeof *p * (size_t)cap);
         if (!p)
             return NULL;
         m->owned = p;
         m->cap_owned = cap;
     }
-    float *f = aligned_alloc(64, (count * sizeof(float) + 63) & ~(size_t)63);
+    void *f = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (f)
         m->owned[m->n_owned++] = f;
     return f;
@@ -182,12 +182,26 @@ static const float *materialize(loader *L, const st_tensor *t, pack_kind k, cons
 {
     if (t->dtype == ST_F32 && k == PACK_NONE && ((uintptr_t)t->data & 3) == 0)
         return (const float *)(const void *)t->data;
-    float *dst = owned_alloc(L->m, t->count);
+    float *dst = owned_alloc(L->m, t->count * sizeof(float));
     if (!dst)
         return NULL;
     for (size_t i = 0; i < t->count; i++) {
         size_t b = i / per_basis, j = i % per_basis;
         dst[b * per_basis + pack_index(k, ly, j)] = st_get_f32(t, i);
+    }
+    return dst;
+}
+
+/* F16 bases stay half precision (synthesis streams half the bytes), repacked. */
+static const uint16_t *materialize_f16(loader *L, const st_tensor *t, pack_kind k, const bn_layer *ly,
+                                       size_t per_basis)
+{
+    uint16_t *dst = owned_alloc(L->m, t->count * sizeof(uint16_t));
+    if (!dst)
+        return NULL;
+    for (size_t i = 0; i < t->count; i++) {
+        size_t b = i / per_basis, j = i % per_basis;
+        memcpy(&dst[b * per_basis + pack_index(k, ly, j)], t->data + 2 * i, 2);
     }
     return dst;
 }
@@ -472,11 +486,13 @@ static bn_status materialize_stage(loader *L, bn_stage_def *sd, int num_bases)
         if (ly->op == BN_OP_CONV || ly->op == BN_OP_LINEAR) {
             pack_kind k = layer_pack(ly);
             t = TENSOR(ly->synth ? "bases" : "weight");
-            const float *w = materialize(L, t, k, ly, ly->wcount);
-            if (ly->synth)
-                ly->bases = w;
+            const void *w;
+            if (ly->synth && t->dtype == ST_F16)
+                w = ly->bases16 = materialize_f16(L, t, k, ly, ly->wcount);
+            else if (ly->synth)
+                w = ly->bases = materialize(L, t, k, ly, ly->wcount);
             else
-                ly->weight = w;
+                w = ly->weight = materialize(L, t, k, ly, ly->wcount);
             ly->bias = materialize(L, TENSOR("bias"), PACK_NONE, ly, 1);
             if (!w || !ly->bias)
                 return BN_ERR_NOMEM;

@@ -35,6 +35,7 @@ typedef struct {
     size_t wcount;          /* weights of one basis / of the weight tensor */
     const float *weight;    /* packed: conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
     const float *bases;     /* (N, wcount), each basis packed like weight */
+    const uint16_t *bases16; /* same in IEEE half when the file stores F16 bases (else NULL) */
     const float *bias;
     const float *w1, *b1, *w2, *b2; /* se: (squeeze,c), (squeeze), (c,squeeze), (c) */
     uint64_t madds, params;
@@ -61,7 +62,7 @@ struct bn_model {
     int pool_k;             /* avgpool resize factor */
     bn_stage_def light, spec;
     int *synth_layer;       /* L indices into spec.layers */
-    float **owned;          /* heap copies (repacked or converted weights) */
+    void **owned;           /* heap copies (repacked or converted weights) */
     int n_owned, cap_owned;
     float *val_conf;
 };

@@ -360,7 +360,10 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     uint64_t t0 = now_ns();
     for (int l = 0; l < info->num_synth_layers; l++) {
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
-        bn_synthesize(ly->bases, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
+        if (ly->bases16)
+            bn_synthesize_f16(ly->bases16, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
+        else
+            bn_synthesize(ly->bases, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
     uint64_t t1 = now_ns();
     run_stage(s, &m->spec, s->spec_in, s->spec_out, s->prof[1]);

@@ -137,12 +137,12 @@ def main():
     ap.add_argument("--golden", type=int, default=0, help="also write OUT.golden.safetensors with K inputs")
     a = ap.parse_args()
     doc, tensors = build(a.bases)
+    if a.f16_bases:  # the golden vectors then come from the half-precision bases too
+        tensors = {k: (v.astype(np.float16) if k.endswith(".bases") else v) for k, v in tensors.items()}
     if a.golden:
         rng = np.random.default_rng(7)
         imgs = rng.integers(0, 256, (a.golden, 224, 224, 3), dtype=np.uint8)
         bnm.write_bnm(a.out.replace(".bnm", "") + ".golden.safetensors", None, bnm.golden(doc, tensors, imgs))
-    if a.f16_bases:
-        tensors = {k: (v.astype(np.float16) if k.endswith(".bases") else v) for k, v in tensors.items()}
     bnm.write_bnm(a.out, doc, tensors)
     print("wrote %s (%.1f MB, %d synthesized layers, N=%d)" % (a.out, os.path.getsize(a.out) / 1e6,
                                                                len(doc["synth_layers"]), a.bases))

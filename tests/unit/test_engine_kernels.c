@@ -396,6 +396,37 @@ static void test_synthesize(void **state)
     }
 }
 
+/* IEEE half decoded independently of the engine: (-1)^s * 2^(e-15) * (1 + m/1024), subnormals
+ * 2^-14 * m/1024. */
+static double ref_half(uint16_t h)
+{
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e ? ldexp(1.0 + m / 1024.0, e - 15) : ldexp(m / 1024.0, -14);
+    return (h & 0x8000) ? -v : v;
+}
+
+static void test_synthesize_f16(void **state)
+{
+    (void)state;
+    rng r = {2718};
+    static const size_t sizes[] = {1, 7, 16, 17, 33, 4096, 5003};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        int n = 1 + (int)(t % 8);
+        size_t p = sizes[t];
+        uint16_t *bases = malloc(sizeof *bases * n * p);
+        for (size_t i = 0; i < (size_t)n * p; i++) /* finite halves in [-4, 4], some subnormal */
+            bases[i] = (uint16_t)((rnd(&r) & 0x8000) | (rnd(&r) % 0x4400));
+        float *alpha = rand_vec(&r, (size_t)n), *w = malloc(sizeof *w * p);
+        double *want = calloc(p, sizeof *want);
+        for (size_t i = 0; i < p; i++)
+            for (int k = 0; k < n; k++)
+                want[i] += alpha[k] * ref_half(bases[(size_t)k * p + i]);
+        bn_synthesize_f16(bases, n, p, alpha, w);
+        expect_close(w, want, p, 1e-5, "synthesize_f16");
+        free(bases), free(alpha), free(w), free(want);
+    }
+}
+
 static int report(void **state)
 {
     (void)state;
@@ -410,7 +441,7 @@ int main(void)
         cmocka_unit_test(test_conv_grouped), cmocka_unit_test(test_conv_depthwise),
         cmocka_unit_test(test_linear_add_gap_softmax), cmocka_unit_test(test_se),
         cmocka_unit_test(test_pooling),      cmocka_unit_test(test_bilinear),
-        cmocka_unit_test(test_synthesize),
+        cmocka_unit_test(test_synthesize),   cmocka_unit_test(test_synthesize_f16),
     };
     return cmocka_run_group_tests(tests, NULL, report);
 }

@@ -831,8 +831,12 @@ int cmd_bench(int argc, char **argv)
         p50[k] = pct(t[k], n, 50);
         p99[k] = pct(t[k], n, 99);
     }
-    /* bases bytes actually read by synthesis: F32 copies in memory, N * weights * 4 */
-    double synth_bytes = (double)in->madds_synth * 4.0;
+    /* bases bytes synthesis reads: N * weights * 4 (F32) or 2 (bases kept as F16) */
+    double synth_bytes = 0;
+    for (int l = 0; l < in->num_synth_layers; l++) {
+        const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
+        synth_bytes += (double)in->num_bases * (double)ly->wcount * (ly->bases16 ? 2.0 : 4.0);
+    }
     double gflops = 2.0 * (double)in->madds_specialist / (p50[2] * 1e6);
     double light_gflops = 2.0 * (double)in->madds_light / (p50[0] * 1e6);
     double gbs = p50[1] > 0 ? synth_bytes / (p50[1] * 1e6) : 0;
@@ -843,10 +847,10 @@ int cmd_bench(int argc, char **argv)
         for (int k = 0; k < 5; k++)
             printf(",\"%s\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f}", names[k], p50[k], p99[k], mean[k]);
         printf(",\"madds\":{\"light\":%llu,\"synth\":%llu,\"specialist\":%llu},\"specialist_gflops\":%.2f,"
-               "\"light_gflops\":%.2f,\"synth_gbytes_per_s\":%.2f,\"synth_share_of_specialist\":%.4f,"
+               "\"light_gflops\":%.2f,\"synth_bytes\":%.0f,\"synth_gbytes_per_s\":%.2f,\"synth_share_of_specialist\":%.4f,"
                "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"blas_core\":\"%s\"}\n",
                (unsigned long long)in->madds_light, (unsigned long long)in->madds_synth,
-               (unsigned long long)in->madds_specialist, gflops, light_gflops, gbs, synth_share,
+               (unsigned long long)in->madds_specialist, gflops, light_gflops, synth_bytes, gbs, synth_share,
                bn_session_bytes(s), cpu_ms, openblas_get_corename());
     } else {
         printf("model %s, %ld BLAS thread%s, %zu iterations (batch 1, both stages every time)\n", in->name,
@@ -856,7 +860,7 @@ int cmd_bench(int argc, char **argv)
             printf("%-11s %9.4f %9.4f %9.4f\n", names[k], p50[k], p99[k], mean[k]);
         printf("\nlight       %llu MAdds, %.2f GFLOP/s at p50\n", (unsigned long long)in->madds_light, light_gflops);
         printf("specialist  %llu MAdds, %.2f GFLOP/s at p50\n", (unsigned long long)in->madds_specialist, gflops);
-        printf("synthesis   %.0f bytes of bases, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes, gbs,
+        printf("synthesis   %.0f bytes of bases read, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes, gbs,
                100.0 * synth_share);
         printf("session     %zu bytes\n", bn_session_bytes(s));
         printf("cpu time    %.4f ms per inference (process CPU time / iterations); OpenBLAS core %s\n", cpu_ms,
