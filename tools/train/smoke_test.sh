@@ -22,7 +22,7 @@ if [ ! -d "$DATA" ]; then
 fi
 
 # 1. tiny training run; the loss must fall
-if timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 384 --epochs 4 --seed 3 --bases 4 \
+if timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --epochs 3 --seed 3 --bases 4 \
         --threads 1 --out "$TMP/run" --log-every 0 --erase 0 >"$TMP/train.log" 2>&1; then
     ok "train.py smoke run"
 else

@@ -124,12 +124,15 @@ def read_image_folder(root, labels=None):
         raise DatasetError("%s: class folders %s differ from the training classes %s"
                            % (root, classes, sorted(labels)))
     labels = labels or classes
-    xs, ys = [], []
-    for ci, c in enumerate(labels):
+    listing = []
+    for c in labels:  # check every class before reading any image
         d = os.path.join(root, c)
         files = sorted(f for f in os.listdir(d) if f.lower().endswith(IMG_EXT))
         if not files:
             raise DatasetError("%s: empty class folder (no .png/.jpg images)" % d)
+        listing.append((d, files))
+    xs, ys = [], []
+    for ci, (d, files) in enumerate(listing):
         for f in files:
             xs.append(_read_image(os.path.join(d, f)))
             ys.append(ci)
@@ -287,21 +290,32 @@ def train(args):
     n = len(data["train_x"])
     steps_per_epoch = max(1, n // args.batch)
     total = steps_per_epoch * args.epochs
-    warm = min(steps_per_epoch, total // 10) if args.epochs > 1 else 0
+    budget = args.time_budget * 60.0 if args.time_budget else None
+    warm_frac = min(1.0 / args.epochs, 0.1) if args.epochs > 1 else 0.0
 
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
+    def progress(step):
+        """Training progress in [0,1]: steps done, or wall time used if --time-budget
+        runs out first (the schedule then compresses so the run still ends annealed)."""
+        p = step / total
+        if budget:
+            p = max(p, (time.time() - t0) / budget)
+        return min(1.0, p)
+
+    def lr_at(p):
+        if p < warm_frac:
+            return args.lr * max(p / warm_frac, 0.01)
+        t = (p - warm_frac) / max(1e-9, 1 - warm_frac)
         return args.lr * 0.5 * (1 + math.cos(math.pi * t))
 
     is_bn = isinstance(model, bm.BasisNet)
-    anneal_steps = int(args.anneal * total)
     history = []
     step = 0
     t0 = time.time()
     best = -1.0
+    stop = False
     for ep in range(1, args.epochs + 1):
+        if stop:
+            break
         model.train()
         te = time.time()
         perm = torch.randperm(n, generator=gen)
@@ -311,10 +325,14 @@ def train(args):
             idx = perm[bi * args.batch:(bi + 1) * args.batch]
             x = augment(data["train_x"][idx], gen, erase_p=args.erase)
             y = data["train_y"][idx]
+            prog = progress(step)
+            if prog >= 1.0:
+                stop = True
+                break
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(prog)
             if is_bn:
-                f = min(1.0, step / anneal_steps) if anneal_steps else 1.0
+                f = min(1.0, prog / args.anneal) if args.anneal > 0 else 1.0
                 model.temperature = args.t0 + (1.0 - args.t0) * f
             o = model(x)
             ls = F.cross_entropy(o["logits"], y)
@@ -339,14 +357,17 @@ def train(args):
             if args.log_every and (bi + 1) % args.log_every == 0:
                 el = time.time() - te
                 eta_ep = el / (bi + 1) * (steps_per_epoch - bi - 1)
-                print("  ep %d %d/%d loss %.4f lr %.2e T %.2f  %.1f img/s  epoch ETA %s"
-                      % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(step),
-                         getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep)), flush=True)
+                print("  ep %d %d/%d loss %.4f lr %.2e T %.2f  %.1f img/s  epoch ETA %s  progress %.3f"
+                      % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(prog),
+                         getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep), prog), flush=True)
+        if cnt == 0:
+            break
         ev = evaluate(model, data["val_x"], data["val_y"])
         dt = time.time() - te
         done = time.time() - t0
-        eta = done / ep * (args.epochs - ep)
-        rec = {"epoch": ep, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
+        prog = progress(step)
+        eta = done / max(prog, 1e-9) * (1 - prog)
+        rec = {"epoch": ep, "steps": step, "epochs_done": step / steps_per_epoch, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
                "val_light_acc": ev.get("light_acc"), "epoch_s": dt}
         history.append(rec)
@@ -358,7 +379,8 @@ def train(args):
                  dt, fmt_t(done), fmt_t(eta),
                  (datetime.datetime.utcnow() + datetime.timedelta(seconds=eta)).strftime("%H:%M")),
               flush=True)
-        ck = {"args": a, "model": model.state_dict(), "epoch": ep, "command": command,
+        ck = {"args": a, "model": model.state_dict(), "epoch": round(step / steps_per_epoch, 2),
+              "steps": step, "command": command,
               "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
               "madds": madds, "params": nparam, "history": history,
               "train_seconds": time.time() - t0}
@@ -369,6 +391,7 @@ def train(args):
             torch.save(ck, os.path.join(args.out, "best.pt"))
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"args": a, "command": command, "madds": madds, "params": nparam,
+                   "steps": step, "epochs_done": step / steps_per_epoch,
                    "history": history, "train_seconds": time.time() - t0}, f, indent=1)
     print("train: done in %s, final val %.4f (best %.4f), checkpoint %s"
           % (fmt_t(time.time() - t0), history[-1]["val_acc"], best,
@@ -400,6 +423,9 @@ def main(argv=None):
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of KL(light || specialist) distillation")
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="minutes; if the wall clock runs out before --epochs, the LR/temperature "
+                         "schedule follows elapsed time instead and the run ends on time")
     args = ap.parse_args(argv)
     if args.arch == "cascade":
         args.bases = 1
