@@ -206,6 +206,59 @@ static void conv_thin(const bn_conv_shape *s, const float *in, const float *w, c
 }
 #endif
 
+#if HAVE_CONV_THIN
+static inline float hsum256(__m256 v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* C[m][n] += sum_k A[m][k] * W[n][k] for few rows M (1x1 convolutions on 8x8 and smaller
+ * maps): OpenBLAS repacks W on every call, which costs more than the product itself at
+ * this size. 4 weight rows x 2 input rows = 8 accumulators, dot products along k. */
+static void gemm_nt_small(int M, int N, int K, const float *A, const float *W, float *C, int ldc)
+{
+    const int K8 = K / 8 * 8;
+    for (int n = 0; n < N; n += 4) {
+        const int nn = N - n < 4 ? N - n : 4;
+        const float *w[4];
+        for (int i = 0; i < 4; i++)
+            w[i] = W + (size_t)(n + (i < nn ? i : 0)) * K;
+        for (int m = 0; m < M; m += 2) {
+            const float *a0 = A + (size_t)m * K, *a1 = m + 1 < M ? a0 + K : a0;
+            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s03 = s00;
+            __m256 s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+            for (int k = 0; k < K8; k += 8) {
+                const __m256 x0 = _mm256_loadu_ps(a0 + k), x1 = _mm256_loadu_ps(a1 + k);
+                const __m256 w0 = _mm256_loadu_ps(w[0] + k), w1 = _mm256_loadu_ps(w[1] + k);
+                const __m256 w2 = _mm256_loadu_ps(w[2] + k), w3 = _mm256_loadu_ps(w[3] + k);
+                s00 = _mm256_fmadd_ps(x0, w0, s00);
+                s01 = _mm256_fmadd_ps(x0, w1, s01);
+                s02 = _mm256_fmadd_ps(x0, w2, s02);
+                s03 = _mm256_fmadd_ps(x0, w3, s03);
+                s10 = _mm256_fmadd_ps(x1, w0, s10);
+                s11 = _mm256_fmadd_ps(x1, w1, s11);
+                s12 = _mm256_fmadd_ps(x1, w2, s12);
+                s13 = _mm256_fmadd_ps(x1, w3, s13);
+            }
+            float r[2][4] = {{hsum256(s00), hsum256(s01), hsum256(s02), hsum256(s03)},
+                             {hsum256(s10), hsum256(s11), hsum256(s12), hsum256(s13)}};
+            for (int k = K8; k < K; k++)
+                for (int i = 0; i < 4; i++) {
+                    r[0][i] = fmaf(a0[k], w[i][k], r[0][i]);
+                    r[1][i] = fmaf(a1[k], w[i][k], r[1][i]);
+                }
+            for (int j = 0; j < 2 && m + j < M; j++)
+                for (int i = 0; i < nn; i++)
+                    C[(size_t)(m + j) * ldc + n + i] += r[j][i];
+        }
+    }
+}
+#define SMALL_M 64
+#endif
+
 void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
                bn_act act, float *out, float *col)
 {
@@ -228,6 +281,16 @@ void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const fl
             memcpy(out + (size_t)r * s->oc, bias, sizeof(float) * s->oc);
     if (conv_is_pointwise(s)) {
         /* HWC input is already the (M, C) matrix: out = in * W^T. */
+#if HAVE_CONV_THIN
+        if (M <= SMALL_M) {
+            if (!bias)
+                memset(out, 0, sizeof(float) * (size_t)M * s->oc);
+            gemm_nt_small(M, s->oc, s->c, in, w, out, s->oc);
+            if (act != BN_ACT_NONE)
+                bn_bias_act(out, (size_t)M, s->oc, NULL, act);
+            return;
+        }
+#endif
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s->oc, s->c, 1.0f, in, s->c, w,
                     s->c, beta, out, s->oc);
     } else {

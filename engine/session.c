@@ -17,6 +17,7 @@ struct bn_session {
     float **light_out, **spec_out;  /* per layer output, pointers into the pool */
     float *light_in, *spec_in;      /* stage inputs (HWC) */
     float *col, *se_tmp;            /* scratch */
+    float *mean_row, *std_row;      /* mean[x % C], std[x % C] over one image row */
     float **synth_w;                /* L synthesized weight tensors, packed like weights */
     float *alpha, *light_probs, *spec_probs;
     double *prof[2];                /* per-layer ns sums when profiling (light, specialist) */
@@ -164,6 +165,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up((size_t)info->channels * info->height * info->width);
     size_t o_col = off;
     off += round_up(col);
+    size_t o_norm = off;
+    off += 2 * round_up((size_t)info->width * info->channels);
     size_t o_se = off;
     off += round_up(se);
     size_t o_syn = off;
@@ -197,6 +200,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->light_in = f + o_lin;
     s->spec_in = f + o_sin;
     s->col = f + o_col;
+    s->mean_row = f + o_norm;
+    s->std_row = f + o_norm + round_up((size_t)info->width * info->channels);
     s->se_tmp = f + o_se;
     size_t so = o_syn;
     for (int l = 0; l < L; l++) {
@@ -210,6 +215,10 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->spec_probs = f + o_sp;
     /* touch everything once so that the first classify does not page-fault */
     memset(s->block, 0, off * sizeof(float));
+    for (int x = 0; x < info->width * info->channels; x++) {
+        s->mean_row[x] = m->mean[x % info->channels];
+        s->std_row[x] = m->std[x % info->channels];
+    }
     memset(s->prof[0], 0, bytes - o_prof);
     s->bytes = bytes + sizeof *s;
     *out = s;
@@ -301,16 +310,14 @@ static void preprocess(bn_session *s, const uint8_t *image, size_t stride)
     const bn_model *m = s->m;
     const bn_model_info *info = &m->info;
     const int C = info->channels, H = info->height, W = info->width;
-    /* same float32 operations as training: (p / 255 - mean) / std, exactly; per channel
-     * with a fixed stride so that the loop vectorizes */
+    /* same float32 operations as training: (p / 255 - mean) / std, exactly; the mean and
+     * std rows repeat the channels so that the loop is contiguous and vectorizes */
+    const float *restrict mean = s->mean_row, *restrict std = s->std_row;
     for (int y = 0; y < H; y++) {
         const uint8_t *restrict row = image + (size_t)y * stride;
         float *restrict o = s->spec_in + (size_t)y * W * C;
-        for (int c = 0; c < C; c++) {
-            const float mean = m->mean[c], std = m->std[c];
-            for (int x = 0; x < W; x++)
-                o[x * C + c] = ((float)row[x * C + c] / 255.0f - mean) / std;
-        }
+        for (int x = 0; x < W * C; x++)
+            o[x] = ((float)row[x] / 255.0f - mean[x]) / std[x];
     }
     if (m->resize == BN_RESIZE_AVGPOOL) {
         bn_conv_shape g = {.c = C, .h = H, .w = W, .oc = C, .oh = info->light_height,

@@ -159,7 +159,13 @@ static void test_conv_dense(void **state)
         s.ph = rint_in(&r, 0, 2), s.pw = rint_in(&r, 0, 2);
         run_conv_case(&r, s, (bn_act)(t % BN_ACT_COUNT), t % 4 != 3);
     }
-    /* 1x1 stride 1 goes straight to sgemm: make sure it is covered with big shapes */
+    /* 1x1 stride 1: the small-M kernel (<= 64 pixels, any K/N tails) and sgemm beyond */
+    static const int pw[][4] = {{1, 1, 1, 1},   {3, 5, 7, 9},   {4, 4, 96, 576}, {8, 8, 13, 6},
+                                {5, 7, 17, 33}, {8, 9, 40, 24}, {7, 7, 160, 96}};
+    for (size_t i = 0; i < sizeof pw / sizeof pw[0]; i++)
+        run_conv_case(&r, (bn_conv_shape){.c = pw[i][2], .h = pw[i][0], .w = pw[i][1], .oc = pw[i][3], .kh = 1,
+                                          .kw = 1, .sh = 1, .sw = 1, .groups = 1},
+                      (bn_act)(i % BN_ACT_COUNT), i % 3 != 2);
     run_conv_case(&r, (bn_conv_shape){.c = 96, .h = 14, .w = 14, .oc = 160, .kh = 1, .kw = 1, .sh = 1,
                                       .sw = 1, .groups = 1}, BN_ACT_HSWISH, 1);
     run_conv_case(&r, (bn_conv_shape){.c = 3, .h = 32, .w = 32, .oc = 16, .kh = 3, .kw = 3, .sh = 2,
