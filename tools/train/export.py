@@ -369,6 +369,10 @@ def main():
     imgs = src[:args.golden].numpy()[..., None]
     name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]
     export_model(model, args.out, imgs, name, labels, meta)
+    lab_path = (args.out[:-4] if args.out.endswith(".bnm") else args.out) + ".labels"
+    with open(lab_path, "w") as f:
+        f.write("".join(l + "\n" for l in labels))
+    print("export: %s" % lab_path)
     return 0
 
 

@@ -8,7 +8,7 @@ Data (--data):
   * a directory with Fashion-MNIST idx files (train-images-idx3-ubyte[.gz], ...); or
   * an image-folder tree: one sub-folder per label holding PNG/JPEG images
     (DIR/<label>/*.png), or DIR/train/<label>/ and optionally DIR/test/<label>/.
-    Images are converted to 8-bit gray and resized to 28x28.
+    Images are converted to 8-bit gray, centre-cropped to a square and resized to 28x28.
 The training images are split 55k/5k (or 11/12 : 1/12 for folders) into train/validation
 with a fixed split seed; the test set is never used for choices (only eval.py reads it).
 """
@@ -88,6 +88,10 @@ def _read_image(path):
         from PIL import Image
         with Image.open(path) as im:
             im = im.convert("L")
+            w, h = im.size
+            if w != h:  # centre crop to square, like the daemon's `source.aspect: crop`
+                s = min(w, h)
+                im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
             if im.size != (28, 28):
                 im = im.resize((28, 28), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
@@ -107,6 +111,10 @@ def _read_image(path):
         a = a[..., :3].mean(-1)
     if a.dtype != np.uint8:
         a = (a * 255).round().clip(0, 255).astype(np.uint8)
+    h, w = a.shape
+    if w != h:
+        s = min(w, h)
+        a = a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
     if a.shape != (28, 28):
         t = torch.from_numpy(a.astype(np.float32))[None, None]
         a = F.interpolate(t, (28, 28), mode="bilinear", align_corners=False)[0, 0]
