@@ -19,12 +19,17 @@
 #include "bn_log.h"
 
 /* A config is a few KiB; anything this large is a mistake (a video file passed by
- * accident) and would only make the error list useless. */
-#define CONFIG_MAX_BYTES (1024 * 1024)
+ * accident). The bound also caps libyaml's quadratic anchor bookkeeping: a file of
+ * nothing but anchors this size is rejected in about a second. */
+#define CONFIG_MAX_BYTES (256 * 1024)
 /* Longest value echoed back in a message; the rest is elided. */
 #define SHOW_MAX 48
 /* Longest key name compared when looking for a close known key. */
 #define SUGGEST_MAX 64
+/* Unknown keys after this many problems get no "did you mean". */
+#define SUGGEST_ERRORS 100
+/* Deepest [ / { nesting accepted (see flow_too_deep_at). */
+#define FLOW_DEPTH_MAX 64
 
 typedef enum {
     KEY_SECTION,  /* a mapping of further keys (source:, engine:, ...) */
@@ -300,6 +305,25 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
     return len;
 }
 
+/* libyaml's scanner spends time proportional to the flow nesting depth on every token, so
+ * a file of nothing but '[' takes hours to reject. A config nests three levels; refuse
+ * more than FLOW_DEPTH_MAX brackets deep before libyaml sees the file. Brackets inside
+ * quoted strings count too: a real config never has dozens unbalanced. Returns the offset
+ * of the first bracket too deep, or len. */
+static size_t flow_too_deep_at(const char *s, size_t len)
+{
+    size_t depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '[' || s[i] == '{') {
+            if (++depth > FLOW_DEPTH_MAX)
+                return i;
+        } else if ((s[i] == ']' || s[i] == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return len;
+}
+
 static bool node_is_null(const yaml_node_t *n)
 {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
@@ -423,8 +447,15 @@ static const char *suggest_key(const char *path, const char *name)
     for (int i = 0; i < N_KEYS; i++) {
         if (keys[i].type == KEY_REFUSED)
             continue;
-        size_t d = edit_distance(path, keys[i].path);
-        size_t d_leaf = edit_distance(name, leaf_name(keys[i].path));
+        /* The distance is at least the difference in length: skip the hopeless ones, which
+         * keeps a file full of junk keys cheap to reject. */
+        size_t lp = strlen(path), lk = strlen(keys[i].path);
+        size_t ln = strlen(name), ll = strlen(leaf_name(keys[i].path));
+        size_t d = (lp > lk ? lp - lk : lk - lp) <= 2 ? edit_distance(path, keys[i].path)
+                                                       : SIZE_MAX;
+        size_t d_leaf = (ln > ll ? ln - ll : ll - ln) <= 1
+                            ? edit_distance(name, leaf_name(keys[i].path))
+                            : SIZE_MAX;
         if (d_leaf != SIZE_MAX && d_leaf + 1 < d)
             d = d_leaf + 1;
         if (d < best) {
@@ -791,7 +822,9 @@ static void walk_mapping(parse_ctx *c, const yaml_node_t *map, const char *prefi
                      describe(kn, got, sizeof got));
         }
         if (idx < 0) {
-            const char *hint = name_len < 64 ? suggest_key(path, name) : NULL;
+            /* Past a screenful of problems nobody reads suggestions. */
+            const char *hint =
+                name_len < 64 && c->err.count < SUGGEST_ERRORS ? suggest_key(path, name) : NULL;
             if (strchr(name, '.') && key_index(path) >= 0)
                 err_at(c, &kn->start_mark,
                        "unknown key '%s' (keys do not contain dots: write '%s' nested under "
@@ -958,6 +991,13 @@ static void parse_document(parse_ctx *c, const char *data, size_t len)
         yaml_mark_t m = mark_of_offset(data, len, bad);
         err_at(c, &m, "not valid UTF-8 (byte 0x%02x); the config must be UTF-8 text",
                (unsigned char)data[bad]);
+        return;
+    }
+    size_t deep = flow_too_deep_at(data, len);
+    if (deep < len) {
+        yaml_mark_t m = mark_of_offset(data, len, deep);
+        err_at(c, &m, "brackets nested more than %d deep; a config needs three levels at most",
+               FLOW_DEPTH_MAX);
         return;
     }
     yaml_parser_t parser;

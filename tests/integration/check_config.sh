@@ -74,6 +74,7 @@ expect_errors $fix/bad-min-max.yaml \
     "$fix/bad-min-max.yaml:6:3: key 'budget.min': 0.9 is greater than budget.max 0.6"
 expect_errors $fix/bad-mode.yaml "$fix/bad-mode.yaml:5:9: key 'publish.mode': expected an octal file mode"
 expect_errors $fix/bad-mqtt-no-host.yaml "$fix/bad-mqtt-no-host.yaml:4:1: missing required key 'mqtt.host'"
+expect_errors $fix/bad-deep-nesting.yaml "$fix/bad-deep-nesting.yaml:4:76: brackets nested more than 64 deep"
 expect_errors $fix/bad-second-document.yaml "$fix/bad-second-document.yaml:5:1: a second YAML document"
 expect_errors $fix/bad-controls.yaml \
     "$fix/bad-controls.yaml:6:17: key 'source.controls.brightness': expected an integer, got \"bright\"" \

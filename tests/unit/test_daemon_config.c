@@ -279,6 +279,8 @@ static const struct {
      ":5:9: key 'publish.mode': expected an octal file mode from 0000 to 0777 such as 0660, "
      "got \"660\""},
     {"bad-mqtt-no-host.yaml", ":4:1: missing required key 'mqtt.host'"},
+    {"bad-deep-nesting.yaml",
+     ":4:76: brackets nested more than 64 deep; a config needs three levels at most"},
     {"bad-second-document.yaml",
      ":5:1: a second YAML document; a config file holds exactly one"},
     {"bad-controls.yaml",
@@ -568,6 +570,30 @@ static void test_io_errors(void **state)
     assert_int_equal(config_load(NULL, cfg, err, sizeof err), BN_ERR_INVALID_ARG);
 }
 
+/* A file far larger than any config (a video passed by mistake) is refused unread. */
+static void test_oversized_file(void **state)
+{
+    bn_config *cfg = *state;
+    char path[] = "/tmp/test_daemon_config_XXXXXX", err[512], want[600];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static char block[64 * 1024];
+    memset(block, '#', sizeof block);
+    for (int i = 0; i < 4; i++) /* exactly 256 KiB of comment: still accepted as YAML */
+        assert_int_equal(write(fd, block, sizeof block), (ssize_t)sizeof block);
+    assert_int_equal(config_load(path, cfg, err, sizeof err), BN_ERR_CONFIG);
+    snprintf(want, sizeof want,
+             "%s:1:1: the file is empty; a config needs at least the keys 'model' and 'source'",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    assert_int_equal(config_load(path, cfg, err, sizeof err), BN_ERR_CONFIG);
+    snprintf(want, sizeof want, "%s: larger than 262144 bytes; not a config file", path);
+    assert_string_equal(err, want);
+    unlink(path);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -627,6 +653,7 @@ int main(void)
         T(test_mqtt_defaults_follow_camera),
         T(test_small_error_buffer),
         T(test_io_errors),
+        T(test_oversized_file),
         T(test_names),
     };
     return cmocka_run_group_tests_name("daemon_config", tests, NULL, NULL);
