@@ -28,6 +28,15 @@ static const double KI = 0.1;
 static const double I_LIMIT = 0.5;
 /* Specialist/light cost ratio assumed before any specialist frame or calibration. */
 static const double DEFAULT_RATIO = 4.0;
+/* Outliers: one frame preempted on a busy machine can take 100x its cost. Samples above
+ * this multiple of the current estimate are clipped to it (winsorized EWMA): a genuine
+ * slowdown still moves the estimate by up to 20% a frame, a single spike by at most 20%
+ * once. Seen on the real daemon: one 100x light frame made the raw EWMA call the budget
+ * unattainable and pinned the threshold at min for 3 seconds. */
+static const double CLIP_FACTOR = 3.0;
+/* The per-frame error fed to the integral is clipped to this many specialist shares, so
+ * one spike is repaid over a few frames, not by starving the specialist for a window. */
+static const double ERR_LIMIT = 2.0;
 /* Deadline prediction: mean + this many mean absolute deviations (relative). */
 static const double DEADLINE_DEVS = 2.0;
 
@@ -211,6 +220,13 @@ void budget_calibrate(budget_ctl *b, const float *sorted_conf, int n, uint64_t t
 
 static double t_spec_ns(const budget_ctl *b) { return b->ratio * b->l_hat; }
 
+/* A sample for an EWMA, clipped to CLIP_FACTOR times the current estimate. */
+static double clip(uint64_t sample_ns, double estimate)
+{
+    double x = (double)sample_ns, hi = CLIP_FACTOR * estimate;
+    return estimate > 0 && x > hi ? hi : x;
+}
+
 /* Confidence below which a share f of the window lies; linear between order statistics so
  * that a small change of f moves the threshold a little. */
 static float window_quantile(const budget_ctl *b, double f)
@@ -331,7 +347,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
         if (!b->l_known)
             b->l_hat = (double)ns_light;
         else
-            b->l_hat += ALPHA_LIGHT * ((double)ns_light - b->l_hat);
+            b->l_hat += ALPHA_LIGHT * (clip(ns_light, b->l_hat) - b->l_hat);
         b->l_known = true;
     }
     if (ran_specialist && ns_spec > 0 && ns_light > 0) {
@@ -349,9 +365,10 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
             b->r_known = b->r_sampled = true;
         }
         {
-            b->spec_dev += ALPHA_RATIO * (fabs((double)ns_spec - pred) / pred - b->spec_dev);
-            b->s_at_spec += ALPHA_RATIO * ((double)ns_spec - b->s_at_spec);
-            b->l_at_spec += ALPHA_RATIO * ((double)ns_light - b->l_at_spec);
+            double sp = clip(ns_spec, b->s_at_spec);
+            b->spec_dev += ALPHA_RATIO * (fmin(fabs(sp - pred) / pred, 1.0) - b->spec_dev);
+            b->s_at_spec += ALPHA_RATIO * (sp - b->s_at_spec);
+            b->l_at_spec += ALPHA_RATIO * (clip(ns_light, b->l_at_spec) - b->l_at_spec);
         }
         b->ratio = b->s_at_spec / b->l_at_spec;
     }
@@ -371,6 +388,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
     if (b->p.mode != BUDGET_CTL_MEAN || b->unattainable || !b->l_known)
         return;
     double e = (lat_ns - b->budget_ns) / t_spec_ns(b);
+    e = e > ERR_LIMIT ? ERR_LIMIT : e < -ERR_LIMIT ? -ERR_LIMIT : e;
     bool at_max = b->threshold >= (float)b->p.max || b->f_target >= 1.0;
     bool at_min = b->threshold <= (float)b->p.min || b->f_target <= 0.0;
     if ((e < 0 && at_max) || (e > 0 && at_min))

@@ -558,6 +558,42 @@ static void test_live_budget_change(void **state)
     budget_free(b);
 }
 
+/* One frame preempted for 100x its cost (seen on a shared machine): the controller does not
+ * call the budget unattainable and does not starve the specialist for long. */
+static void test_single_outlier_frame(void **state)
+{
+    (void)state;
+    budget_params p;
+    budget_params_init(&p);
+    p.latency_ms = 5;
+    budget_ctl *b;
+    assert_int_equal(budget_new(&p, &b, NULL, 0), BN_OK);
+    rng r = {21};
+    double thr[900];
+    int at_min_after = 0;
+    for (int i = 0; i < 900; i++) {
+        thr[i] = budget_next_threshold(b);
+        float c = draw_conf(&r, CONF_BETA3);
+        double l = cost(&r, 2, 0.15), s = cost(&r, 6, 0.15);
+        if (i == 600)
+            l *= 100; /* 200 ms */
+        budget_decision d = budget_should_run_specialist(b, c, (uint64_t)(l * 1e6));
+        budget_observe(b, c, (uint64_t)(l * 1e6), d.run ? (uint64_t)(s * 1e6) : 0, d.run);
+        budget_stats st;
+        budget_get_stats(b, &st);
+        assert_false(st.unattainable);
+        if (i > 600 && thr[i] <= 0.0)
+            at_min_after++;
+    }
+    double before = mean_of(thr, 400, 600), after = mean_of(thr, 620, 900);
+    if (trace_on())
+        printf("outlier: threshold %.3f before, %.3f from 20 frames after; %d frames at min\n",
+               before, after, at_min_after);
+    assert_true(at_min_after < 10);
+    assert_true(fabs(after - before) < 0.05);
+    budget_free(b);
+}
+
 /* NaN or out-of-range scores cannot corrupt the sorted window. */
 static void test_hostile_scores(void **state)
 {
@@ -592,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_unattainable_flagged),
         cmocka_unit_test(test_calibration_first_frames),
         cmocka_unit_test(test_live_budget_change),
+        cmocka_unit_test(test_single_outlier_frame),
         cmocka_unit_test(test_hostile_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

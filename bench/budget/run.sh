@@ -1,0 +1,103 @@
+#!/bin/bash
+# Budget controller benchmark on the sample clip with the real daemon (docs/budget.md):
+#  1. mean mode under a tight budget with stress-ng CPU contention in the middle of the
+#     clip -> budget-contention.png (latency, threshold, exit share over time) and the
+#     share of 100-frame windows within budget + 10%;
+#  2. accuracy of the published labels against the clip's ground truth at about equal
+#     mean compute: budgeted early exit vs the full model on every Nth frame (the peers'
+#     interval method) vs the light model alone (and the full model on every frame).
+# Each daemon run plays the 60 s clip in real time: about 4 minutes in all.
+# Environment: MODEL (default models/fmnist-basisnet.bnm), BUDGET_MS (default
+# t_light + 0.5 t_specialist from `basisnet bench`), STRESS_CPUS (default 2), STRESS_SECONDS
+# (default 20).
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+MODEL=${MODEL:-models/fmnist-basisnet.bnm}
+CLIP=samples/fmnist-sample.mkv
+TRUTH=samples/fmnist-sample.truth.csv
+STRESS_CPUS=${STRESS_CPUS:-2}
+STRESS_SECONDS=${STRESS_SECONDS:-20}
+PY=${PYTHON:-/usr/bin/python3}
+if [ ! -f "$MODEL" ]; then
+    echo "bench/budget: $MODEL not found (train and export it: tools/train); skipped"
+    exit 0
+fi
+command -v stress-ng >/dev/null || { echo "bench/budget: stress-ng missing (make deps)"; exit 1; }
+out=$BUILD/bench/budget
+mkdir -p "$out"
+T=$(mktemp -d /tmp/bn-budget-bench.XXXXXX)
+DPID= SPID=
+cleanup() {
+    [ -n "$DPID" ] && kill "$DPID" 2>/dev/null || true
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+MODEL=$(realpath "$MODEL")
+
+"$BUILD/basisnet" info "$MODEL" > "$out/model-info.txt"
+"$BUILD/basisnet" bench "$MODEL" --seconds 3 2>/dev/null > "$out/stage-bench.txt"
+read -r TL TS <<<"$(awk 'NF == 4 && $2 ~ /^[0-9.]+$/ { if ($1 == "light") l = $2; if ($1 == "synth") s = $2;
+    if ($1 == "specialist") p = $2 } END { print l, s + p }' "$out/stage-bench.txt")"
+BUDGET_MS=${BUDGET_MS:-$(awk -v l="$TL" -v s="$TS" 'BEGIN { b = l + 0.5 * s; if (b < 0.1) b = 0.1; printf "%.3f", b }')}
+echo "stage p50: light $TL ms, synth + specialist $TS ms -> budget $BUDGET_MS ms"
+
+# run_daemon NAME "YAML for engine/budget" [contention]
+run_daemon() {
+    local name=$1 yaml=$2 stress=${3:-}
+    cat > "$T/$name.yaml" <<EOC
+camera: bench
+model: $MODEL
+log_level: info
+source:
+  kind: file
+  path: $(realpath "$CLIP")
+  loop: false
+  fps: 30
+$yaml
+publish:
+  socket: $T/$name.sock
+EOC
+    "$BUILD/basisnetd" --config "$T/$name.yaml" --exit-on-eos 2>"$out/$name.log" &
+    DPID=$!
+    for _ in $(seq 200); do [ -S "$T/$name.sock" ] && break; sleep 0.01; done
+    "$BUILD/basisnetctl" --socket "$T/$name.sock" subscribe > "$out/$name.jsonl" &
+    SPID=$!
+    if [ -n "$stress" ]; then
+        sleep 20
+        STRESS_ON=$(date +%s.%N)
+        stress-ng --cpu "$STRESS_CPUS" --timeout "${STRESS_SECONDS}s" --quiet || true
+        STRESS_OFF=$(date +%s.%N)
+    fi
+    wait "$DPID" || { echo "bench/budget: daemon run $name failed"; tail "$out/$name.log"; exit 1; }
+    DPID=
+    wait "$SPID" || true
+    SPID=
+    echo "run $name: $(grep -c '"type":"label"' "$out/$name.jsonl") labels"
+}
+
+BUDGET_YAML="engine:
+  threads: 1
+budget:
+  mode: mean
+  latency_ms: $BUDGET_MS
+  min: 0.0
+  max: 1.0
+  window: 256"
+run_daemon contention "$BUDGET_YAML" stress
+run_daemon budget "$BUDGET_YAML"
+run_daemon full "engine:
+  threads: 1
+  threshold: 1.0
+budget:
+  mode: off"
+run_daemon light "engine:
+  threads: 1
+  threshold: 0.0
+budget:
+  mode: off"
+
+"$PY" bench/budget/analyze.py --dir "$out" --truth "$TRUTH" --info "$out/model-info.txt" \
+    --budget "$BUDGET_MS" --stress-on "$STRESS_ON" --stress-off "$STRESS_OFF" | tee "$out/results.txt"
+echo "plot: $out/budget-contention.png"
