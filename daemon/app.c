@@ -21,6 +21,7 @@
 #include "config.h"
 #include "debounce.h"
 #include "infer.h"
+#include "mqtt.h"
 #include "outqueue.h"
 #include "protocol.h"
 #include "server.h"
@@ -46,6 +47,7 @@ typedef struct {
     capture *cap;
     infer *inf;
     server *srv;
+    mqtt_client *mqtt;          /* NULL without an mqtt: section */
     GMainLoop *loop;
     GSource *result_src, *tick_src;
     guint sig_term, sig_int, sig_hup;
@@ -61,7 +63,7 @@ typedef struct {
 
     bool ready;
     uint64_t wd_usec;           /* 0: no watchdog */
-    gint64 last_progress_us, last_status_us, start_us;
+    gint64 last_progress_us, last_status_us, last_mqtt_stats_us, start_us;
     uint64_t tick_frames, tick_heartbeat;
     double fps;
     gint64 fps_time_us;
@@ -233,10 +235,20 @@ static pub_msg *hello_cb(void *user)
     return pub_msg_ref(a->hello);
 }
 
+/* Every published message goes to the socket's subscribers and, when configured, MQTT. */
+static void publish(app *a, pub_msg *m, mqtt_topic topic)
+{
+    if (!m)
+        return;
+    server_publish(a->srv, m);
+    if (a->mqtt)
+        mqtt_publish(a->mqtt, topic, m->data, m->len);
+}
+
 static void publish_source(app *a, const char *state, const char *message)
 {
     pub_msg *m = json_to_msg(proto_source_json(real_ns(), state, message), MSG_SOURCE);
-    server_publish(a->srv, m);
+    publish(a, m, MQTT_SOURCE);
     pub_msg_unref(m);
 }
 
@@ -280,7 +292,7 @@ static void publish_result(app *a, const infer_result *r)
         snprintf(m->label, sizeof m->label, "%s", l.label);
         m->class_id = l.class_id;
         m->score = l.score;
-        server_publish(a->srv, m);
+        publish(a, m, MQTT_LABEL);
         pub_msg_unref(m);
     }
     if (a->opt.print)
@@ -295,7 +307,7 @@ static void publish_result(app *a, const infer_result *r)
             snprintf(cm->label, sizeof cm->label, "%s", l.label);
             cm->class_id = l.class_id;
             cm->score = l.score;
-            server_publish(a->srv, cm);
+            publish(a, cm, MQTT_CHANGE);
             pub_msg_unref(cm);
         }
         rebuild_hello(a);
@@ -359,6 +371,17 @@ static json_t *stats_json(app *a)
         (json_int_t)server_line_disconnects(a->srv),
         "reload", "ok", (json_int_t)a->reloads_ok, "failed", (json_int_t)a->reloads_failed,
         "last_error", a->reload_error);
+    if (o && a->mqtt) {
+        mqtt_stats ms;
+        mqtt_get_stats(a->mqtt, &ms);
+        json_object_set_new(o, "mqtt",
+                            json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I}", "state",
+                                      mqtt_state_name(ms.state), "connected",
+                                      ms.state == MQTT_CONNECTED, "last_error", ms.last_error,
+                                      "sent", (json_int_t)ms.sent, "dropped",
+                                      (json_int_t)ms.dropped, "queued", (json_int_t)ms.queued,
+                                      "connects", (json_int_t)ms.connects));
+    }
     return o;
 }
 
@@ -443,6 +466,21 @@ static bn_status reload(app *a, char *err, size_t errlen)
     if (st != BN_OK) {
         engine_set_free(&ne);
         goto fail;
+    }
+    /* MQTT: a changed section gets a new client, opened before anything is swapped. */
+    mqtt_client *nm = NULL;
+    bool mqtt_changed = memcmp(&a->cfg.mqtt, &ncfg->mqtt, sizeof ncfg->mqtt) != 0 ||
+                        strcmp(a->cfg.camera, ncfg->camera) != 0;
+    if (mqtt_changed && ncfg->mqtt.enabled) {
+        st = mqtt_open(&ncfg->mqtt, ncfg->camera, &nm, err, errlen);
+        if (st != BN_OK) {
+            engine_set_free(&ne);
+            goto fail;
+        }
+    }
+    if (mqtt_changed) {
+        mqtt_close(a->mqtt);
+        a->mqtt = nm;
     }
     const bn_model_info *ni = bn_model_get_info(ne.model);
     bool new_capture = !same_source(&a->cfg, ncfg) || ni->width != a->info->width ||
@@ -696,6 +734,17 @@ static gboolean on_tick(gpointer data)
         sd_notify(0, "WATCHDOG=1");
     if (now - a->last_status_us >= (gint64)a->cfg.stats_interval_s * 1000000)
         update_status(a, now);
+    if (a->mqtt && now - a->last_mqtt_stats_us >= (gint64)a->cfg.stats_interval_s * 1000000) {
+        char t[40];
+        proto_format_time(real_ns(), t, sizeof t);
+        json_t *o = json_pack("{s:s, s:s, s:o}", "type", "stats", "time", t, "stats",
+                              stats_json(a));
+        pub_msg *m = json_to_msg(o, MSG_SOURCE);
+        if (m)
+            mqtt_publish(a->mqtt, MQTT_STATS, m->data, m->len);
+        pub_msg_unref(m);
+        a->last_mqtt_stats_us = now;
+    }
     return G_SOURCE_CONTINUE;
 }
 
@@ -747,6 +796,8 @@ static void app_stop(app *a)
         drain_results(a, &eos);
     }
     server_flush(a->srv, STOP_FLUSH_MS);
+    mqtt_close(a->mqtt);    /* "offline" on P/status, waits <= 1 s for messages in flight */
+    a->mqtt = NULL;
     detach_results(a);
     infer_free(a->inf);
     a->inf = NULL;
@@ -820,6 +871,11 @@ int app_run(const app_options *opt)
     }
     BN_LOGI(MOD, "listening on %s", server_activated(a->srv) ? "a socket passed by systemd"
                                                              : a->cfg.publish.socket);
+    if (a->cfg.mqtt.enabled &&
+        mqtt_open(&a->cfg.mqtt, a->cfg.camera, &a->mqtt, err, sizeof err) != BN_OK) {
+        BN_LOGE(MOD, "%s", err);
+        goto out;
+    }
     if (open_capture(a, &a->cfg, a->info, &a->cap, err, sizeof err) != BN_OK) {
         BN_LOGE(MOD, "source: %s", err);
         goto out;

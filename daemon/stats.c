@@ -192,6 +192,8 @@ static double num_at(const json_t *root, const char *path)
         v = json_object_get(v, key);
         p = dot ? dot + 1 : p + n;
     }
+    if (json_is_boolean(v))
+        return json_is_true(v) ? 1.0 : 0.0;
     return v && json_is_number(v) ? json_number_value(v) : NAN;
 }
 
@@ -220,6 +222,9 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_reloads_total", "counter", "Successful reloads.", "reload.ok"},
     {"basisnetd_reload_failures_total", "counter", "Rejected reloads.", "reload.failed"},
     {"basisnetd_uptime_seconds", "gauge", "Seconds since start.", "uptime_s"},
+    {"basisnetd_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", "mqtt.connected"},
+    {"basisnetd_mqtt_sent_total", "counter", "Messages delivered to the MQTT broker.", "mqtt.sent"},
+    {"basisnetd_mqtt_dropped_total", "counter", "Messages lost while the broker was unreachable.", "mqtt.dropped"},
 };
 
 char *stats_to_prometheus(const json_t *stats)

@@ -168,9 +168,10 @@ static void test_stats_frames_and_quantiles(void **state)
     assert_float_equal(stats_recent_quantile(s, 1.0), 100, 0);
 
     /* Prometheus rendering of a stats object built the way the daemon builds it */
-    json_t *st = json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I}, s:f, s:o}", "camera", "door\"1",
+    json_t *st = json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:b}, s:f, s:o}", "camera", "door\"1",
                            "frames", "classified", (json_int_t)100, "light", (json_int_t)75,
                            "specialist", (json_int_t)25, "source", "frames_in", (json_int_t)120,
+                           "up", 1,
                            "exit_share", 0.75, "latency_ms", stats_latency_json(s));
     char *txt = stats_to_prometheus(st);
     assert_non_null(txt);
@@ -178,6 +179,7 @@ static void test_stats_frames_and_quantiles(void **state)
                                 "basisnetd_frames_classified_total{camera=\"door\\\"1\"} 100\n"));
     assert_non_null(strstr(txt, "basisnetd_frames_in_total{camera=\"door\\\"1\"} 120\n"));
     assert_non_null(strstr(txt, "basisnetd_exit_share{camera=\"door\\\"1\"} 0.75\n"));
+    assert_non_null(strstr(txt, "basisnetd_source_up{camera=\"door\\\"1\"} 1\n")); /* bool */
     assert_non_null(strstr(txt, "# TYPE basisnetd_latency_seconds histogram\n"));
     /* cumulative: 100 light samples of 1 ms are all at or below le=0.001 s */
     assert_non_null(strstr(txt, "basisnetd_latency_seconds_bucket{camera=\"door\\\"1\",stage=\"light\",le=\"0.001\"} 100\n"));
