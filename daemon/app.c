@@ -225,6 +225,10 @@ static void rebuild_hello(app *a)
                           a->info->channels, "light_width", a->info->light_width,
                           "light_height", a->info->light_height, "budget",
                           budget_json(&a->eng.bp));
+    if (o)  /* the current debounced label, so a late subscriber knows the state at once */
+        json_object_set_new(o, "stable", a->deb.stable >= 0
+                                             ? json_string(label_name(a, a->deb.stable))
+                                             : json_null());
     pub_msg_unref(a->hello);
     a->hello = json_to_msg(o, MSG_HELLO);
 }

@@ -47,7 +47,7 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
 f = s.makefile('rb')
 h = json.loads(f.readline())
 assert h['type'] == 'hello' and h['v'] == 1 and h['camera'] == 'itest', h
-assert len(h['labels']) >= 2 and 'budget' in h and 'model' in h, h
+assert len(h['labels']) >= 2 and 'budget' in h and 'model' in h and 'stable' in h, h
 last = 0
 for _ in range(20):
     m = json.loads(f.readline())
