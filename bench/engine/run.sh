@@ -6,7 +6,8 @@
 # BasisNet-MobileNetV3 with random weights generated here (bench/engine/make_mnv3.py).
 # Output: $BUILD/bench/engine/results.jsonl (raw) and results.md (table, ratios).
 # Environment: BUILD, PYTHON, BENCH_SECONDS (per measurement, default 5), BENCH_ROUNDS
-# (default 2), BENCH_THREADS (default "1 2"), BENCH_NETS (default "fmnist mnv3").
+# (default 2), BENCH_THREADS (default "1 2"), BENCH_NETS (default "fmnist mnv3 mnv3f16";
+# mnv3f16 = the same network with F16 bases, engine only: the peers run F32 weights).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -14,7 +15,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
 THREADS=${BENCH_THREADS:-1 2}
-NETS=${BENCH_NETS:-fmnist mnv3}
+NETS=${BENCH_NETS:-fmnist mnv3 mnv3f16}
 OUT=$BUILD/bench/engine
 HERE=bench/engine
 mkdir -p "$OUT"
@@ -39,11 +40,17 @@ model_for() {
     fmnist) if [ -e models/fmnist-basisnet.bnm ]; then echo models/fmnist-basisnet.bnm
             else echo tests/fixtures/random-tiny.bnm; fi ;;
     mnv3) echo "$OUT/mnv3.bnm" ;;
+    mnv3f16) echo "$OUT/mnv3f16.bnm" ;;
     esac
 }
 
 RES=$OUT/results.jsonl
 : > "$RES"
+{
+    echo "Command: \`${BENCH_COMMAND:-bench/engine/run.sh}\` (BENCH_SECONDS=$SECS BENCH_ROUNDS=$ROUNDS BENCH_THREADS=\"$THREADS\")"
+    echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores;" \
+         "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT/header.md"
 tag() { # net threads round: prefix JSON lines with the context
     "$PYTHON" -c 'import json,sys
 net,th,rnd=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])
@@ -58,12 +65,17 @@ for net in $NETS; do
     if [ "$net" = mnv3 ] && [ ! -e "$model" ]; then
         "$PYTHON" $HERE/make_mnv3.py "$model" --golden 2
     fi
+    if [ "$net" = mnv3f16 ] && [ ! -e "$model" ]; then
+        "$PYTHON" $HERE/make_mnv3.py "$model" --golden 2 --f16-bases
+    fi
     echo "== $net: $model"
-    if [ "$net" = mnv3 ]; then # the engine computes what torch computes on this network
+    if [ "$net" != fmnist ]; then # the engine computes what torch computes on this network
         BN_PARITY_MODEL=$model BN_PARITY_GOLDEN=${model%.bnm}.golden.safetensors \
             "$BUILD/tests/test_engine_parity" | grep "^parity $model"
     fi
-    "$PYTHON" $HERE/peers.py export "$model" "$OUT/$net" >/dev/null 2>&1
+    peers=1
+    [ "$net" = mnv3f16 ] && peers=0
+    [ $peers = 1 ] && "$PYTHON" $HERE/peers.py export "$model" "$OUT/$net" >/dev/null 2>&1
     for round in $(seq 1 "$ROUNDS"); do
         for th in $THREADS; do
             echo "   round $round, $th thread(s)"
@@ -75,6 +87,7 @@ for g,k in (("light","light"),("specialist","synth_specialist"),("full","total")
         specialist_gflops=d["specialist_gflops"], light_gflops=d["light_gflops"], synth_gbytes_per_s=d["synth_gbytes_per_s"],
         synth_share_of_specialist=d["synth_share_of_specialist"], session_bytes=d["session_bytes"], madds=d["madds"])
     print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
+            [ $peers = 1 ] || continue
             node $HERE/ort_bench.js "$OUT/$net" --threads "$th" --seconds "$SECS" | tag "$net" "$th" "$round" >> "$RES"
             OPENBLAS_NUM_THREADS=1 "$PYTHON" $HERE/peers.py torch "$model" --threads "$th" --seconds "$SECS" 2>/dev/null \
                 | tag "$net" "$th" "$round" >> "$RES"
@@ -83,5 +96,6 @@ for g,k in (("light","light"),("specialist","synth_specialist"),("full","total")
         done
     done
 done
-"$PYTHON" $HERE/summarize.py "$RES" > "$OUT/results.md"
+{ cat "$OUT/header.md"; echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"; echo
+  "$PYTHON" $HERE/summarize.py "$RES"; } > "$OUT/results.md"
 cat "$OUT/results.md"

@@ -56,6 +56,8 @@ def main():
                  100 * m("synth_share_of_specialist"), m("light_gflops"), m("cpu_ms_per_inference"),
                  e[0]["session_bytes"], e[0]["blas_core"], e[0]["madds"]["light"], e[0]["madds"]["synth"],
                  e[0]["madds"]["specialist"]))
+    if not extra:
+        print("(no basisnet results)")
     errs = [(r["runtime"], r["net"], r["graph"], r["max_rel_err"]) for r in rows if "max_rel_err" in r]
     if errs:
         worst = max(e[3] for e in errs)
