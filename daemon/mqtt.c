@@ -359,7 +359,19 @@ void mqtt_close(mqtt_client *c)
         pthread_cond_broadcast(&c->cond);
         pthread_mutex_unlock(&c->mu);
         mosquitto_disconnect(c->mosq); /* wakes mosquitto_loop() through its socket pair */
-        pthread_join(c->thread, NULL);
+        /* The thread may sit in a name lookup that nothing can interrupt (an unreachable DNS
+         * server: 10 s and more). Stopping the daemon must not wait for it: after 1 s the
+         * client is left to the thread, which exits when the lookup returns (a small leak,
+         * on shutdown or reload only). */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1; /* the loop itself notices a stop within LOOP_TIMEOUT_MS */
+        if (pthread_timedjoin_np(c->thread, NULL, &until) != 0) {
+            BN_LOGW(MOD, "%s: network thread still busy (name lookup of '%s'?); not waiting for it",
+                    c->camera, c->cfg.host);
+            pthread_detach(c->thread);
+            return;
+        }
         if (c->ring_n || c->inflight)
             BN_LOGI(MOD, "%s: closing with %d queued and %d unacknowledged messages", c->camera,
                     c->ring_n, c->inflight);

@@ -68,7 +68,9 @@ void mqtt_get_stats(mqtt_client *c, mqtt_stats *st);
 const char *mqtt_state_name(mqtt_state s);   /* "disconnected", "connecting", "connected" */
 
 /* Publishes "offline" on P/status if connected, waits up to one second for messages in
- * flight, disconnects, stops the thread and frees everything. NULL is a no-op. */
+ * flight, disconnects, stops the thread and frees everything: at most ~2 s in all. A
+ * thread stuck in a name lookup (unreachable DNS server) is not waited for past 1 s: it
+ * keeps the client and exits when the lookup returns. NULL is a no-op. */
 void mqtt_close(mqtt_client *c);
 
 #endif
