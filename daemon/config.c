@@ -75,9 +75,18 @@ _Static_assert(sizeof(source_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(aspect_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(budget_mode) == sizeof(int), "enum size");
 
-#define FIELD(m) .offset = offsetof(bn_config, m), .size = sizeof(((bn_config *)0)->m)
-/* Designated initializers throughout: each row names only what its type uses. */
-#define RANGE(lo, hi) .min = (lo), .max = (hi)
+/* A key's dotted path is the spelling of its bn_config member, so each row names the
+ * member once and the path cannot drift from the field it fills. Designated initializers:
+ * a row sets only what its type uses. */
+#define FIELD(m) .path = #m, .offset = offsetof(bn_config, m), .size = sizeof(((bn_config *)0)->m)
+#define K_SECTION(name, fl) {.path = name, .type = KEY_SECTION, .flags = (fl)}
+#define K_STRING(m, fl) {FIELD(m), .type = KEY_STRING, .flags = (fl)}
+#define K_PATH(m, fl) {FIELD(m), .type = KEY_PATH, .flags = (fl)}
+#define K_INT(m, lo, hi) {FIELD(m), .type = KEY_INT, .min = (lo), .max = (hi)}
+#define K_DOUBLE(m, lo, hi) {FIELD(m), .type = KEY_DOUBLE, .min = (lo), .max = (hi)}
+#define K_BOOL(m) {FIELD(m), .type = KEY_BOOL}
+#define K_ENUM(m, nm, fl) {FIELD(m), .type = KEY_ENUM, .names = (nm), .flags = (fl)}
+#define K_MODE(m, lo, hi) {FIELD(m), .type = KEY_MODE, .min = (lo), .max = (hi)}
 
 /* sun_path is 108 bytes including the terminating NUL. */
 #define SUN_PATH_MAX 107
@@ -85,68 +94,66 @@ _Static_assert(sizeof(budget_mode) == sizeof(int), "enum size");
 /* Every key the daemon reads. Sections precede their keys; nothing else depends on order
  * except that the first of two equally close keys is the one suggested. */
 static const key_spec keys[] = {
-    {.path = "camera", .type = KEY_STRING, FIELD(camera), .flags = KF_NONEMPTY | KF_NAME},
-    {.path = "model", .type = KEY_PATH, FIELD(model), .flags = KF_REQUIRED | KF_NONEMPTY},
-    {.path = "log_level", .type = KEY_ENUM, FIELD(log_level), .names = log_level_names},
-    {.path = "stats_interval_s", .type = KEY_INT, FIELD(stats_interval_s), RANGE(1, 86400)},
+    K_STRING(camera, KF_NONEMPTY | KF_NAME),
+    K_PATH(model, KF_REQUIRED | KF_NONEMPTY),
+    K_ENUM(log_level, log_level_names, 0),
+    K_INT(stats_interval_s, 1, 86400),
 
-    {.path = "source", .type = KEY_SECTION, .flags = KF_REQUIRED},
-    {.path = "source.kind", .type = KEY_ENUM, FIELD(source.kind), .names = source_kind_names,
-     .flags = KF_REQUIRED},
-    {.path = "source.device", .type = KEY_STRING, FIELD(source.device), .flags = KF_NONEMPTY},
-    {.path = "source.path", .type = KEY_PATH, FIELD(source.path), .flags = KF_NONEMPTY},
-    {.path = "source.loop", .type = KEY_BOOL, FIELD(source.loop)},
-    {.path = "source.pattern", .type = KEY_STRING, FIELD(source.pattern), .flags = KF_NONEMPTY},
-    {.path = "source.pipeline", .type = KEY_STRING, FIELD(source.pipeline), .flags = KF_NONEMPTY},
-    {.path = "source.width", .type = KEY_INT, FIELD(source.width), RANGE(16, 7680)},
-    {.path = "source.height", .type = KEY_INT, FIELD(source.height), RANGE(16, 7680)},
-    {.path = "source.fps", .type = KEY_INT, FIELD(source.fps), RANGE(1, 240)},
-    {.path = "source.format", .type = KEY_ENUM, FIELD(source.format), .names = format_names},
-    {.path = "source.aspect", .type = KEY_ENUM, FIELD(source.aspect), .names = aspect_names},
-    {.path = "source.controls", .type = KEY_CONTROLS, FIELD(source.controls)},
-    {.path = "source.retry_initial_ms", .type = KEY_INT, FIELD(source.retry_initial_ms), RANGE(10, 60000)},
-    {.path = "source.retry_max_ms", .type = KEY_INT, FIELD(source.retry_max_ms), RANGE(100, 600000)},
+    K_SECTION("source", KF_REQUIRED),
+    K_ENUM(source.kind, source_kind_names, KF_REQUIRED),
+    K_STRING(source.device, KF_NONEMPTY),
+    K_PATH(source.path, KF_NONEMPTY),
+    K_BOOL(source.loop),
+    K_STRING(source.pattern, KF_NONEMPTY),
+    K_STRING(source.pipeline, KF_NONEMPTY),
+    K_INT(source.width, 16, 7680),
+    K_INT(source.height, 16, 7680),
+    K_INT(source.fps, 1, 240),
+    K_ENUM(source.format, format_names, 0),
+    K_ENUM(source.aspect, aspect_names, 0),
+    {FIELD(source.controls), .type = KEY_CONTROLS},
+    K_INT(source.retry_initial_ms, 10, 60000),
+    K_INT(source.retry_max_ms, 100, 600000),
 
-    {.path = "engine", .type = KEY_SECTION},
-    {.path = "engine.threads", .type = KEY_INT, FIELD(engine.threads), RANGE(1, 64)},
-    {.path = "engine.threshold", .type = KEY_DOUBLE, FIELD(engine.threshold), RANGE(0, 1)},
+    K_SECTION("engine", 0),
+    K_INT(engine.threads, 1, 64),
+    K_DOUBLE(engine.threshold, 0, 1),
 
-    {.path = "budget", .type = KEY_SECTION},
-    {.path = "budget.mode", .type = KEY_ENUM, FIELD(budget.mode), .names = budget_mode_names},
-    {.path = "budget.latency_ms", .type = KEY_DOUBLE, FIELD(budget.latency_ms), RANGE(0.1, 10000)},
-    {.path = "budget.min", .type = KEY_DOUBLE, FIELD(budget.min), RANGE(0, 1)},
-    {.path = "budget.max", .type = KEY_DOUBLE, FIELD(budget.max), RANGE(0, 1)},
-    {.path = "budget.window", .type = KEY_INT, FIELD(budget.window), RANGE(1, 100000)},
+    K_SECTION("budget", 0),
+    K_ENUM(budget.mode, budget_mode_names, 0),
+    K_DOUBLE(budget.latency_ms, 0.1, 10000),
+    K_DOUBLE(budget.min, 0, 1),
+    K_DOUBLE(budget.max, 0, 1),
+    K_INT(budget.window, 1, 100000),
 
-    {.path = "publish", .type = KEY_SECTION},
-    {.path = "publish.socket", .type = KEY_STRING, FIELD(publish.socket), .flags = KF_NONEMPTY,
-     .max_len = SUN_PATH_MAX},
-    {.path = "publish.mode", .type = KEY_MODE, FIELD(publish.mode), RANGE(0, 0777)},
-    {.path = "publish.group", .type = KEY_STRING, FIELD(publish.group)},
-    {.path = "publish.control_group", .type = KEY_STRING, FIELD(publish.control_group)},
-    {.path = "publish.max_clients", .type = KEY_INT, FIELD(publish.max_clients), RANGE(1, 1024)},
-    {.path = "publish.queue", .type = KEY_INT, FIELD(publish.queue), RANGE(1, 65536)},
-    {.path = "publish.max_line", .type = KEY_INT, FIELD(publish.max_line), RANGE(64, 1048576)},
-    {.path = "publish.change_frames", .type = KEY_INT, FIELD(publish.change_frames), RANGE(1, 1000)},
+    K_SECTION("publish", 0),
+    {FIELD(publish.socket), .type = KEY_STRING, .flags = KF_NONEMPTY, .max_len = SUN_PATH_MAX},
+    K_MODE(publish.mode, 0, 0777),
+    K_STRING(publish.group, 0),
+    K_STRING(publish.control_group, 0),
+    K_INT(publish.max_clients, 1, 1024),
+    K_INT(publish.queue, 1, 65536),
+    K_INT(publish.max_line, 64, 1048576),
+    K_INT(publish.change_frames, 1, 1000),
 
-    {.path = "mqtt", .type = KEY_SECTION},
-    {.path = "mqtt.host", .type = KEY_STRING, FIELD(mqtt.host), .flags = KF_REQUIRED | KF_NONEMPTY},
-    {.path = "mqtt.port", .type = KEY_INT, FIELD(mqtt.port), RANGE(1, 65535)},
-    {.path = "mqtt.client_id", .type = KEY_STRING, FIELD(mqtt.client_id), .flags = KF_NONEMPTY},
-    {.path = "mqtt.topic_prefix", .type = KEY_STRING, FIELD(mqtt.topic_prefix), .flags = KF_NONEMPTY | KF_TOPIC},
-    {.path = "mqtt.qos", .type = KEY_INT, FIELD(mqtt.qos), RANGE(0, 1)},
-    {.path = "mqtt.retain", .type = KEY_BOOL, FIELD(mqtt.retain)},
-    {.path = "mqtt.keepalive", .type = KEY_INT, FIELD(mqtt.keepalive), RANGE(5, 3600)},
-    {.path = "mqtt.ca_file", .type = KEY_PATH, FIELD(mqtt.ca_file), .flags = KF_NONEMPTY},
-    {.path = "mqtt.cert_file", .type = KEY_PATH, FIELD(mqtt.cert_file), .flags = KF_NONEMPTY},
-    {.path = "mqtt.key_file", .type = KEY_PATH, FIELD(mqtt.key_file), .flags = KF_NONEMPTY},
-    {.path = "mqtt.username", .type = KEY_STRING, FIELD(mqtt.username), .flags = KF_NONEMPTY},
+    K_SECTION("mqtt", 0),
+    K_STRING(mqtt.host, KF_REQUIRED | KF_NONEMPTY),
+    K_INT(mqtt.port, 1, 65535),
+    K_STRING(mqtt.client_id, KF_NONEMPTY),
+    K_STRING(mqtt.topic_prefix, KF_NONEMPTY | KF_TOPIC),
+    K_INT(mqtt.qos, 0, 1),
+    K_BOOL(mqtt.retain),
+    K_INT(mqtt.keepalive, 5, 3600),
+    K_PATH(mqtt.ca_file, KF_NONEMPTY),
+    K_PATH(mqtt.cert_file, KF_NONEMPTY),
+    K_PATH(mqtt.key_file, KF_NONEMPTY),
+    K_STRING(mqtt.username, KF_NONEMPTY),
     {.path = "mqtt.password", .type = KEY_REFUSED,
      .why = "a password is not accepted in the config file; put it in a file readable only "
             "by the daemon and give that file's path as mqtt.password_file"},
-    {.path = "mqtt.password_file", .type = KEY_PATH, FIELD(mqtt.password_file), .flags = KF_NONEMPTY},
-    {.path = "mqtt.queue", .type = KEY_INT, FIELD(mqtt.queue), RANGE(0, 1000000)},
-    {.path = "mqtt.publish_labels", .type = KEY_BOOL, FIELD(mqtt.publish_labels)},
+    K_PATH(mqtt.password_file, KF_NONEMPTY),
+    K_INT(mqtt.queue, 0, 1000000),
+    K_BOOL(mqtt.publish_labels),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -549,8 +556,10 @@ static bool parse_double(const char *s, double *out)
 static bool parse_bool(const char *s, bool *out)
 {
     /* YAML 1.1 spellings, which is what people write in configs. */
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+                                      "YES",  "on",   "On",   "ON"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+                                     "NO",    "off",   "Off",   "OFF"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         if (strcmp(s, yes[i]) == 0)
             return *out = true, true;
@@ -649,7 +658,8 @@ static bool set_string(parse_ctx *c, const key_spec *k, const char *path, const 
                path, max_len, len);
         return false;
     }
-    if (((k->flags & KF_NAME) && !is_name(s, len)) || ((k->flags & KF_TOPIC) && !is_topic(s, len))) {
+    if (((k->flags & KF_NAME) && !is_name(s, len)) ||
+        ((k->flags & KF_TOPIC) && !is_topic(s, len))) {
         err_expected(c, k, path, v);
         return false;
     }
@@ -765,8 +775,9 @@ static bool set_controls(parse_ctx *c, const key_spec *k, const char *path, cons
             if (strcmp(src->controls[i].name, name) == 0)
                 dup = i;
         if (dup >= 0) {
-            err_at(c, &kn->start_mark, "duplicate key '%s.%s' (first given at line %zu, column %zu)",
-                   path, name, c->control_mark[dup].line + 1, c->control_mark[dup].column + 1);
+            err_at(c, &kn->start_mark,
+                   "duplicate key '%s.%s' (first given at line %zu, column %zu)", path, name,
+                   c->control_mark[dup].line + 1, c->control_mark[dup].column + 1);
             ok = false;
             continue;
         }
@@ -975,7 +986,8 @@ static void report_parser_error(parse_ctx *c, const yaml_parser_t *p, const char
     /* libyaml's "found character that cannot start any token" is what a tab in the
      * indentation produces; say so, it is the usual cause. */
     size_t at = byte_of_mark(data, len, &m);
-    const char *hint = at < len && data[at] == '\t' ? "; indent with spaces, YAML does not allow tabs there"
+    const char *hint = at < len && data[at] == '\t'
+                           ? "; indent with spaces, YAML does not allow tabs there"
                            : "";
     if (p->context)
         err_at(c, &m, "not valid YAML: %s (%s at line %zu, column %zu)%s", problem, p->context,

@@ -269,7 +269,8 @@ static const struct {
     {"bad-top-level.yaml", ":1:1: expected a mapping of keys at the top level, got a list"},
     {"bad-empty.yaml",
      ":1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
-    {"bad-too-long.yaml", ":4:9: key 'camera': expected a string of at most 63 bytes, got 70 bytes"},
+    {"bad-too-long.yaml",
+     ":4:9: key 'camera': expected a string of at most 63 bytes, got 70 bytes"},
     {"bad-password.yaml",
      ":7:3: key 'mqtt.password': a password is not accepted in the config file; put it in a "
      "file readable only by the daemon and give that file's path as mqtt.password_file"},
@@ -353,8 +354,10 @@ static const struct {
      "\"99999999999999999999\""},
     {"model: m\nsource: {kind: test}\nengine: {threshold: nan}\n",
      "3:21: key 'engine.threshold': expected a number from 0 to 1, got \"nan\""},
-    {"model: ''\nsource: {kind: test}\n", "1:8: key 'model': expected a non-empty file path, got \"\""},
-    {"model:\nsource: {kind: test}\n", "1:7: key 'model': expected a non-empty file path, got an empty value"},
+    {"model: ''\nsource: {kind: test}\n",
+     "1:8: key 'model': expected a non-empty file path, got \"\""},
+    {"model:\nsource: {kind: test}\n",
+     "1:7: key 'model': expected a non-empty file path, got an empty value"},
     {"model: m\nsource: {kind: test, device: \"a\\0b\"}\n",
      "2:30: key 'source.device': the value contains a NUL character"},
     {"camera: front door\nmodel: m\nsource: {kind: test}\n",
@@ -389,7 +392,8 @@ static const struct {
      "3:19: key 'engine.threads': expected an integer from 1 to 64, got \"tw\\\"o\\x0a\""},
     {"model: m\nsource: {kind: test}\nkey: *nope\n", "3:6: not valid YAML: found undefined alias"},
     {"model: m\nsource: {kind: test}\npublish: {socket: /run/"
-     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
      "3:19: key 'publish.socket': expected a string of at most 107 bytes, got 111 bytes"},
     {"\xEF\xBB\xBF- a\n", "1:2: expected a mapping of keys at the top level, got a list"},
     {"~\n", "1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
@@ -468,10 +472,12 @@ static void test_accepted_spellings(void **state)
         assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_OK);
         assert_int_equal(cfg->publish.mode, modes[i].mode);
     }
-    static const char *const kinds[] = {"model: m\nsource: {kind: v4l2, device: /dev/video1}\n",
-                                        "model: m\nsource: {kind: file, path: a.mkv}\n",
-                                        "model: m\nsource: {kind: test}\n",
-                                        "model: m\nsource: {kind: pipeline, pipeline: videotestsrc}\n"};
+    static const char *const kinds[] = {
+        "model: m\nsource: {kind: v4l2, device: /dev/video1}\n",
+        "model: m\nsource: {kind: file, path: a.mkv}\n",
+        "model: m\nsource: {kind: test}\n",
+        "model: m\nsource: {kind: pipeline, pipeline: videotestsrc}\n",
+    };
     for (int k = 0; k < 4; k++) {
         assert_int_equal(load_text("mem.yaml", kinds[k], cfg, err, sizeof err), BN_OK);
         assert_int_equal(cfg->source.kind, k);
@@ -565,7 +571,8 @@ static void test_io_errors(void **state)
     bn_config *cfg = *state;
     char err[512];
     assert_int_equal(config_load(FIXTURE("no-such-file.yaml"), cfg, err, sizeof err), BN_ERR_IO);
-    assert_string_equal(err, FIXTURE("no-such-file.yaml") ": cannot open: No such file or directory");
+    assert_string_equal(err,
+                        FIXTURE("no-such-file.yaml") ": cannot open: No such file or directory");
     assert_int_equal(config_load("tests/fixtures/config", cfg, err, sizeof err), BN_ERR_IO);
     assert_string_equal(err, "tests/fixtures/config: cannot read: Is a directory");
     assert_int_equal(config_load(NULL, cfg, err, sizeof err), BN_ERR_INVALID_ARG);
