@@ -169,6 +169,7 @@ static const key_rule rules[] = {
     {"source.kind", SOURCE_FILE, "source.path"},
     {"source.kind", SOURCE_PIPELINE, "source.pipeline"},
     {"mqtt.cert_file", -1, "mqtt.key_file"},
+    {"mqtt.cert_file", -1, "mqtt.ca_file"}, /* a client certificate only makes sense with TLS */
     {"mqtt.key_file", -1, "mqtt.cert_file"},
     {"mqtt.password_file", -1, "mqtt.username"},
 };

@@ -366,7 +366,10 @@ static const struct {
      "3:31: key 'mqtt.topic_prefix': expected an MQTT topic without '+', '#' or empty levels at "
      "the ends, got \"cams/#\""},
     {"model: m\nsource: {kind: test}\nmqtt: {host: h, cert_file: c.pem}\n",
-     "3:17: missing required key 'mqtt.key_file' (needed when mqtt.cert_file is set)"},
+     "3:17: missing required key 'mqtt.key_file' (needed when mqtt.cert_file is set)\n"
+     "mem.yaml:3:17: missing required key 'mqtt.ca_file' (needed when mqtt.cert_file is set)"},
+    {"model: m\nsource: {kind: test}\nmqtt: {host: h, key_file: k.pem, ca_file: ca.pem}\n",
+     "3:17: missing required key 'mqtt.cert_file' (needed when mqtt.key_file is set)"},
     {"model: m\nsource: {kind: test}\nmqtt: {host: h, password_file: pw}\n",
      "3:17: missing required key 'mqtt.username' (needed when mqtt.password_file is set)"},
     {"model: m\nsource: {kind: test, retry_initial_ms: 20000}\n",
