@@ -589,6 +589,10 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
         }
     }
     char err[256];
+    if (!a->inf) {
+        server_send_json(srv, c, proto_error_json("set", cmd->id, "inference is not running"));
+        return;
+    }
     if (rebuild) {
         budget_stats bs;
         infer_budget_stats(a->inf, &bs);
@@ -700,7 +704,9 @@ static void on_source_state(capture_state state, const char *message, void *user
 static void update_status(app *a, gint64 now)
 {
     budget_stats bs;
-    infer_budget_stats(a->inf, &bs);
+    memset(&bs, 0, sizeof bs);
+    if (a->inf)
+        infer_budget_stats(a->inf, &bs);
     sd_notifyf(0,
                "STATUS=%.1f fps, latency mean %.2f ms p99 %.2f ms, exit share %.0f%%, "
                "threshold %.3f, %d subscribers, source %s",
