@@ -646,6 +646,38 @@ static void test_docs_example_loads(void **state)
     assert_int_equal(cfg->source.n_controls, 2);
 }
 
+/* docs/config.md has a table row for every key the loader accepts. */
+static void test_docs_cover_every_key(void **state)
+{
+    (void)state;
+    static const char *const all_keys[] = {
+        "camera", "model", "log_level", "stats_interval_s", "source", "source.kind",
+        "source.device", "source.path", "source.loop", "source.pattern", "source.pipeline",
+        "source.width", "source.height", "source.fps", "source.format", "source.aspect",
+        "source.controls", "source.retry_initial_ms", "source.retry_max_ms", "engine",
+        "engine.threads", "engine.threshold", "budget", "budget.mode", "budget.latency_ms",
+        "budget.min", "budget.max", "budget.window", "publish", "publish.socket",
+        "publish.mode", "publish.group", "publish.control_group", "publish.max_clients",
+        "publish.queue", "publish.max_line", "publish.change_frames", "mqtt", "mqtt.host",
+        "mqtt.port", "mqtt.client_id", "mqtt.topic_prefix", "mqtt.qos", "mqtt.retain",
+        "mqtt.keepalive", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.username",
+        "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels",
+    };
+    FILE *f = fopen("docs/config.md", "r");
+    assert_non_null(f);
+    static char doc[64 * 1024];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    for (size_t i = 0; i < sizeof all_keys / sizeof all_keys[0]; i++) {
+        char row[96];
+        snprintf(row, sizeof row, "\n| `%s` |", all_keys[i]);
+        if (!strstr(doc, row))
+            print_error("docs/config.md has no row for %s\n", all_keys[i]);
+        assert_non_null(strstr(doc, row));
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_cfg, teardown_cfg)
@@ -656,6 +688,7 @@ int main(void)
         T(test_relative_paths_resolve_against_config_dir),
         T(test_example_configs_load),
         T(test_docs_example_loads),
+        T(test_docs_cover_every_key),
         T(test_error_fixtures),
         T(test_inline_errors),
         T(test_path_too_long_after_resolving),
