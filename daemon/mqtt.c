@@ -25,9 +25,11 @@
 
 #define MOD "mqtt"
 
-/* Reconnect back-off: first retry after 0.5 s, doubling up to 15 s. */
+/* Reconnect back-off: first retry after 0.5 s, doubling up to 5 s. An attempt costs a
+ * name lookup and a TCP SYN; 5 s bounds how long a camera stays dark after its broker
+ * is back. */
 static const double BACKOFF_INITIAL_S = 0.5;
-static const double BACKOFF_MAX_S = 15.0;
+static const double BACKOFF_MAX_S = 5.0;
 /* Messages handed to libmosquitto but not yet acknowledged/written. Above this the
  * module queues itself, so libmosquitto's own (unbounded) queue stays small. */
 static const int INFLIGHT_MAX = 100;
