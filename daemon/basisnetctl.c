@@ -419,7 +419,7 @@ static int cmd_set(conn *c, const char *path, int argc, char **argv)
         const char *arg, *key;
         double lo, hi;
     } keys[] = {
-        {"budget-ms", "budget_ms", 0.01, 60000},
+        {"budget-ms", "budget_ms", 0.1, 10000},
         {"threshold", "threshold", 0, 1},
         {"threshold-min", "threshold_min", 0, 1},
         {"threshold-max", "threshold_max", 0, 1},

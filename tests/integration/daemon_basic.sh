@@ -115,3 +115,20 @@ ok "subscribe filters"
 stop_daemon
 [ ! -e "$SOCK" ] || fail "socket left behind"
 ok "SIGTERM stop in $STOP_MS ms, socket removed"
+
+# deadline mode with a budget no specialist fits in: light answers carry reason "deadline"
+write_config "$T/dl.yaml" "budget:
+  mode: deadline
+  latency_ms: 0.1"
+start_daemon "$T/dl.yaml"
+"$CTL" subscribe --count 10 | "$PY" -c "
+import json, sys
+ms = [json.loads(l) for l in sys.stdin]
+ms = [m for m in ms if m['type'] == 'label']
+assert any(m.get('reason') == 'deadline' for m in ms), ms[0]
+assert all(m['stage'] == 'light' for m in ms if m.get('reason') == 'deadline')
+assert all(m['latency_ms']['specialist'] == 0 for m in ms if m.get('reason') == 'deadline')
+" || fail "deadline reason"
+[ "$(stat_field "s['budget']['deadline_exits'] > 0 and s['frames']['deadline'] > 0")" = True ] || fail "deadline stats"
+stop_daemon
+ok "deadline mode: reason=deadline in labels and stats"
