@@ -125,7 +125,7 @@ write_config "$T/dl.yaml" "budget:
   latency_ms: 0.1"
 start_daemon "$T/dl.yaml"
 MUST=0; case "$MODEL" in *random-tiny*) ;; *) MUST=1;; esac
-"$CTL" subscribe --count 10 | "$PY" -c "
+ndl=$("$CTL" subscribe --count 10 | "$PY" -c "
 import json, sys
 ms = [json.loads(l) for l in sys.stdin]
 ms = [m for m in ms if m['type'] == 'label']
@@ -133,8 +133,10 @@ dl = [m for m in ms if m.get('reason') == 'deadline']
 assert all(m['stage'] == 'light' and m['latency_ms']['specialist'] == 0 for m in dl), dl
 assert all(m['stage'] == 'light' or 'reason' not in m for m in ms)
 assert dl or not $MUST, 'no deadline answers with the trained model'
-print('deadline answers: %d of %d' % (len(dl), len(ms)))
-" || fail "deadline reason"
-[ "$(stat_field "(s['budget']['deadline_exits'] > 0) == (s['frames']['deadline'] > 0)")" = True ] || fail "deadline stats disagree"
+print(len(dl))
+") || fail "deadline reason"
+echo "deadline answers: $ndl of 10"
+# the loop counts a frame before publishing it: stats hold at least what the client saw
+[ "$(stat_field "s['frames']['deadline'] >= $ndl")" = True ] || fail "deadline stats"
 stop_daemon
 ok "deadline mode: reason=deadline consistent in labels and stats"
