@@ -140,3 +140,18 @@ echo "deadline answers: $ndl of 10"
 [ "$(stat_field "s['frames']['deadline'] >= $ndl")" = True ] || fail "deadline stats"
 stop_daemon
 ok "deadline mode: reason=deadline consistent in labels and stats"
+
+# socket activation: systemd-socket-activate binds the socket and passes it (LISTEN_FDS);
+# the daemon serves on it, ignores publish.socket, and leaves the file to its owner
+if command -v systemd-socket-activate >/dev/null; then
+    write_config "$T/act.yaml"
+    ACT=$T/act.sock
+    systemd-socket-activate -l "$ACT" "$BND" --config "$T/act.yaml" 2>"$T/daemon.log" &
+    DPID=$!
+    for _ in $(seq 100); do [ -S "$ACT" ] && break; sleep 0.05; done
+    BASISNET_SOCKET=$ACT "$CTL" --timeout 5 ping >/dev/null || fail "activated daemon does not answer"
+    grep -q "listening on a socket passed by systemd" "$T/daemon.log" || fail "activation not used"
+    [ ! -e "$SOCK" ] || fail "bound publish.socket despite activation"
+    stop_daemon
+    ok "socket activation"
+fi
