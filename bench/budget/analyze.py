@@ -164,6 +164,10 @@ def main():
           " ".join(f"{i}:{mean:.3f}/{t:.2f}" for i, mean, t in windows))
 
     # --- equal-compute table --------------------------------------------------------
+    import os
+    if not all(os.path.exists(f"{d}/{n}.jsonl") for n in ("budget", "full", "light")):
+        print("(accuracy table skipped: runs budget, full, light not made)")
+        return
     bm = load_messages(f"{d}/budget.jsonl")
     fm = load_messages(f"{d}/full.jsonl")
     lm = load_messages(f"{d}/light.jsonl")

@@ -8,15 +8,16 @@
 #     interval method) vs the light model alone (and the full model on every frame).
 # Each daemon run plays the 60 s clip in real time: about 4 minutes in all.
 # Environment: MODEL (default models/fmnist-basisnet.bnm), BUDGET_MS (default
-# t_light + 0.5 t_specialist from `basisnet bench`), STRESS_CPUS (default 2), STRESS_SECONDS
-# (default 20).
+# t_light + 0.5 t_specialist from `basisnet bench`), STRESS_CPUS (default 1), STRESS_SECONDS
+# (default 20), TABLE (default 1; 0 skips the three accuracy runs, e.g. for a random-weight
+# model whose labels mean nothing).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 MODEL=${MODEL:-models/fmnist-basisnet.bnm}
 CLIP=samples/fmnist-sample.mkv
 TRUTH=samples/fmnist-sample.truth.csv
-STRESS_CPUS=${STRESS_CPUS:-2}
+STRESS_CPUS=${STRESS_CPUS:-1}
 STRESS_SECONDS=${STRESS_SECONDS:-20}
 PY=${PYTHON:-/usr/bin/python3}
 if [ ! -f "$MODEL" ]; then
@@ -86,6 +87,8 @@ budget:
   max: 1.0
   window: 256"
 run_daemon contention "$BUDGET_YAML" stress
+[ "${TABLE:-1}" = 0 ] && rm -f "$out/budget.jsonl" "$out/full.jsonl" "$out/light.jsonl"
+[ "${TABLE:-1}" = 0 ] || {
 run_daemon budget "$BUDGET_YAML"
 run_daemon full "engine:
   threads: 1
@@ -97,6 +100,7 @@ run_daemon light "engine:
   threshold: 0.0
 budget:
   mode: off"
+}
 
 "$PY" bench/budget/analyze.py --dir "$out" --truth "$TRUTH" --info "$out/model-info.txt" \
     --budget "$BUDGET_MS" --stress-on "$STRESS_ON" --stress-off "$STRESS_OFF" | tee "$out/results.txt"
