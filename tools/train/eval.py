@@ -52,6 +52,24 @@ def choose_threshold(val_curve, val_full):
     return min(c["threshold"] for c in ok)
 
 
+def cached(fn):
+    """Per-checkpoint cache (CHECKPOINT.eval.json, valid while the checkpoint is unchanged)."""
+    def wrap(path, data):
+        cp = path + ".eval.json"
+        key = "%d-%d" % (os.path.getmtime(path), os.path.getsize(path))
+        if os.path.exists(cp):
+            with open(cp) as f:
+                c = json.load(f, object_pairs_hook=OrderedDict)
+            if c.get("key") == key and c.get("fn") == fn.__name__:
+                return c["result"]
+        r = fn(path, data)
+        with open(cp, "w") as f:
+            json.dump({"key": key, "fn": fn.__name__, "result": r}, f)
+        return r
+    return wrap
+
+
+@cached
 def eval_two_stage(path, data):
     model, ck = tr.load_checkpoint(path)
     madds = bm.model_madds(model)
@@ -80,6 +98,7 @@ def eval_two_stage(path, data):
     return r
 
 
+@cached
 def eval_static(path, data):
     model, ck = tr.load_checkpoint(path)
     madds = bm.model_madds(model)
@@ -121,12 +140,12 @@ def plot(results, path):
                 color="C0", label="BasisNet early exit, t=%.3f (chosen on val)" % a["threshold"]
                 if i == 0 else None)
     markers = {"static-wide": ("s", "C1"), "specialist": ("^", "C2"), "light": ("v", "C3"),
-               "cascade": ("D", "C4")}
+               "cascade": ("D", "C4"), "basisnet-short": ("o", "C5")}
     for name, runs in results["baselines"].items():
         m, col = markers.get(name, ("x", "k"))
         for i, r in enumerate(runs):
             ax.plot(r["madds"]["full"] / 1e6, 100 * r["accuracy"]["test_full"], m, color=col,
-                    label="%s (%d ep)" % (name, r["epochs"]) if i == 0 else None)
+                    label="%s (%.1f ep)" % (name, r["epochs"]) if i == 0 else None)
             if name == "cascade" and i == 0:
                 cc = r["test_curve"]
                 ax.plot([p["mean_madds"] / 1e6 for p in cc], [100 * p["acc"] for p in cc], ":",
@@ -181,7 +200,8 @@ def main():
             print("eval: baseline %s: %s missing, skipped" % (name, p))
             continue
         model_arch = torch.load(p, map_location="cpu")["args"]["arch"]
-        r = eval_two_stage(p, data) if model_arch == "cascade" else eval_static(p, data)
+        two = model_arch in ("cascade", "basisnet")
+        r = eval_two_stage(p, data) if two else eval_static(p, data)
         groups[name].append(r)
         print("eval: baseline %s %s: test %.4f MAdds %.2fM" % (name, p, r["accuracy"]["test_full"],
                                                              r["madds"]["full"] / 1e6))
