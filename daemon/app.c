@@ -50,6 +50,8 @@ typedef struct {
     mqtt_client *mqtt;          /* NULL without an mqtt: section */
     GMainLoop *loop;
     GSource *result_src, *tick_src;
+    GSource *retry_src;         /* pending source re-open (camera missing at start/reload) */
+    int retry_ms;
     guint sig_term, sig_int, sig_hup;
 
     daemon_stats stats;
@@ -225,10 +227,14 @@ static void rebuild_hello(app *a)
                           a->info->channels, "light_width", a->info->light_width,
                           "light_height", a->info->light_height, "budget",
                           budget_json(&a->eng.bp));
-    if (o)  /* the current debounced label, so a late subscriber knows the state at once */
+    if (o) {    /* the current state, so a late subscriber knows it at once */
         json_object_set_new(o, "stable", a->deb.stable >= 0
                                              ? json_string(label_name(a, a->deb.stable))
                                              : json_null());
+        json_object_set_new(o, "source", json_pack("{s:s, s:s}", "state",
+                                                   capture_state_name(a->src_state), "message",
+                                                   a->src_msg));
+    }
     pub_msg_unref(a->hello);
     a->hello = json_to_msg(o, MSG_HELLO);
 }
@@ -437,9 +443,76 @@ static void drain_results(app *a, bool *eos)
     infer_result rs[DRAIN_BATCH];
     int n;
     *eos = false;
+    if (!a->inf)
+        return;
     while ((n = infer_drain(a->inf, rs, DRAIN_BATCH, eos)) > 0)
         for (int i = 0; i < n; i++)
             publish_result(a, &rs[i]);
+}
+
+static gboolean on_source_retry(gpointer data);
+
+static void cancel_retry(app *a)
+{
+    if (a->retry_src) {
+        g_source_destroy(a->retry_src);
+        g_source_unref(a->retry_src);
+        a->retry_src = NULL;
+    }
+    a->retry_ms = 0;
+}
+
+static void schedule_retry(app *a)
+{
+    if (a->retry_src)
+        return;
+    int lo = a->cfg.source.retry_initial_ms > 0 ? a->cfg.source.retry_initial_ms : 500;
+    int hi = a->cfg.source.retry_max_ms >= lo ? a->cfg.source.retry_max_ms : lo;
+    a->retry_ms = a->retry_ms <= 0 ? lo : (a->retry_ms > hi / 2 ? hi : a->retry_ms * 2);
+    a->retry_src = g_timeout_source_new((guint)a->retry_ms);
+    g_source_set_callback(a->retry_src, on_source_retry, a, NULL);
+    g_source_attach(a->retry_src, NULL);
+}
+
+/* Opens the source of a->cfg and starts inference on it. A source that is missing or busy
+ * (a recoverable status) is not fatal: the daemon keeps serving its socket, reports the
+ * source as lost (and READY to systemd), and retries with the configured back-off. Only
+ * errors a retry cannot fix are returned. */
+static bn_status source_begin(app *a, char *err, size_t errlen)
+{
+    bn_status st = open_capture(a, &a->cfg, a->info, &a->cap, err, errlen);
+    if (st == BN_OK) {
+        a->retry_ms = 0;
+        st = start_infer(a, err, errlen);
+        if (st == BN_OK)
+            attach_results(a);
+        return st;
+    }
+    if (!bn_status_recoverable(st))
+        return st;
+    if (a->src_state != CAPTURE_LOST) {
+        BN_LOGW(MOD, "source: %s; retrying every %d..%d ms", err, a->cfg.source.retry_initial_ms,
+                a->cfg.source.retry_max_ms);
+        on_source_state(CAPTURE_LOST, err, a);
+    }
+    schedule_retry(a);
+    return BN_OK;
+}
+
+static gboolean on_source_retry(gpointer data)
+{
+    app *a = data;
+    g_source_unref(a->retry_src);   /* this one-shot source ends with this call */
+    a->retry_src = NULL;
+    char err[1024];
+    bn_status st = source_begin(a, err, sizeof err);
+    if (st != BN_OK) {
+        /* e.g. the device exists now but refuses the format: keep trying, slowly */
+        BN_LOGE(MOD, "source: %s", err);
+        a->retry_ms = a->cfg.source.retry_max_ms;
+        schedule_retry(a);
+    }
+    return G_SOURCE_REMOVE;
 }
 
 static bool same_source(const bn_config *x, const bn_config *y)
@@ -487,7 +560,7 @@ static bn_status reload(app *a, char *err, size_t errlen)
         a->mqtt = nm;
     }
     const bn_model_info *ni = bn_model_get_info(ne.model);
-    bool new_capture = !same_source(&a->cfg, ncfg) || ni->width != a->info->width ||
+    bool new_capture = !a->cap || !same_source(&a->cfg, ncfg) || ni->width != a->info->width ||
                        ni->height != a->info->height || ni->channels != a->info->channels;
 
     /* From here the old pipeline stops for a moment; subscribers stay connected. */
@@ -497,22 +570,27 @@ static bn_status reload(app *a, char *err, size_t errlen)
     detach_results(a);
     infer_free(a->inf);
     a->inf = NULL;
+    capture *nc = NULL;
+    bool retry_new = false;
     if (new_capture) {
-        capture *nc = NULL;
+        cancel_retry(a);
         capture_close(a->cap);
         a->cap = NULL;
         st = open_capture(a, ncfg, ni, &nc, err, errlen);
-        if (st != BN_OK) {
-            /* keep running the old config: reopen its source */
-            char err2[512];
+        if (st != BN_OK && bn_status_recoverable(st)) {
+            retry_new = true;   /* a valid config whose camera is not there yet */
+            st = BN_OK;
+        } else if (st != BN_OK) {
+            /* keep running the old config: its source again */
+            char err2[1024];
             engine_set_free(&ne);
-            if (open_capture(a, &a->cfg, a->info, &a->cap, err2, sizeof err2) != BN_OK)
+            if (source_begin(a, err2, sizeof err2) != BN_OK) {
                 BN_LOGE(MOD, "cannot reopen the previous source either: %s", err2);
-            goto restart;
+                a->exit_code = 1;
+                g_main_loop_quit(a->loop);
+            }
+            goto fail;
         }
-        a->cap = nc;
-        a->src_state = CAPTURE_STARTING;
-        a->src_was_lost = false;
     }
     if (strcmp(a->cfg.publish.socket, ncfg->publish.socket) != 0)
         BN_LOGW(MOD, "publish.socket changed to %s: takes effect at the next restart",
@@ -527,14 +605,17 @@ static bn_status reload(app *a, char *err, size_t errlen)
     debounce_init(&a->deb, a->cfg.publish.change_frames);
     rebuild_hello(a);
     server_publish(a->srv, a->hello);   /* labels may have changed: tell every subscriber */
-restart:;
-    char err3[256];
-    bn_status st2 = a->cap ? start_infer(a, err3, sizeof err3) : BN_ERR_NO_DEVICE;
+    if (new_capture && !retry_new) {
+        a->cap = nc;
+        a->src_state = CAPTURE_STARTING;    /* src_was_lost stays: "recovered" follows */
+    }
+    char err3[1024];
+    bn_status st2 = a->cap ? start_infer(a, err3, sizeof err3) : source_begin(a, err3, sizeof err3);
     if (st2 != BN_OK) {
         BN_LOGE(MOD, "cannot restart inference after reload: %s", err3);
         a->exit_code = 1;
         g_main_loop_quit(a->loop);
-    } else {
+    } else if (a->inf && !a->result_src) {
         attach_results(a);
     }
 fail:
@@ -589,22 +670,28 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
         }
     }
     char err[256];
-    if (!a->inf) {
-        server_send_json(srv, c, proto_error_json("set", cmd->id, "inference is not running"));
-        return;
-    }
     if (rebuild) {
         budget_stats bs;
-        infer_budget_stats(a->inf, &bs);
+        memset(&bs, 0, sizeof bs);
+        if (a->inf)
+            infer_budget_stats(a->inf, &bs);
         budget_ctl *b = budget_create(&bp, a->info, (uint64_t)(bs.t_light_ms * 1e6),
                                       (uint64_t)(bs.t_spec_ms * 1e6), err, sizeof err);
         if (!b) {
             server_send_json(srv, c, proto_error_json("set", cmd->id, err));
             return;
         }
-        infer_set_budget(a->inf, b);
+        if (a->inf) {
+            infer_set_budget(a->inf, b);
+        } else {    /* no source yet: used when inference starts */
+            budget_free(a->eng.budget);
+            a->eng.budget = b;
+        }
     } else if (s->has_budget_ms) {
-        infer_set_budget_ms(a->inf, s->budget_ms);
+        if (a->inf)
+            infer_set_budget_ms(a->inf, s->budget_ms);
+        else if (a->eng.budget)
+            budget_set_latency(a->eng.budget, s->budget_ms);
     }
     a->eng.bp = bp;
     BN_LOGI(MOD, "set by pid %d: budget mode %s, %.3g ms, threshold [%.3g, %.3g], fixed %.3g",
@@ -680,6 +767,7 @@ static void on_source_state(capture_state state, const char *message, void *user
     snprintf(a->src_msg, sizeof a->src_msg, "%s", message ? message : "");
     if (state == old)
         return;
+    rebuild_hello(a);
     switch (state) {
     case CAPTURE_LOST:
         a->src_was_lost = true;
@@ -727,7 +815,10 @@ static gboolean on_tick(gpointer data)
     gint64 now = g_get_monotonic_time();
     uint64_t frames = a->inf ? infer_frames(a->inf) : a->tick_frames;
     uint64_t hb = a->inf ? infer_heartbeat(a->inf) : a->tick_heartbeat;
-    bool idle_ok = a->src_state != CAPTURE_RUNNING && hb != a->tick_heartbeat;
+    /* idle but healthy: no frames because the source is away, and the inference thread
+     * still loops (or, with no source open, the retry timer is armed) */
+    bool idle_ok = a->src_state != CAPTURE_RUNNING &&
+                   (a->inf ? hb != a->tick_heartbeat : a->retry_src != NULL);
     if (frames != a->tick_frames || idle_ok)
         a->last_progress_us = now;
     a->tick_frames = frames;
@@ -800,6 +891,7 @@ bn_status app_check_config(const char *path, char *err, size_t errlen)
 static void app_stop(app *a)
 {
     sd_notify(0, "STOPPING=1");
+    cancel_retry(a);
     if (a->inf) {
         bool eos;
         infer_stop(a->inf);
@@ -886,15 +978,10 @@ int app_run(const app_options *opt)
         BN_LOGE(MOD, "%s", err);
         goto out;
     }
-    if (open_capture(a, &a->cfg, a->info, &a->cap, err, sizeof err) != BN_OK) {
+    if (source_begin(a, err, sizeof err) != BN_OK) {
         BN_LOGE(MOD, "source: %s", err);
         goto out;
     }
-    if (start_infer(a, err, sizeof err) != BN_OK) {
-        BN_LOGE(MOD, "%s", err);
-        goto out;
-    }
-    attach_results(a);
 
     a->sig_term = g_unix_signal_add(SIGTERM, on_quit_signal, a);
     a->sig_int = g_unix_signal_add(SIGINT, on_quit_signal, a);

@@ -86,7 +86,9 @@ static void apply_pending(infer *in)
     budget_free(old);
 }
 
-static bool classify(infer *in, const capture_frame *fr)
+/* One frame through both stages. Errors are returned, not logged: the caller logs a
+ * repeated failure once, not once per frame. */
+static bn_status classify(infer *in, const capture_frame *fr, const char **stage)
 {
     infer_result r = {0};
     bn_result res;
@@ -96,19 +98,17 @@ static bool classify(infer *in, const capture_frame *fr)
     r.dropped = fr->dropped;
     r.start_mono_ns = mono_ns();
     float thr = budget_next_threshold(in->budget);
+    *stage = "lightweight model";
     bn_status st = bn_run_light(in->session, fr->data, fr->stride, &res);
-    if (st != BN_OK) {
-        BN_LOGE(MOD, "lightweight model failed: %s", bn_status_str(st));
-        return false;
-    }
+    if (st != BN_OK)
+        return st;
     uint64_t elapsed = mono_ns() - r.start_mono_ns;
     budget_decision d = budget_should_run_specialist(in->budget, res.light_score, elapsed);
     if (d.run) {
+        *stage = "specialist";
         st = bn_run_specialist(in->session, &res);
-        if (st != BN_OK) {
-            BN_LOGE(MOD, "specialist failed: %s", bn_status_str(st));
-            return false;
-        }
+        if (st != BN_OK)
+            return st;
     }
     budget_observe(in->budget, res.light_score, res.ns_light,
                    d.run ? res.ns_synth + res.ns_specialist : 0, d.run);
@@ -125,7 +125,7 @@ static bool classify(infer *in, const capture_frame *fr)
     r.ns_specialist = d.run ? res.ns_specialist : 0;
     r.madds = res.madds;
     push_result(in, &r);
-    return true;
+    return BN_OK;
 }
 
 static gpointer thread_main(gpointer data)
@@ -141,15 +141,20 @@ static gpointer thread_main(gpointer data)
         switch (st) {
         case BN_OK: {
             atomic_store(&in->source_state, 0);
-            bool ok = classify(in, &fr);
+            const char *stage = "";
+            bn_status cst = classify(in, &fr, &stage);
             capture_release(in->cap, &fr);
-            if (!ok) {
+            if (cst != BN_OK) {
                 if (!error_logged)
-                    BN_LOGE(MOD, "inference failed; frames are skipped until it works again");
+                    BN_LOGE(MOD, "%s failed on a %dx%dx%d frame: %s; frames are skipped until "
+                                 "it works again", stage, fr.width, fr.height, fr.channels,
+                            bn_status_str(cst));
                 error_logged = true;
                 atomic_store(&in->source_state, 4);
                 break;
             }
+            if (error_logged)
+                BN_LOGI(MOD, "inference works again");
             error_logged = false;
             atomic_fetch_add(&in->frames, 1);
             if (++n % STATS_EVERY == 1) {
