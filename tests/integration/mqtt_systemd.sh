@@ -1,0 +1,126 @@
+#!/bin/bash
+# MQTT from the hardened basisnetd@.service under a real systemd (systemd-nspawn over an
+# overlay of the host root, after `make install`), against a broker on the host loopback:
+# the shipped unit leaves the daemon no network (the error shows in stats, the socket is
+# served); the drop-in of docs/deploy.md opens it: connected, status "online" on the broker,
+# and the unit's exposure stays <= 2.0. Needs root, systemd-nspawn and unshare; prints SKIP
+# and passes otherwise. The container set-up follows tests/integration/systemd_nspawn.sh.
+set -euo pipefail
+PY=${PYTHON:-/usr/bin/python3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
+    echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
+fi
+if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
+    BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
+
+W=$(mktemp -d /tmp/bnd-nspawn-mqtt.XXXXXX)
+MOSQ=
+NP=
+fail() {
+    echo "FAIL: $*" >&2
+    [ -n "${LEADER:-}" ] && in_ct journalctl -u 'basisnetd*' --no-pager -n 40 >&2 || true
+    exit 1
+}
+cleanup() {
+    [ -n "$MOSQ" ] && kill "$MOSQ" 2>/dev/null || true
+    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then kill -TERM "$NP"; wait "$NP" 2>/dev/null || true; fi
+    umount -l "$W/root" 2>/dev/null || true
+    umount -l "$W" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+in_ct() { nsenter -t "$LEADER" -a "$@"; }
+ok() { echo "ok: $*"; }
+
+mount -t tmpfs tmpfs /run                    # the host's /run is on disk
+mount -t tmpfs tmpfs "$W"
+mkdir -p "$W/upper" "$W/work" "$W/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
+R=$W/root
+rm -f "$R/.dockerenv"
+
+# `make install` as a package would do it
+SANFLAGS=()
+grep -q __asan_init "$ROOT/$BUILD/basisnetd" 2>/dev/null && SANFLAGS=(SAN=1 OPT=-O1)
+make -C "$ROOT" -s install DESTDIR="$R" PREFIX=/usr/local BUILD="$BUILD" "${SANFLAGS[@]}" >/dev/null
+[ -f "$R/usr/local/lib/systemd/system/basisnetd.service" ] || fail "install: no unit"
+[ -f "$R/usr/local/lib/sysusers.d/basisnetd.conf" ] || fail "install: no sysusers"
+[ -f "$R/usr/local/lib/tmpfiles.d/basisnetd.conf" ] || fail "install: no tmpfiles"
+grep -q "^ExecStart=/usr/local/bin/basisnetd " "$R/usr/local/lib/systemd/system/basisnetd.service" || fail "@BINDIR@ not substituted"
+MODEL=$ROOT/models/fmnist-basisnet.bnm
+[ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
+install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
+# A broker on the host loopback (the container shares the host's network namespace).
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > "$W/mosq.conf"
+/usr/sbin/mosquitto -c "$W/mosq.conf" > "$W/mosq.log" 2>&1 &
+MOSQ=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+# No camera in the container: the test source.
+cat > "$R/etc/basisnetd/cam2.yaml" <<EOC
+camera: cam2
+model: /usr/local/share/basisnetd/models/test.bnm
+source:
+  kind: test
+  width: 160
+  height: 120
+  fps: 30
+mqtt:
+  host: 127.0.0.1
+  port: $PORT
+  qos: 1
+EOC
+# `make asan` installs sanitizer builds: LeakSanitizer needs ptrace, which the syscall filter
+# forbids, and the service does not inherit the test's ASAN_OPTIONS.
+if grep -q __asan_init "$R/usr/local/bin/basisnetd"; then
+    for u in basisnetd.service basisnetd@.service; do
+        mkdir -p "$R/etc/systemd/system/$u.d"
+        printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' > "$R/etc/systemd/system/$u.d/asan.conf"
+    done
+fi
+
+systemd-nspawn -D "$R" --boot --register=no --keep-unit --link-journal=no --console=passive -q \
+    > "$W/console.log" 2>&1 &
+NP=$!
+LEADER=
+for _ in $(seq 100); do
+    LEADER=$(pgrep -P "$NP" | head -1 || true)
+    [ -n "$LEADER" ] && in_ct systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded' && break
+    sleep 0.1
+done
+[ -n "$LEADER" ] || fail "container did not boot"
+ok "container booted"
+
+mqtt_field() {   # mqtt_field KEY: from the instance's stats
+    in_ct /usr/local/bin/basisnetctl --socket /run/basisnetd/cam2.sock stats |
+        "$PY" -c "import json,sys; print(json.load(sys.stdin)['mqtt']['$1'])"
+}
+wait_mqtt() {   # wait_mqtt KEY VALUE-REGEX
+    for _ in $(seq 50); do mqtt_field "$1" 2>/dev/null | grep -qE "$2" && return 0; sleep 0.1; done
+    return 1
+}
+
+in_ct systemctl start basisnetd@cam2 || fail "start basisnetd@cam2"
+wait_mqtt last_error . || fail "no MQTT error in stats without network"
+err=$(mqtt_field last_error)
+[ "$(mqtt_field connected)" = False ] || fail "connected without network?"
+in_ct /usr/local/bin/basisnetctl --socket /run/basisnetd/cam2.sock ping >/dev/null || fail "socket not served"
+in_ct systemctl stop basisnetd@cam2
+ok "shipped unit: no network for MQTT ($err), socket served"
+
+mkdir -p "$R/etc/systemd/system/basisnetd@.service.d"
+# the drop-in of docs/deploy.md, verbatim
+sed -n '/^```ini$/,/^```$/p' "$ROOT/docs/deploy.md" | sed '1d;$d' > "$R/etc/systemd/system/basisnetd@.service.d/mqtt.conf"
+grep -q '^PrivateNetwork=no' "$R/etc/systemd/system/basisnetd@.service.d/mqtt.conf" || fail "drop-in not found in docs/deploy.md"
+in_ct systemctl daemon-reload
+in_ct systemctl start basisnetd@cam2 || fail "start basisnetd@cam2 with the drop-in"
+wait_mqtt connected True || fail "not connected with the drop-in: $(mqtt_field last_error)"
+timeout 5 mosquitto_sub -p "$PORT" -t 'basisnet/cam2/status' -C 1 > "$W/status.txt" || true
+[ "$(cat "$W/status.txt")" = online ] || fail "retained status '$(cat "$W/status.txt")'"
+e=$(in_ct systemd-analyze security --no-pager basisnetd@cam2.service 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+[ -n "$e" ] && awk "BEGIN{exit !($e <= 2.0)}" || fail "exposure with the drop-in '$e'"
+in_ct systemctl stop basisnetd@cam2
+ok "with the drop-in: connected, status online, exposure $e"
