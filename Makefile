@@ -143,8 +143,8 @@ fuzz: $(FUZZERS)
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
 # Bounded run used by `make check`.
 fuzz-check: $(FUZZERS)
-	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); \
-	  $$f -runs=$${FUZZ_RUNS:-20000} -max_total_time=60 tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1 \
+	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  $$f -runs=$${FUZZ_RUNS:-20000} -max_total_time=60 $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1 \
 	  && echo "fuzz $$n: ok ($$(grep -o 'Done [0-9]* runs' $(FUZZ_BUILD)/$$n.log))" \
 	  || { tail -40 $(FUZZ_BUILD)/$$n.log; echo "fuzz $$n: FAILED"; exit 1; }; done
 
