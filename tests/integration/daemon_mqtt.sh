@@ -8,7 +8,7 @@ PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > "$T/mosq.conf"
 mosquitto -c "$T/mosq.conf" >"$T/mosq.log" 2>&1 &
 MPID=$!
-trap 'kill $MPID 2>/dev/null; cleanup' EXIT
+trap 'kill $MPID 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 50); do "$PY" -c "import socket; socket.create_connection(('127.0.0.1',$PORT))" 2>/dev/null && break; sleep 0.05; done
 
 write_config "$T/d.yaml" "stats_interval_s: 1

@@ -17,7 +17,7 @@ with open(sys.argv[2], 'w', buffering=1) as out:
             if part: out.write('%.3f %s\n' % (time.monotonic(), part))
 PY
 LPID=$!
-trap 'kill $LPID 2>/dev/null; cleanup' EXIT
+trap 'kill $LPID 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 50); do [ -S "$T/notify" ] && break; sleep 0.02; done
 NOTIFY_SOCKET=$T/notify WATCHDOG_USEC=1000000 start_daemon "$T/d.yaml"
 grep -q "video-bn-missing" "$T/daemon.log" || fail "missing device not named in the log"
