@@ -817,8 +817,9 @@ static gboolean on_tick(gpointer data)
     uint64_t hb = a->inf ? infer_heartbeat(a->inf) : a->tick_heartbeat;
     /* idle but healthy: no frames because the source is away, and the inference thread
      * still loops (or, with no source open, the retry timer is armed) */
-    bool idle_ok = a->src_state != CAPTURE_RUNNING &&
-                   (a->inf ? hb != a->tick_heartbeat : a->retry_src != NULL);
+    bool idle_ok = a->src_state == CAPTURE_EOS ||   /* the clip ended; thread is done */
+                   (a->src_state != CAPTURE_RUNNING &&
+                    (a->inf ? hb != a->tick_heartbeat : a->retry_src != NULL));
     if (frames != a->tick_frames || idle_ok)
         a->last_progress_us = now;
     a->tick_frames = frames;
