@@ -170,7 +170,7 @@ install: all
 	install -m 0644 systemd/basisnetd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/basisnetd.conf
 	install -m 0644 systemd/basisnetd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/basisnetd.conf
 	test -e $(DESTDIR)/etc/basisnetd/basisnetd.yaml || \
-	  sed 's|models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml > $(DESTDIR)/etc/basisnetd/basisnetd.yaml
+	  sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml > $(DESTDIR)/etc/basisnetd/basisnetd.yaml
 
 # ---- dependencies ----------------------------------------------------------------------
 deps:
