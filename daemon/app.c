@@ -310,7 +310,7 @@ static void publish_result(app *a, const infer_result *r)
 
     int prev;
     if (debounce_feed(&a->deb, r->class_id, &prev)) {
-        json_t *c = proto_change_json(++a->change_seq, l.time_ns, l.label, l.class_id, l.score,
+        json_t *c = proto_change_json(++a->change_seq, l.pts_ns, l.time_ns, l.label, l.class_id, l.score,
                                       prev >= 0 ? label_name(a, prev) : NULL, a->deb.need);
         pub_msg *cm = json_to_msg(c, MSG_CHANGE);
         if (cm) {

@@ -101,12 +101,13 @@ json_t *proto_label_json(const proto_label *m)
     return o;
 }
 
-json_t *proto_change_json(uint64_t seq, int64_t time_ns, const char *label, int class_id,
-                          double score, const char *previous, int held_frames)
+json_t *proto_change_json(uint64_t seq, uint64_t pts_ns, int64_t time_ns, const char *label,
+                          int class_id, double score, const char *previous, int held_frames)
 {
-    return json_pack("{s:s, s:I, s:o, s:s, s:i, s:f, s:o, s:i}",
+    return json_pack("{s:s, s:I, s:I, s:o, s:s, s:i, s:f, s:o, s:i}",
                      "type", "change",
                      "seq", (json_int_t)seq,
+                     "pts_ns", (json_int_t)pts_ns,
                      "time", time_json(time_ns),
                      "label", label ? label : "",
                      "class", class_id,

@@ -83,8 +83,9 @@ bool proto_filter_pass_change(const proto_filter *f, const char *label);
 
 /* Message builders: each returns a new JSON object (caller json_decref) or NULL on ENOMEM. */
 json_t *proto_label_json(const proto_label *m);
-json_t *proto_change_json(uint64_t seq, int64_t time_ns, const char *label, int class_id,
-                          double score, const char *previous, int held_frames);
+/* pts_ns/time_ns: the frame that completed the run of held_frames frames. */
+json_t *proto_change_json(uint64_t seq, uint64_t pts_ns, int64_t time_ns, const char *label,
+                          int class_id, double score, const char *previous, int held_frames);
 json_t *proto_source_json(int64_t time_ns, const char *state, const char *message);
 /* {"type":"reply","cmd":NAME,"ok":true[,"id":ID]}; add fields to the result. */
 json_t *proto_reply_json(const char *cmd, const char *id);

@@ -87,5 +87,14 @@ print('daemon: %d labelled frames of %d, accuracy %.4f; basisnet eval on the sam
       'difference %.2f pt' % (n, len(truth), acc, ev, 100 * abs(acc - ev)))
 assert n >= 0.9 * len(truth), 'too few frames published'
 assert abs(acc - ev) <= 0.01, 'more than 1 pt apart'
+# change events: debounced (no flicker) and mostly naming what is on screen at that frame
+rows = list(csv.DictReader(open(sys.argv[2])))
+transitions = sum(a['label_index'] != b['label_index'] for a, b in zip(rows, rows[1:])) + 1
+ch = [m for m in ms if m['type'] == 'change']
+right = sum(truth.get(round(m['pts_ns'] * fps / 1e9)) == m['class'] for m in ch)
+print('change events: %d (truth has %d label changes), %d name the label on screen'
+      % (len(ch), transitions, right))
+assert len(ch) <= 1.5 * transitions, 'change events flicker'
+assert right >= (ev - 0.1) * len(ch), 'change events disagree with the clip'
 PY
 ok "sample clip accuracy matches basisnet eval"

@@ -79,12 +79,13 @@ static void test_label_escapes_strings(void **state)
 static void test_other_messages(void **state)
 {
     (void)state;
-    json_t *o = reparse(proto_change_json(9, 0, "Bag", 8, 0.8, NULL, 3), NULL);
+    json_t *o = reparse(proto_change_json(9, 5000, 0, "Bag", 8, 0.8, NULL, 3), NULL);
     assert_string_equal(json_string_value(json_object_get(o, "type")), "change");
     assert_true(json_is_null(json_object_get(o, "previous")));
     assert_int_equal(json_integer_value(json_object_get(o, "frames")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "pts_ns")), 5000);
     json_decref(o);
-    o = reparse(proto_change_json(10, 0, "Coat", 4, 0.8, "Bag", 3), NULL);
+    o = reparse(proto_change_json(10, 6000, 0, "Coat", 4, 0.8, "Bag", 3), NULL);
     assert_string_equal(json_string_value(json_object_get(o, "previous")), "Bag");
     json_decref(o);
 
