@@ -152,6 +152,6 @@ if command -v systemd-socket-activate >/dev/null; then
     BASISNET_SOCKET=$ACT "$CTL" --timeout 5 ping >/dev/null || fail "activated daemon does not answer"
     grep -q "listening on a socket passed by systemd" "$T/daemon.log" || fail "activation not used"
     [ ! -e "$SOCK" ] || fail "bound publish.socket despite activation"
-    stop_daemon
-    ok "socket activation"
+    stop_daemon INT
+    ok "socket activation; SIGINT stop in $STOP_MS ms"
 fi

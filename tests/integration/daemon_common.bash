@@ -60,10 +60,10 @@ start_daemon() {
     fail "daemon did not answer within 5 s"
 }
 
-# stop_daemon: SIGTERM, sets STOP_MS, fails past 2 s or on a non-zero exit.
+# stop_daemon [SIGNAL]: SIGTERM (or SIGNAL), sets STOP_MS, fails past 2 s or on a non-zero exit.
 stop_daemon() {
     local t0=$(date +%s%N)
-    kill -TERM "$DPID"
+    kill -"${1:-TERM}" "$DPID"
     local rc=0
     wait "$DPID" || rc=$?
     local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
