@@ -694,6 +694,7 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
             budget_set_latency(a->eng.budget, s->budget_ms);
     }
     a->eng.bp = bp;
+    rebuild_hello(a);   /* new clients see the budget now in force */
     BN_LOGI(MOD, "set by pid %d: budget mode %s, %.3g ms, threshold [%.3g, %.3g], fixed %.3g",
             (int)server_client_pid(c), budget_mode_name((budget_mode)bp.mode), bp.latency_ms,
             bp.min, bp.max, bp.fixed_threshold);
