@@ -159,19 +159,44 @@ static bn_status describe_error_message(GstMessage *msg, char *buf, size_t len)
 
 /* Conversion to exactly the model input: scale before converting (the scaler then works on
  * the small image's pixels only: measured 3x cheaper), aspect handling as configured. */
-static bool append_conversion(const capture *c, char *buf, size_t len, size_t *off)
+static bool append_conversion(const capture *c, int src_w, int src_h, char *buf, size_t len,
+                              size_t *off)
 {
     int w = c->params.width, h = c->params.height;
     const char *fmt = c->params.channels == 1 ? "GRAY8" : "RGB";
     bool ok = true;
     switch (c->cfg.aspect) {
-    case ASPECT_CROP: {
-        /* Center crop to the model's aspect ratio, then scale. */
-        int g = w, b = h;
-        while (b) { int t = g % b; g = b; b = t; }
-        ok = appendf(buf, len, off, " ! aspectratiocrop aspect-ratio=%d/%d ! videoscale", w / g, h / g);
+    case ASPECT_CROP:
+        if (src_w > 0 && src_h > 0) {
+            /* Size known (probe, test source): scale to the model's height (or width) keeping
+             * the aspect ratio, convert, then crop the few extra columns (or rows) of the small
+             * image. Cropping the camera's full frame first would cost more, and videocrop on
+             * v4l2src's buffers produced garbage here (GStreamer 1.22, vivid). */
+            int iw = w, ih = h;
+            if ((long long)src_w * h > (long long)src_h * w)
+                iw = (int)(((long long)src_w * h + src_h / 2) / src_h);
+            else
+                ih = (int)(((long long)src_h * w + src_w / 2) / src_w);
+            int l = (iw - w) / 2, t = (ih - h) / 2;
+            ok = appendf(buf, len, off,
+                         " ! videoscale ! video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1"
+                         " ! videoconvert ! video/x-raw,format=%s",
+                         iw, ih, fmt);
+            if (ok && (iw != w || ih != h))
+                ok = appendf(buf, len, off, " ! videocrop left=%d right=%d top=%d bottom=%d", l,
+                             iw - w - l, t, ih - h - t);
+            return ok && appendf(buf, len, off,
+                                 " ! video/x-raw,format=%s,width=%d,height=%d,pixel-aspect-ratio=1/1"
+                                 " ! appsink name=bnsink",
+                                 fmt, w, h);
+        } else {
+            /* Unknown until negotiation: aspectratiocrop computes the crop from the caps. */
+            int g = w, b = h;
+            while (b) { int tmp = g % b; g = b; b = tmp; }
+            ok = appendf(buf, len, off, " ! aspectratiocrop aspect-ratio=%d/%d ! videoscale",
+                         w / g, h / g);
+        }
         break;
-    }
     case ASPECT_LETTERBOX:
         ok = appendf(buf, len, off, " ! videoscale add-borders=true");
         break;
@@ -193,6 +218,7 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
     int sw = s->width > 0 ? s->width : 640, sh = s->height > 0 ? s->height : 480;
     size_t off = 0;
     bool ok = true;
+    int src_w = 0, src_h = 0;   /* known for v4l2 (probed) and test sources */
     switch (s->kind) {
     case SOURCE_V4L2: {
         v4l2_mode m;
@@ -210,6 +236,8 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
         }
         /* The device is set as a property after parsing: no quoting problems with paths. */
         ok = appendf(desc, len, &off, "v4l2src name=bnsrc ! %s", caps);
+        src_w = m.width;
+        src_h = m.height;
         if (ok && m.compressed)
             ok = appendf(desc, len, &off, " ! jpegdec");
         break;
@@ -226,6 +254,8 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
                      "videotestsrc name=bnsrc is-live=true ! video/x-raw,width=%d,height=%d,"
                      "framerate=%d/1",
                      sw, sh, fps);
+        src_w = sw;
+        src_h = sh;
         break;
     case SOURCE_PIPELINE:
         if (!s->pipeline[0]) {
@@ -238,7 +268,7 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
         snprintf(err, errlen, "unknown source kind %d", (int)s->kind);
         return BN_ERR_INVALID_ARG;
     }
-    if (!ok || !append_conversion(c, desc, len, &off)) {
+    if (!ok || !append_conversion(c, src_w, src_h, desc, len, &off)) {
         snprintf(err, errlen, "pipeline description too long (limit %zu bytes)", len - 1);
         return BN_ERR_CONFIG;
     }
