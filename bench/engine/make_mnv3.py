@@ -61,9 +61,11 @@ class Builder:
     def se(self, name, sq):
         c = self.c
         self.tensors[name + ".fc1.weight"] = self._w((sq, c), c)
-        self.tensors[name + ".fc1.bias"] = np.zeros(sq, np.float32)
+        # biases random, not constant: identical tensors become ONNX Identity nodes that
+        # OpenCV DNN 4.6 rejects
+        self.tensors[name + ".fc1.bias"] = (self.rng.standard_normal(sq) * 0.01).astype(np.float32)
         self.tensors[name + ".fc2.weight"] = self._w((c, sq), sq)
-        self.tensors[name + ".fc2.bias"] = np.full(c, 3.0, np.float32)  # gate starts near 1
+        self.tensors[name + ".fc2.bias"] = (3.0 + self.rng.standard_normal(c) * 0.01).astype(np.float32)  # gate near 1
         self.layers.append({"name": name, "op": "se", "channels": c, "squeeze": sq, "act": "relu",
                             "gate": "hsigmoid"})
 
@@ -73,7 +75,7 @@ class Builder:
         if input_name:
             L["input"] = input_name
         self.tensors[name + ".weight"] = self._w((out, cin), cin)
-        self.tensors[name + ".bias"] = np.zeros(out, np.float32)
+        self.tensors[name + ".bias"] = (self.rng.standard_normal(out) * 0.01).astype(np.float32)
         self.layers.append(L)
         self.c = out
         return name

@@ -71,7 +71,7 @@ for net in $NETS; do
     echo "== $net: $model"
     if [ "$net" != fmnist ]; then # the engine computes what torch computes on this network
         BN_PARITY_MODEL=$model BN_PARITY_GOLDEN=${model%.bnm}.golden.safetensors \
-            "$BUILD/tests/test_engine_parity" | grep "^parity $model"
+            "$BUILD/tests/test_engine_parity" 2>/dev/null | grep "^parity $model"
     fi
     peers=1
     [ "$net" = mnv3f16 ] && peers=0
@@ -88,11 +88,12 @@ for g,k in (("light","light"),("specialist","synth_specialist"),("full","total")
         synth_share_of_specialist=d["synth_share_of_specialist"], session_bytes=d["session_bytes"], madds=d["madds"])
     print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
             [ $peers = 1 ] || continue
-            node $HERE/ort_bench.js "$OUT/$net" --threads "$th" --seconds "$SECS" | tag "$net" "$th" "$round" >> "$RES"
-            OPENBLAS_NUM_THREADS=1 "$PYTHON" $HERE/peers.py torch "$model" --threads "$th" --seconds "$SECS" 2>/dev/null \
+            { node $HERE/ort_bench.js "$OUT/$net" --threads "$th" --seconds "$SECS" || echo "   onnxruntime failed" >&2; } \
                 | tag "$net" "$th" "$round" >> "$RES"
-            "$PYTHON" $HERE/peers.py opencv "$OUT/$net" --threads "$th" --seconds "$SECS" 2>/dev/null \
-                | tag "$net" "$th" "$round" >> "$RES"
+            { OPENBLAS_NUM_THREADS=1 "$PYTHON" $HERE/peers.py torch "$model" --threads "$th" --seconds "$SECS" 2>/dev/null \
+                || echo "   torchscript failed" >&2; } | tag "$net" "$th" "$round" >> "$RES"
+            { "$PYTHON" $HERE/peers.py opencv "$OUT/$net" --threads "$th" --seconds "$SECS" 2>/dev/null \
+                || echo "   opencv failed" >&2; } | tag "$net" "$th" "$round" >> "$RES"
         done
     done
 done
