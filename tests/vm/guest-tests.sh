@@ -60,15 +60,14 @@ setpriv --reuid=65534 --regid=65534 --groups="$vid" $B/basisnet probe $DEV > /tm
 chmod 0666 $DEV
 
 step "busy device"
-gst-launch-1.0 -q v4l2src device=$DEV ! video/x-raw,width=320,height=180,framerate=30/1 ! fakesink > /tmp/gst-busy.txt 2>&1 &
+gst-launch-1.0 -q v4l2src device=$DEV io-mode=mmap ! video/x-raw,width=320,height=180,framerate=30/1 ! fakesink > /tmp/gst-busy.txt 2>&1 &
 gpid=$!
-for i in $(seq 50); do   # until it streams (the queue then belongs to gst-launch)
-    sleep 0.2
-    $B/vm_capture open $DEV > /tmp/busy.txt 2>&1 || break
-done
+# Streaming once its buffers are mapped; asking earlier would race its own negotiation.
+for i in $(seq 150); do grep -q "$DEV" /proc/$gpid/maps 2>/dev/null && break; sleep 0.2; done
+$B/vm_capture open $DEV > /tmp/busy.txt 2>&1
 cat /tmp/busy.txt
-expect_in /tmp/busy.txt "is busy" "second user gets 'busy'"
-kill $gpid; wait $gpid 2>/dev/null
+expect_in /tmp/busy.txt "busy: device '$DEV' is busy: another process is streaming from it" "second user gets 'busy'"
+kill $gpid 2>/dev/null; wait $gpid 2>/dev/null
 
 step "unplug: streaming error + node removed, then back"
 export BN_UNPLUG_CMD="mv $DEV /dev/.video0-away"
