@@ -381,6 +381,8 @@ static json_t *stats_json(app *a)
         (json_int_t)server_line_disconnects(a->srv),
         "reload", "ok", (json_int_t)a->reloads_ok, "failed", (json_int_t)a->reloads_failed,
         "last_error", a->reload_error);
+    if (o)
+        json_object_set_new(o, "changes", json_integer((json_int_t)a->change_seq));
     if (o && a->mqtt) {
         mqtt_stats ms;
         mqtt_get_stats(a->mqtt, &ms);

@@ -214,6 +214,7 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_source_reconnects_total", "counter", "Source reconnect attempts.", "source.reconnects"},
     {"basisnetd_source_up", "gauge", "1 while frames flow from the source.", "source.up"},
     {"basisnetd_fps", "gauge", "Classified frames per second (recent).", "fps"},
+    {"basisnetd_changes_total", "counter", "Change events (debounced stable-label changes).", "changes"},
     {"basisnetd_exit_share", "gauge", "Share of frames answered by the lightweight model.", "exit_share"},
     {"basisnetd_threshold", "gauge", "Current early-exit threshold.", "threshold"},
     {"basisnetd_budget_ms", "gauge", "Latency budget per frame in ms (0 = off).", "budget.latency_ms"},

@@ -21,7 +21,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Model: the trained one when it exists, else the random fixture (labels still flow).
-MODEL=$ROOT/models/fmnist-basisnet.bnm
+# BN_TEST_MODEL overrides (e.g. an interim export while training runs).
+MODEL=${BN_TEST_MODEL:-$ROOT/models/fmnist-basisnet.bnm}
 [ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
 
 # write_config FILE [extra YAML appended]

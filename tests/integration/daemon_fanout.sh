@@ -97,8 +97,11 @@ while time.time() < deadline:
         got += 1
         last = m['seq']
 assert lost > 0, 'the slow client lost nothing: test did not stall it'
-# every missing label was reported (a few dropped change events may add to "lost")
-assert gaps <= lost <= gaps + 5, (gaps, lost)
+# every missing label was reported; the rest of "lost" are change events, of which the
+# daemon published only so many meanwhile
+s2 = stats()
+changes = s2['changes'] - s0['changes']
+assert gaps <= lost <= gaps + changes + 1, (gaps, lost, changes)
 print('slow client: lost %d, then read %d; fast clients %d labels each, no loss; '
       'inference %.1f fps vs source %.1f fps; server lost_total %d'
       % (lost, got, len(seqs[fast[0]]), rate, src, s1['clients']['lost_total']))
