@@ -8,7 +8,7 @@ gstreamer1.0-plugins-good gstreamer1.0-tools libv4l-dev v4l-utils
 libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenblas0-pthread
 libmosquitto-dev mosquitto mosquitto-clients libpng-dev libjpeg-dev zlib1g-dev
 python3-torch python3-numpy python3-matplotlib python3-opencv dataset-fashion-mnist
-systemd-container stress-ng"
+systemd-container stress-ng qemu-system-x86 busybox-static"
 
 missing=""
 for p in $PKGS; do
