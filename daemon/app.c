@@ -262,14 +262,13 @@ static void publish_source(app *a, const char *state, const char *message)
     pub_msg_unref(m);
 }
 
-static void print_label(const app *a, const proto_label *l)
+static void print_label(const proto_label *l)
 {
     char t[40];
     proto_format_time(l->time_ns, t, sizeof t);
     printf("%s  %-12s %.3f  %-10s %7.2f ms%s\n", t, l->label, l->score,
            l->stage == BN_STAGE_SPECIALIST ? "specialist" : "light", l->ms_total,
            l->reason ? "  (deadline)" : "");
-    (void)a;
 }
 
 static void publish_result(app *a, const infer_result *r)
@@ -306,12 +305,13 @@ static void publish_result(app *a, const infer_result *r)
         pub_msg_unref(m);
     }
     if (a->opt.print)
-        print_label(a, &l);
+        print_label(&l);
 
     int prev;
     if (debounce_feed(&a->deb, r->class_id, &prev)) {
-        json_t *c = proto_change_json(++a->change_seq, l.pts_ns, l.time_ns, l.label, l.class_id, l.score,
-                                      prev >= 0 ? label_name(a, prev) : NULL, a->deb.need);
+        json_t *c = proto_change_json(++a->change_seq, l.pts_ns, l.time_ns, l.label, l.class_id,
+                                      l.score, prev >= 0 ? label_name(a, prev) : NULL,
+                                      a->deb.need);
         pub_msg *cm = json_to_msg(c, MSG_CHANGE);
         if (cm) {
             snprintf(cm->label, sizeof cm->label, "%s", l.label);
