@@ -90,6 +90,7 @@ ok "container booted"
 
 in_ct getent passwd basisnetd >/dev/null || fail "sysusers did not create basisnetd"
 in_ct id -nG basisnetd | grep -qw video || fail "basisnetd not in group video"
+[ "$(in_ct stat -c '%U:%G %a' /run/basisnetd)" = "basisnetd:basisnetd 755" ] || fail "tmpfiles: /run/basisnetd is $(in_ct stat -c '%U:%G %a' /run/basisnetd 2>&1)"
 in_ct systemd-analyze verify /usr/local/lib/systemd/system/basisnetd.service \
     /usr/local/lib/systemd/system/basisnetd@.service || fail "systemd-analyze verify"
 for u in basisnetd basisnetd@cam2; do
