@@ -63,6 +63,7 @@ source:
 publish:
   socket: /run/basisnetd/basisnetd.sock
   mode: 0660
+  control_group: adm
 EOC
 done
 mkdir -p "$R/etc/systemd/system/basisnetd.service.d"
@@ -113,6 +114,17 @@ echo "$status" | grep -q "fps, latency mean .* exit share" || fail "STATUS text"
 n=$(in_ct /usr/local/bin/basisnetctl subscribe --count 5 | grep -c '"type":"label"')
 [ "$n" -eq 5 ] || fail "subscribe got $n labels"
 ok "started, READY, STATUS, 5 labels subscribed"
+
+# who may do what: group basisnetd reads (socket 0660), only root changes state
+in_ct useradd -M -G basisnetd viewer && in_ct useradd -M stranger && in_ct useradd -M -G basisnetd,adm admin || fail "useradd"
+as() { local u=$1; shift; in_ct setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
+as viewer /usr/local/bin/basisnetctl subscribe --count 1 >/dev/null || fail "group member cannot subscribe"
+rc=0; as viewer /usr/local/bin/basisnetctl set budget-ms 5 2>/dev/null || rc=$?
+[ $rc -eq 4 ] || fail "viewer set: exit $rc, want 4 (permission denied)"
+as admin /usr/local/bin/basisnetctl set budget-ms 5 >/dev/null || fail "control_group member (adm) may not set"
+rc=0; as stranger /usr/local/bin/basisnetctl ping 2>/dev/null || rc=$?
+[ $rc -eq 4 ] || fail "stranger ping: exit $rc, want 4 (socket permission)"
+ok "group basisnetd subscribes; set needs control_group (adm); others cannot connect"
 
 pid0=$(in_ct systemctl show -p MainPID --value basisnetd)
 in_ct systemctl reload basisnetd || fail "reload"
