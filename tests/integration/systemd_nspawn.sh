@@ -46,7 +46,7 @@ make -C "$ROOT" -s install DESTDIR="$R" PREFIX=/usr/local BUILD="$BUILD" "${SANF
 [ -f "$R/usr/local/lib/sysusers.d/basisnetd.conf" ] || fail "install: no sysusers"
 [ -f "$R/usr/local/lib/tmpfiles.d/basisnetd.conf" ] || fail "install: no tmpfiles"
 grep -q "^ExecStart=/usr/local/bin/basisnetd " "$R/usr/local/lib/systemd/system/basisnetd.service" || fail "@BINDIR@ not substituted"
-MODEL=$ROOT/models/fmnist-basisnet.bnm
+MODEL=${BN_TEST_MODEL:-$ROOT/models/fmnist-basisnet.bnm}
 [ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
 install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
 # No camera in the container: the test source, STATUS every second, a short watchdog.
