@@ -211,6 +211,25 @@ static bool append_conversion(const capture *c, int src_w, int src_h, char *buf,
                          fmt, w, h);
 }
 
+/* When a user pipeline ends in caps with a fixed size ("... ! video/x-raw,width=640,
+ * height=480"), the crop can be computed now, as for a probed camera. */
+static void pipeline_tail_size(const char *pipeline, int *w, int *h)
+{
+    const char *last = strrchr(pipeline, '!');
+    GstCaps *caps = gst_caps_from_string(last ? last + 1 : pipeline);
+    if (caps && gst_caps_get_size(caps) == 1) {
+        const GstStructure *st = gst_caps_get_structure(caps, 0);
+        int cw, ch;
+        if (gst_structure_get_int(st, "width", &cw) && gst_structure_get_int(st, "height", &ch) &&
+            cw > 0 && ch > 0) {
+            *w = cw;
+            *h = ch;
+        }
+    }
+    if (caps)
+        gst_caps_unref(caps);
+}
+
 static bn_status build_description(capture *c, char *desc, size_t len, char *err, size_t errlen)
 {
     const source_config *s = &c->cfg;
@@ -263,6 +282,7 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
             return BN_ERR_CONFIG;
         }
         ok = appendf(desc, len, &off, "%s", s->pipeline);
+        pipeline_tail_size(s->pipeline, &src_w, &src_h);
         break;
     default:
         snprintf(err, errlen, "unknown source kind %d", (int)s->kind);

@@ -202,6 +202,37 @@ static void test_aspect_modes(void **state)
     }
 }
 
+/* A user pipeline whose size is unknown until negotiation is cropped by aspectratiocrop;
+ * one ending in sized caps gets the fixed crop. Both fill a square input from a 4:1 source. */
+static void test_pipeline_crop_paths(void **state)
+{
+    (void)state;
+    static const char *const pipelines[] = {
+        "videotestsrc is-live=true pattern=white ! video/x-raw,width=320,height=80,framerate=30/1 ! identity",
+        "videotestsrc is-live=true pattern=white ! video/x-raw,width=320,height=80,framerate=30/1",
+    };
+    static const char *const expect[] = {"aspectratiocrop aspect-ratio=1/1", "videocrop left=48 right=48"};
+    for (size_t i = 0; i < 2; i++) {
+        source_config s = base_source(SOURCE_PIPELINE);
+        s.aspect = ASPECT_CROP;
+        snprintf(s.pipeline, sizeof s.pipeline, "%s", pipelines[i]);
+        capture_params p = base_params(32, 32, 1, NULL, NULL);
+        capture *c = NULL;
+        char err[512] = "";
+        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        capture_stats st;
+        capture_get_stats(c, &st);
+        assert_non_null(strstr(st.description, expect[i]));
+        capture_frame f;
+        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        assert_int_equal(f.width, 32);
+        assert_int_equal(f.height, 32);
+        assert_true(mean_value(&f, 0, 4) > 225.0);   /* cropped, not letterboxed */
+        capture_release(c, &f);
+        capture_close(c);
+    }
+}
+
 /* A consumer slower than the source gets the newest frame; the rest are counted. */
 static void test_slow_consumer_counts_drops(void **state)
 {
@@ -706,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_source_rgb_black),
         cmocka_unit_test(test_unknown_pattern_lists_known),
         cmocka_unit_test(test_aspect_modes),
+        cmocka_unit_test(test_pipeline_crop_paths),
         cmocka_unit_test(test_slow_consumer_counts_drops),
         cmocka_unit_test(test_file_sample_clip_matches_truth),
         cmocka_unit_test(test_file_plays_in_real_time_by_default),
