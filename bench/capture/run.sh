@@ -62,3 +62,5 @@ awk '/^to /{scen = $2}
      /project capture/{p = $(NF-8); r = (b - s > 0) ? (p - s) / (b - s) : 0
         printf("  %s conversion alone: bare %.4f, project %.4f ms/frame (project/bare %.2f); whole capture project/bare %.2f\n",
                scen, b - s, p - s, r, (b > 0) ? p / b : 0)}' "$OUT/results.txt" | tee -a "$OUT/results.txt"
+echo "hand-off latency (live videotestsrc 640x480@30 -> 28x28x1, consumer waiting):" | tee -a "$OUT/results.txt"
+"$OUT/capture_bench" latency 28 28 1 150 | sed 's/^/  /' | tee -a "$OUT/results.txt"
