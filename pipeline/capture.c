@@ -461,16 +461,19 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
 
     g_mutex_lock(&c->lock);
     c->synced = sync;
-    snprintf(c->description, sizeof c->description, "%s", desc);
+    /* Truncated to the stats field (512 bytes). */
+    g_strlcpy(c->description, desc, sizeof c->description);
     if (c->cfg.kind == SOURCE_V4L2 || c->cfg.kind == SOURCE_FILE) {
         /* Show the path the property carries, as gst-launch would take it. */
-        char *at = strstr(c->description, "name=bnsrc");
+        char *at = strstr(desc, "name=bnsrc");
         if (at) {
-            char rest[sizeof c->description];
-            snprintf(rest, sizeof rest, "%s", at + strlen("name=bnsrc"));
-            snprintf(at, sizeof c->description - (size_t)(at - c->description), "%s=\"%s\"%s",
-                     c->cfg.kind == SOURCE_V4L2 ? "device" : "location",
-                     c->cfg.kind == SOURCE_V4L2 ? c->cfg.device : c->cfg.path, rest);
+            *at = '\0';
+            gchar *shown = g_strdup_printf("%s%s=\"%s\"%s", desc,
+                                           c->cfg.kind == SOURCE_V4L2 ? "device" : "location",
+                                           c->cfg.kind == SOURCE_V4L2 ? c->cfg.device : c->cfg.path,
+                                           at + strlen("name=bnsrc"));
+            g_strlcpy(c->description, shown, sizeof c->description);
+            g_free(shown);
         }
     }
     g_mutex_unlock(&c->lock);
