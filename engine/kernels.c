@@ -1,5 +1,6 @@
-/* CPU kernels of libbasisnet: im2col + OpenBLAS sgemm for dense convolutions, a direct
- * HWC depthwise kernel written so that GCC vectorizes it over channels, fused bias+act. */
+/* CPU kernels of libbasisnet (HWC activations): OpenBLAS sgemm for pointwise and im2col
+ * convolutions, direct kernels where BLAS does not pay (depthwise, thin stems, 1x1 on small
+ * maps), bias folded into the GEMM output, F16C synthesis. Table in docs/engine.md. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
 #endif
@@ -256,7 +257,9 @@ static void gemm_nt_small(int M, int N, int K, const float *A, const float *W, f
         }
     }
 }
-#define SMALL_M 64
+#ifndef SMALL_M
+#define SMALL_M 16 /* measured: OpenBLAS (AVX-512 kernels) wins from 49 pixels on */
+#endif
 #endif
 
 void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
@@ -335,12 +338,13 @@ DW_BLOCK_FN(1)
 
 /* Four horizontally adjacent output pixels x B channels, window fully inside the input:
  * each weight vector loaded once feeds four FMAs (the per-pixel blocks above need two
- * loads per FMA). B = 16 keeps whole cache lines per load and 8 accumulator registers. */
+ * loads per FMA). B = 16 keeps whole cache lines per load and 8 accumulator registers.
+ * Raw sums are stored; the caller applies the activation to the 4 pixels in one pass
+ * (doing it here spilled the accumulators to the stack). */
 #define DW_TILE_FN(B)                                                                       \
     static inline void dw_tile4x##B(const float *restrict in, const float *restrict w,      \
                                     const float *restrict bias, float *restrict o, int C,   \
-                                    int W, int kh, int kw, int sw, int iy0, int ix0,        \
-                                    bn_act act)                                             \
+                                    int W, int kh, int kw, int sw, int iy0, int ix0)        \
     {                                                                                       \
         float a0[B], a1[B], a2[B], a3[B];                                                   \
         for (int j = 0; j < B; j++)                                                         \
@@ -360,10 +364,6 @@ DW_BLOCK_FN(1)
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
-        ACT_ARRAY(a0, B, act)                                                               \
-        ACT_ARRAY(a1, B, act)                                                               \
-        ACT_ARRAY(a2, B, act)                                                               \
-        ACT_ARRAY(a3, B, act)                                                               \
         for (int j = 0; j < B; j++) {                                                       \
             o[j] = a0[j];                                                                   \
             o[C + j] = a1[j];                                                               \
@@ -422,10 +422,18 @@ void bn_dwconv(const bn_conv_shape *s, const float *in, const float *w, const fl
             int c = 0;
             for (; c + 16 <= C8; c += 16)
                 dw_tile4x16(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kh, s->kw, s->sw,
-                            iy0, ix0, act);
+                            iy0, ix0);
             for (; c < C8; c += 8)
                 dw_tile4x8(in + c, w + c, bias ? bias + c : NULL, o + c, C, s->w, s->kh, s->kw, s->sw, iy0,
-                           ix0, act);
+                           ix0);
+            if (act != BN_ACT_NONE) {
+                if (C8 == C) {
+                    bn_bias_act(o, 1, 4 * C, NULL, act);
+                } else {
+                    for (int k = 0; k < 4; k++)
+                        bn_bias_act(o + (size_t)k * C, 1, C8, NULL, act);
+                }
+            }
             if (C8 < C)
                 for (int k = 0; k < 4; k++)
                     dw_pixel(s, in, w, bias, act, out, oy, ox + k, C8);

@@ -476,7 +476,7 @@ static bn_status parse_stage(loader *L, json_t *arch, const char *sname, bn_stag
 }
 
 /* Pulls every layer's weights into the engine's layout once validation has passed. */
-static bn_status materialize_stage(loader *L, bn_stage_def *sd, int num_bases)
+static bn_status materialize_stage(loader *L, bn_stage_def *sd)
 {
     char name[512];
     for (int i = 0; i < sd->n; i++) {
@@ -506,7 +506,6 @@ static bn_status materialize_stage(loader *L, bn_stage_def *sd, int num_bases)
         }
 #undef TENSOR
     }
-    (void)num_bases;
     return BN_OK;
 }
 
@@ -706,7 +705,7 @@ static bn_status parse_arch(loader *L)
         BN_LOGW("engine", "%s: metadata says %.0f specialist MAdds, the engine counts %llu", m->fname,
                 ms, (unsigned long long)info->madds_specialist);
 
-    if ((st = materialize_stage(L, &m->light, N)) || (st = materialize_stage(L, &m->spec, N)))
+    if ((st = materialize_stage(L, &m->light)) || (st = materialize_stage(L, &m->spec)))
         return st;
     return BN_OK;
 }
