@@ -370,13 +370,28 @@ static bn_status take_bus_error(capture *c, char *err, size_t errlen)
     /* Several elements may fail at once; "Internal data stream error" from a source is
      * the consequence, the specific one (typefind, decoder, device) is the cause. */
     GstMessage *m = NULL, *e;
-    while ((e = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR))) {
+    /* A failed state change may return before the failing element's streaming thread has
+     * posted its ERROR (typefind does): wait for the first one a little. */
+    GstClockTime wait = 500 * GST_MSECOND;
+    while ((e = gst_bus_timed_pop_filtered(bus, wait, GST_MESSAGE_ERROR))) {
+        wait = 0;
         if (!m || (!m_generic(e) && m_generic(m))) {
             if (m)
                 gst_message_unref(m);
             m = e;
         } else {
             gst_message_unref(e);
+        }
+    }
+    /* Only the generic one yet: the specific one may still be on its way from another
+     * streaming thread. */
+    if (m && m_generic(m)) {
+        GstMessage *late = gst_bus_timed_pop_filtered(bus, 200 * GST_MSECOND, GST_MESSAGE_ERROR);
+        if (late && !m_generic(late)) {
+            gst_message_unref(m);
+            m = late;
+        } else if (late) {
+            gst_message_unref(late);
         }
     }
     bn_status st = BN_ERR_IO;

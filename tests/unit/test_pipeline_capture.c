@@ -678,6 +678,23 @@ static void test_loss_on_unexpected_eos_then_recovery(void **state)
                             "unexpected end of stream");
 }
 
+/* Formats that cannot be converted show up only when data flows (capssetter rewrites the
+ * caps after linking): the message says not-negotiated. */
+static void test_not_negotiated_is_named(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_PIPELINE);
+    snprintf(s.pipeline, sizeof s.pipeline,
+             "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 ! pngenc ! "
+             "capssetter caps=\"video/x-raw\" join=false");
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[1024] = "";
+    assert_int_not_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    assert_null(c);
+    assert_non_null(strstr(err, "not-negotiated: the source's formats cannot be converted to the model input"));
+}
+
 typedef struct {
     capture *c;
     bn_status result;
@@ -753,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_bad_pipeline_names_problem),
         cmocka_unit_test(test_loss_on_error_then_recovery),
         cmocka_unit_test(test_loss_on_unexpected_eos_then_recovery),
+        cmocka_unit_test(test_not_negotiated_is_named),
         cmocka_unit_test(test_close_wakes_blocked_pull),
         cmocka_unit_test(test_invalid_model_input),
     };
