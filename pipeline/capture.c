@@ -364,15 +364,16 @@ static bool m_generic(GstMessage *m)
 }
 
 /* Pops the most specific ERROR the pipeline posted (after a failed state change). */
-static bn_status take_bus_error(capture *c, char *err, size_t errlen)
+static bn_status take_bus_error(capture *c, bool may_wait, char *err, size_t errlen)
 {
     GstBus *bus = gst_element_get_bus(c->pipeline);
     /* Several elements may fail at once; "Internal data stream error" from a source is
      * the consequence, the specific one (typefind, decoder, device) is the cause. */
     GstMessage *m = NULL, *e;
     /* A failed state change may return before the failing element's streaming thread has
-     * posted its ERROR (typefind does): wait for the first one a little. */
-    GstClockTime wait = 500 * GST_MSECOND;
+     * posted its ERROR (typefind does): wait for the first one a little, at capture_open
+     * only (retries run on the caller's main loop and never block it). */
+    GstClockTime wait = may_wait ? 500 * GST_MSECOND : 0;
     while ((e = gst_bus_timed_pop_filtered(bus, wait, GST_MESSAGE_ERROR))) {
         wait = 0;
         if (!m || (!m_generic(e) && m_generic(m))) {
@@ -385,7 +386,7 @@ static bn_status take_bus_error(capture *c, char *err, size_t errlen)
     }
     /* Only the generic one yet: the specific one may still be on its way from another
      * streaming thread. */
-    if (m && m_generic(m)) {
+    if (may_wait && m && m_generic(m)) {
         GstMessage *late = gst_bus_timed_pop_filtered(bus, 200 * GST_MSECOND, GST_MESSAGE_ERROR);
         if (late && !m_generic(late)) {
             gst_message_unref(m);
@@ -497,7 +498,7 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
     if (r == GST_STATE_CHANGE_ASYNC && wait)
         r = gst_element_get_state(p, NULL, NULL, OPEN_PREROLL_TIMEOUT_NS);
     if (r == GST_STATE_CHANGE_FAILURE) {
-        st = take_bus_error(c, err, errlen);
+        st = take_bus_error(c, wait, err, errlen);
         teardown(c);
         return st;
     }
