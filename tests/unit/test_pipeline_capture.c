@@ -334,6 +334,7 @@ static void test_file_sample_clip_matches_truth(void **state)
 
     source_config s = base_source(SOURCE_FILE);
     snprintf(s.path, sizeof s.path, "%s", SAMPLE_CLIP);
+    s.aspect = ASPECT_CROP;   /* configs/sample.yaml's choice: aspectratiocrop on decoded frames */
     capture_params p = base_params(28, 28, 1, NULL, NULL);
     capture *c = NULL;
     char err[512] = "";
