@@ -66,6 +66,8 @@ typedef struct {
     int frames;
     uint64_t seed;
     bool calibrate;            /* start from validation confidences and true costs */
+    int hold;                  /* each confidence repeats for this many frames (video of
+                                  still scenes, like the sample clip); 0 or 1: independent */
 } scenario;
 
 typedef struct {
@@ -128,10 +130,13 @@ static void run_scenario(const scenario *sc, trace *t)
     t->pred_ms = calloc((size_t)n, sizeof(double));
     t->ran = calloc((size_t)n, 1);
     t->deadline_exits = 0;
+    float held = 0.0f;
     for (int i = 0; i < n; i++) {
         double slow = (sc->slowdown_at && i >= sc->slowdown_at) ? 2.0 : 1.0;
         float thr = budget_next_threshold(b);
-        float conf = draw_conf(&r, sc->conf);
+        if (sc->hold <= 1 || i % sc->hold == 0)
+            held = draw_conf(&r, sc->conf);
+        float conf = held;
         double l = cost(&r, sc->light_ms * slow, sc->noise);
         double s = cost(&r, sc->spec_ms * slow, sc->noise);
         budget_decision d = budget_should_run_specialist(b, conf, (uint64_t)(l * 1e6));
@@ -290,6 +295,33 @@ static void test_mean_mode_converges(void **state)
                        "threshold sd %.4f, spec share %.3f\n", k, (unsigned long long)seed, WIN,
                        100 * worst, tv, 1 - t.final.exit_share);
             assert_true(worst < 0.05);
+            trace_free(&t);
+        }
+    }
+}
+
+/* Video of still scenes: each confidence repeats for 15 frames (the sample clip holds each
+ * image for 15), so a 200-frame window holds only ~13 independent scenes and its mean
+ * moves more; the long-run mean still holds the budget. Bounds measured, not wished: the
+ * worst window of 30 runs was 11.8% off (docs/budget.md, Limits). */
+static void test_correlated_frames(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < 3; k++) {
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+            scenario sc = {.conf = CONF_KINDS[k], .light_ms = 2, .spec_ms = 6, .noise = 0.15,
+                           .budget_ms = 5, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                           .frames = 3000, .seed = seed, .calibrate = true, .hold = 15};
+            trace t;
+            run_scenario(&sc, &t);
+            double worst = worst_window_error(&t, sc.budget_ms, WIN, 400, sc.frames);
+            double longrun = fabs(mean_of(t.lat_ms, 400, sc.frames) / sc.budget_ms - 1);
+            if (trace_on())
+                printf("held x15 conf=%zu seed=%llu: worst window error %.2f%%, long run %.2f%%, "
+                       "threshold sd %.3f\n", k, (unsigned long long)seed, 100 * worst,
+                       100 * longrun, sqrt(var_of(t.thr, 400, sc.frames)));
+            assert_true(longrun < 0.02);
+            assert_true(worst < 0.15);
             trace_free(&t);
         }
     }
@@ -620,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_threshold_is_budget_quantile),
         cmocka_unit_test(test_mean_mode_converges),
         cmocka_unit_test(test_no_oscillation),
+        cmocka_unit_test(test_correlated_frames),
         cmocka_unit_test(test_recovers_from_slowdown),
         cmocka_unit_test(test_respects_min_max),
         cmocka_unit_test(test_deadline_mode),
