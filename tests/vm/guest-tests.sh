@@ -48,6 +48,12 @@ step "controls"
 $B/vm_capture controls $DEV 2>&1 | tee /tmp/controls.txt
 [ ${PIPESTATUS[0]} -eq 0 ] || bad "vm_capture controls"
 
+step "no format fits (vivid has no MJPEG)"
+BN_FORMAT=mjpeg $B/vm_capture open $DEV > /tmp/nofit.txt 2>&1
+cut -c1-300 /tmp/nofit.txt
+expect_in /tmp/nofit.txt "unsupported: no capture format of '$DEV' (vivid) fits 640x480@25 mjpeg; it offers: YUYV 320x180@60, YUYV 640x360@40, YUYV 640x480@25" \
+    "format: mjpeg on a raw-only device lists what it offers"
+
 step "permission denied names the group"
 chgrp video $DEV && chmod 0660 $DEV
 vid=$(getent group video | cut -d: -f3)

@@ -8,6 +8,7 @@
  *                                     $BN_REPLUG_CMD after a gap, then check "source lost" -> "source recovered"
  *                                     within 2 s of its return, in the same process
  *   vm_capture open DEVICE            capture_open once and print the status and message
+ *                                     ($BN_FORMAT=raw|mjpeg sets source.format)
  *   vm_capture leakcheck DEVICE       descriptors left on DEVICE by the probe and by bare
  *                                     v4l2src pipelines (GStreamer's own leak, reported)
  * Exit 0 when the checks pass; every check prints one line "ok: ..." or "FAIL: ...". */
@@ -379,6 +380,11 @@ static int cmd_leakcheck(const char *dev)
 static int cmd_open(const char *dev)
 {
     source_config s = v4l2_source(dev);
+    const char *fmt = getenv("BN_FORMAT");   /* raw|mjpeg: the config's source.format */
+    if (fmt && !strcmp(fmt, "mjpeg"))
+        s.format = PIXFMT_MJPEG;
+    else if (fmt && !strcmp(fmt, "raw"))
+        s.format = PIXFMT_RAW;
     capture_params p = {.width = 28, .height = 28, .channels = 1};
     capture *c = NULL;
     char err[1024] = "";
