@@ -5,7 +5,7 @@
 ROOT=${1:-/work/main}
 cd "$ROOT" || { echo "VM-TESTS: FAIL (no $ROOT)"; exit 1; }
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C
-B=build/vm
+B=${2:-build/vm}   # this run's vm_capture and basisnet (run-vm-tests.sh)
 DEV=/dev/video0
 failed=0
 T0=$(date +%s%N)

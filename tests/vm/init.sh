@@ -7,6 +7,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 ROOT=$(sed -n 's/.*bn_root=\([^ ]*\).*/\1/p' /proc/cmdline)
+BIN=$(sed -n 's/.*bn_bin=\([^ ]*\).*/\1/p' /proc/cmdline)
 SCRIPT=$(sed -n 's/.*bn_script=\([^ ]*\).*/\1/p' /proc/cmdline)
 for m in /modules/*.ko; do insmod "$m" || echo "init: insmod $m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=524288 hostroot /host ||
@@ -24,7 +25,7 @@ mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
-chroot /newroot /bin/bash "${SCRIPT:-$ROOT/tests/vm/guest-tests.sh}" "$ROOT"
+chroot /newroot /bin/bash "${SCRIPT:-$ROOT/tests/vm/guest-tests.sh}" "$ROOT" "$BIN"
 echo "init: guest tests exited $?"
 sync
 poweroff -f

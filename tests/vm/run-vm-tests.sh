@@ -19,12 +19,16 @@ die() { echo "vm-check: $*" >&2; exit 1; }
 for tool in qemu-system-x86_64 busybox; do
     command -v $tool >/dev/null || die "$tool missing: apt-get install qemu-system-x86 busybox-static"
 done
-busybox --list | grep -qx cpio || die "busybox without cpio: apt-get install busybox-static"
+busybox --list | grep -x cpio >/dev/null || die "busybox without cpio: apt-get install busybox-static"
 
 # ---- kernel, modules, depmod (cached) --------------------------------------------------------
+# Several engineers may run `make check` at once in this checkout: the cache is built under a
+# lock, and each run keeps its binaries and console log in its own directory.
 mkdir -p "$VM/debs"
+exec 9>"$VM/.lock"
+flock 9
 if ! ls "$VM"/debs/linux-image-*.deb >/dev/null 2>&1; then
-    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ && !p {print $2; p = 1}')
     [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
     (cd "$VM/debs" && apt-get download "$pkg") || die "apt-get download $pkg failed"
 fi
@@ -82,42 +86,49 @@ if [ ! -s "$INITRD" ] || [ tests/vm/init.sh -nt "$INITRD" ] || [ "$0" -nt "$INIT
     (cd "$VM/initramfs" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$INITRD"
 fi
 
+flock -u 9
+
 # ---- what the guest runs --------------------------------------------------------------------
+RUN=$(mktemp -d "$VM/run.XXXXXX")
+chmod 0755 "$RUN"   # the guest runs the probe as nobody too
+trap 'rm -rf "$RUN"' EXIT
 make --no-print-directory -s $BUILD/libbnpipeline.a $BUILD/libbasisnet.a
 PKGS="gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 libv4l2"
 cc -std=c17 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE -Iengine -Ipipeline -Idaemon \
-   $(pkg-config --cflags $PKGS) -o $BUILD/vm/vm_capture tests/vm/vm_capture.c \
+   $(pkg-config --cflags $PKGS) -o "$RUN/vm_capture" tests/vm/vm_capture.c \
    $BUILD/libbnpipeline.a $BUILD/libbasisnet.a $(pkg-config --libs $PKGS) -pthread
 # The probe is `basisnet probe`; while other commands of the toolbox are unfinished the
 # program may not link: then build the probe command alone (it is the same code).
 if make --no-print-directory -s $BUILD/basisnet 2>/dev/null; then
-    cp $BUILD/basisnet $BUILD/vm/basisnet
+    cp $BUILD/basisnet "$RUN/basisnet"
 else
     echo "vm-check: build/basisnet does not link yet; using a probe-only build of it"
     printf 'int cmd_%s(int c, char **v) { (void)c; (void)v; return 2; }\n' info classify eval bench \
-        > $BUILD/vm/probe-only-stubs.c
-    cc -std=c17 -O2 -D_GNU_SOURCE -Iengine -Ipipeline -Idaemon -Itools/basisnet -o $BUILD/vm/basisnet \
-       tools/basisnet/basisnet.c tools/basisnet/cmd_probe.c $BUILD/vm/probe-only-stubs.c \
+        > "$RUN/probe-only-stubs.c"
+    cc -std=c17 -O2 -D_GNU_SOURCE -Iengine -Ipipeline -Idaemon -Itools/basisnet -o "$RUN/basisnet" \
+       tools/basisnet/basisnet.c tools/basisnet/cmd_probe.c "$RUN/probe-only-stubs.c" \
        $BUILD/libbnpipeline.a $BUILD/libbasisnet.a $(pkg-config --libs $PKGS)
 fi
 # The guest reuses this registry: a rescan under TCG costs ~15 s.
 gst-inspect-1.0 >/dev/null
 
 t_prep=$(date +%s)
-LOG=$VM/console.log
+LOG=$VM/console.log   # the last run's console, kept for reading
+RUNLOG=$RUN/console.log
 echo "vm-check: booting $KVER under QEMU TCG (prep $((t_prep - t_start)) s)"
 set +e
 timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
     -nodefaults -no-reboot -display none -serial stdio \
     -kernel "$VM/vmlinux" -initrd "$INITRD" \
-    -append "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=4 bn_root=$ROOT ${VM_SCRIPT:+bn_script=$VM_SCRIPT}" \
+    -append "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=4 bn_root=$ROOT bn_bin=$RUN ${VM_SCRIPT:+bn_script=$VM_SCRIPT}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-    </dev/null 2>&1 | tee "$LOG"
+    </dev/null 2>&1 | tee "$RUNLOG"
 qrc=${PIPESTATUS[0]}
 set -e
 t_end=$(date +%s)
 echo "vm-check: qemu exit $qrc, boot+tests $((t_end - t_prep)) s, total $((t_end - t_start)) s"
-grep -q '^VM-TESTS: PASS' "$LOG" && { echo "vm-check: PASS"; exit 0; }
-grep -E '^(FAIL|VM-TESTS)' "$LOG" || echo "vm-check: the guest did not report (timeout ${TIMEOUT}s?)"
+cp "$RUNLOG" "$LOG"
+grep -q '^VM-TESTS: PASS' "$RUNLOG" && { echo "vm-check: PASS"; exit 0; }
+grep -E '^(FAIL|VM-TESTS)' "$RUNLOG" || echo "vm-check: the guest did not report (timeout ${TIMEOUT}s?)"
 echo "vm-check: FAIL (console in $LOG)"
 exit 1
