@@ -76,7 +76,7 @@ TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
 .PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install \
-        clean run vm-check soak sample-clip
+        clean run vm-check check-vm soak sample-clip
 .DEFAULT_GOAL := all
 
 all: $(LIBBASISNET) $(PROGRAMS)
@@ -154,6 +154,7 @@ fuzz-check: $(FUZZERS)
 run: all
 	$(BUILD)/basisnetd --config configs/sample.yaml --print --exit-on-eos
 
+check-vm: vm-check
 vm-check: all
 	$(Q)tests/vm/run-vm-tests.sh
 
