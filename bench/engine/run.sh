@@ -7,7 +7,8 @@
 # Output: $BUILD/bench/engine/results.jsonl (raw) and results.md (table, ratios).
 # Environment: BUILD, PYTHON, BENCH_SECONDS (per measurement, default 5), BENCH_ROUNDS
 # (default 2), BENCH_THREADS (default "1 2"), BENCH_NETS (default "fmnist mnv3 mnv3f16";
-# mnv3f16 = the same network with F16 bases, engine only: the peers run F32 weights).
+# mnv3f16 = the same network with F16 bases, engine only: the peers run F32 weights),
+# BENCH_FMNIST_MODEL (another .bnm for the fmnist slot), BENCH_OUT (output directory).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -16,7 +17,7 @@ SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
 THREADS=${BENCH_THREADS:-1 2}
 NETS=${BENCH_NETS:-fmnist mnv3 mnv3f16}
-OUT=$BUILD/bench/engine
+OUT=${BENCH_OUT:-$BUILD/bench/engine}
 HERE=bench/engine
 mkdir -p "$OUT"
 
@@ -37,7 +38,8 @@ fi
 
 model_for() {
     case $1 in
-    fmnist) if [ -e models/fmnist-basisnet.bnm ]; then echo models/fmnist-basisnet.bnm
+    fmnist) if [ -n "${BENCH_FMNIST_MODEL:-}" ]; then echo "$BENCH_FMNIST_MODEL"
+            elif [ -e models/fmnist-basisnet.bnm ]; then echo models/fmnist-basisnet.bnm
             else echo tests/fixtures/random-tiny.bnm; fi ;;
     mnv3) echo "$OUT/mnv3.bnm" ;;
     mnv3f16) echo "$OUT/mnv3f16.bnm" ;;
