@@ -162,6 +162,28 @@ static void im2col(const bn_conv_shape *s, const float *in, int g, float *col)
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
+/* Activation of one register (sigmoid goes through memory for expf). */
+static inline __m256 act256(__m256 v, bn_act act)
+{
+    const __m256 zero = _mm256_setzero_ps(), three = _mm256_set1_ps(3.0f), six = _mm256_set1_ps(6.0f);
+    switch (act) {
+    case BN_ACT_RELU: return _mm256_max_ps(v, zero);
+    case BN_ACT_RELU6: return _mm256_min_ps(_mm256_max_ps(v, zero), six);
+    case BN_ACT_HSWISH:
+        return _mm256_mul_ps(v, _mm256_div_ps(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, three), zero), six), six));
+    case BN_ACT_HSIGMOID:
+        return _mm256_div_ps(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, three), zero), six), six);
+    case BN_ACT_SIGMOID: {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (int j = 0; j < 8; j++)
+            t[j] = 1.0f / (1.0f + expf(-t[j]));
+        return _mm256_loadu_ps(t);
+    }
+    default: return v;
+    }
+}
+
 /* Thin convolution with intrinsics: GCC turned the broadcast-FMA loop into scalar code.
  * 16 output channels (two registers) per pass; wt is (kh, kw, c, oc) then the bias. */
 static void conv_thin(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
@@ -196,11 +218,9 @@ static void conv_thin(const bn_conv_shape *s, const float *in, const float *w, c
                                 a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp + (size_t)ci * OC + 8), a1);
                         }
                     }
-                float acc[16];
-                _mm256_storeu_ps(acc, a0);
-                _mm256_storeu_ps(acc + 8, a1);
-                ACT_ARRAY(acc, 16, act)
-                memcpy(o + c, acc, sizeof(float) * (two ? 16 : 8));
+                _mm256_storeu_ps(o + c, act256(a0, act));
+                if (two)
+                    _mm256_storeu_ps(o + c + 8, act256(a1, act));
             }
         }
     }

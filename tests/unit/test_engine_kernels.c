@@ -168,8 +168,14 @@ static void test_conv_dense(void **state)
                       (bn_act)(i % BN_ACT_COUNT), i % 3 != 2);
     run_conv_case(&r, (bn_conv_shape){.c = 96, .h = 14, .w = 14, .oc = 160, .kh = 1, .kw = 1, .sh = 1,
                                       .sw = 1, .groups = 1}, BN_ACT_HSWISH, 1);
-    run_conv_case(&r, (bn_conv_shape){.c = 3, .h = 32, .w = 32, .oc = 16, .kh = 3, .kw = 3, .sh = 2,
-                                      .sw = 2, .ph = 1, .pw = 1, .groups = 1}, BN_ACT_HSWISH, 1);
+    /* thin stems (<= 4 input channels, oc a multiple of 8): every activation, with and
+     * without bias, 8/16/24 output channels */
+    for (int a = 0; a < BN_ACT_COUNT; a++)
+        for (int c = 1; c <= 4; c += 2) {
+            run_conv_case(&r, (bn_conv_shape){.c = c, .h = 15, .w = 13, .oc = 8 * (1 + (a + c) % 3), .kh = 3,
+                                              .kw = 3, .sh = 1 + a % 2, .sw = 1 + a % 2, .ph = 1, .pw = 1,
+                                              .groups = 1}, (bn_act)a, (a + c) % 4 != 0);
+        }
 }
 
 static void test_conv_grouped(void **state)
