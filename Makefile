@@ -78,6 +78,8 @@ TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 .PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install \
         clean run vm-check check-vm soak sample-clip
 .DEFAULT_GOAL := all
+# Keep test objects: they are intermediates of a pattern chain, and deleting them forces relinks.
+.SECONDARY:
 
 all: $(LIBBASISNET) $(PROGRAMS)
 
