@@ -72,16 +72,24 @@ def mean_madds(msgs, light, spec):
     return light + spec * s / n, s / n
 
 
-def every_nth(full_msgs, n):
+def every_nth(full_msgs, n, phase=0):
     """Peers' method from a run that classified every frame with the full model: frames
-    whose index is a multiple of n are classified, the others repeat the last answer."""
+    whose index is phase modulo n are classified, the others repeat the last answer."""
     by_frame = sorted((frame_of(m), m["label"]) for m in full_msgs)
     out, last = [], None
     for fr, lab in by_frame:
-        if fr % n == 0 or last is None:
+        if fr % n == phase or last is None:
             last = lab
         out.append((fr, last))
     return out
+
+
+def every_nth_accuracy(full_msgs, n, truth):
+    """Mean over the n phases: the clip changes scene every 15 frames, so a phase (and an n
+    dividing 15) aligned with the changes would never repeat a stale label; a camera is
+    not aligned with its scenes."""
+    accs = [accuracy(every_nth(full_msgs, n, ph), truth) for ph in range(n)]
+    return sum(a for a, _ in accs) / n, accs[0][1]
 
 
 def plot_contention(msgs, budget_ms, t_on, t_off, png):
@@ -177,8 +185,9 @@ def main():
     acc, cnt = accuracy([(frame_of(m), m["label"]) for m in bm], truth)
     rows.append((f"BasisNet, budget {a.budget:g} ms (early exit, specialist on {100*b_spec:.0f}% of frames)", b_madds, acc, cnt))
     for k in sorted({max(1, n - 1), n, n + 1}):
-        acc, cnt = accuracy(every_nth(fm, k), truth)
-        rows.append((f"full model on every {k}th frame, label repeated (peers' interval={k-1})", full_madds / k, acc, cnt))
+        acc, cnt = every_nth_accuracy(fm, k, truth)
+        rows.append((f"full model on every {k}th frame, label repeated (peers' interval={k-1}; "
+                     f"mean of its {k} phases)", full_madds / k, acc, cnt))
     acc, cnt = accuracy([(frame_of(m), m["label"]) for m in lm], truth)
     l_madds, _ = mean_madds(lm, light_madds, spec_madds)
     rows.append(("light model alone, every frame", l_madds, acc, cnt))

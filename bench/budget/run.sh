@@ -70,6 +70,7 @@ EOC
         STRESS_ON=$(date +%s.%N)
         stress-ng --cpu "$STRESS_CPUS" --timeout "${STRESS_SECONDS}s" --quiet || true
         STRESS_OFF=$(date +%s.%N)
+        echo "$STRESS_ON $STRESS_OFF" > "$out/stress-times.txt"   # for re-running analyze.py
     fi
     wait "$DPID" || { echo "bench/budget: daemon run $name failed"; tail "$out/$name.log"; exit 1; }
     DPID=
