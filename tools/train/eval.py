@@ -93,7 +93,7 @@ def eval_two_stage(path, data):
             val_full=ev_v["acc"], val_light=ev_v["light_acc"],
             val_early_exit=early_exit(ev_v["pred"], ev_v["light_pred"], ev_v["light_conf"],
                                       data["val_y"], t)[0]),
-        test_curve=[c for c in tcurve[::10]] + [c for c in tcurve if c["threshold"] > 0.9],
+        test_curve=[c for c in tcurve if c["threshold"] > 0.9 or round(c["threshold"] * 1000) % 10 == 0],
     )
     return r
 
@@ -126,28 +126,30 @@ def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9, 6))
     prim = results["basisnet"][0]
-    c = prim["test_curve"]
+    c = sorted(prim["test_curve"], key=lambda p: p["threshold"])
     ax.plot([p["mean_madds"] / 1e6 for p in c], [100 * p["acc"] for p in c], "-", color="C0",
             alpha=0.7, label="BasisNet early exit (test, threshold sweep)")
     for i, r in enumerate(results["basisnet"]):
         a = r["accuracy"]
         full = (r["madds"]["full"]) / 1e6
         ax.plot(full, 100 * a["test_full"], "o", color="C0",
-                label="BasisNet N=%d full path" % r["bases"] if i == 0 else None)
+                label="BasisNet N=%d full path (shipped, %.1f ep)" % (r["bases"], r["epochs"]) if i == 0 else None)
         ax.plot(a["mean_madds_early_exit"] / 1e6, 100 * a["test_early_exit"], "*", ms=12,
                 color="C0", label="BasisNet early exit, t=%.3f (chosen on val)" % a["threshold"]
                 if i == 0 else None)
     markers = {"static-wide": ("s", "C1"), "specialist": ("^", "C2"), "light": ("v", "C3"),
-               "cascade": ("D", "C4"), "basisnet-short": ("o", "C5")}
+               "cascade": ("D", "C4"), "basisnet-short": ("o", "C5"), "basisnet": ("o", "C9")}
     for name, runs in results["baselines"].items():
-        m, col = markers.get(name, ("x", "k"))
+        m, col = markers.get(name.split("/")[0], ("x", "k"))
+        fill = "none" if name.endswith("1ep") else "full"
         for i, r in enumerate(runs):
             ax.plot(r["madds"]["full"] / 1e6, 100 * r["accuracy"]["test_full"], m, color=col,
+                    fillstyle=fill, ms=7,
                     label="%s (%.1f ep)" % (name, r["epochs"]) if i == 0 else None)
-            if name == "cascade" and i == 0:
-                cc = r["test_curve"]
+            if name.split("/")[0] == "cascade" and i == 0 and not name.endswith("1ep"):
+                cc = sorted(r["test_curve"], key=lambda p: p["threshold"])
                 ax.plot([p["mean_madds"] / 1e6 for p in cc], [100 * p["acc"] for p in cc], ":",
                         color=col, alpha=0.7, label="cascade early exit (test)")
     ax.set_xlabel("mean MAdds per image (millions)")
@@ -158,7 +160,7 @@ def plot(results, path):
     hi = max(float(np.max(y)) for y in ys)
     ax.set_ylim(lo - 0.5, hi + 0.5)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print("eval: plot %s" % path)
