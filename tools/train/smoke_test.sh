@@ -1,6 +1,7 @@
 #!/bin/sh
 # Smoke test of the training tools: a tiny training run (a few hundred images, < 60 s),
-# loss must fall; export must write a .bnm + golden file and pass its self-check;
+# loss must fall; export must write a .bnm + golden file and pass its self-check; the C
+# engine must match the export's golden vectors;
 # bad datasets must be refused with a message naming the file.
 # Usage: tools/train/smoke_test.sh   (prints "N passed, N failed"; exit 1 on any failure)
 set -u
@@ -45,6 +46,18 @@ if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --gold
     ok "export + self-check"
 else
     ko "export + self-check" "$TMP/export.log"
+fi
+
+# 2b. the C engine runs the exported file and matches its golden vectors (1e-4); needs the
+# parity test binary from `make` (BUILD: build directory, default build)
+PARITY="$HERE/../../${BUILD:-build}/tests/test_engine_parity"
+if [ ! -x "$PARITY" ]; then
+    ko "C engine parity on the export: $PARITY not built (run make)"
+elif BN_PARITY_MODEL="$TMP/smoke.bnm" BN_PARITY_GOLDEN="$TMP/smoke.golden.safetensors" \
+        "$PARITY" >"$TMP/parity.log" 2>&1 && grep -q "smoke.bnm" "$TMP/parity.log"; then
+    ok "C engine parity on the export ($(grep -o 'max rel[^,]*' "$TMP/parity.log" | tail -n 1))"
+else
+    ko "C engine parity on the export" "$TMP/parity.log"
 fi
 
 # 3. random fixture export
