@@ -23,8 +23,24 @@ insmod "/newroot$(cat /vivid-ko)" n_devs=1 node_types=0x1 num_inputs=1 input_typ
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
+# The guest gets its own /tmp and /run (tmpfiles would otherwise walk the host's over 9p),
+# but the tree under test may live there (CI clones anywhere): set its overlay view aside
+# first and put it back at the same path on top of the new tmpfs.
+keep=""
+for d in "$ROOT" "$BIN"; do
+    case "$d" in /tmp/*|/run/*) keep="$keep $d" ;; esac
+done
+i=0
+for d in $keep; do
+    i=$((i + 1)); mkdir -p "/keep$i"; mount -o bind "/newroot$d" "/keep$i"
+done
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
+i=0
+for d in $keep; do
+    i=$((i + 1)); mkdir -p "/newroot$d"; mount -o move "/keep$i" "/newroot$d" ||
+        echo "init: cannot keep $d visible"
+done
 chroot /newroot /bin/bash "${SCRIPT:-$ROOT/tests/vm/guest-tests.sh}" "$ROOT" "$BIN"
 echo "init: guest tests exited $?"
 sync
