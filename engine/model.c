@@ -258,6 +258,25 @@ static bn_status resolve_input(loader *L, const bn_stage_def *sd, int i, json_t 
     return BN_OK;
 }
 
+/* The weight of a conv or linear layer (its N bases when synthesized) and its bias.
+ * bases_shape is {N, out, ...} with ndim entries; a plain weight has the shape without N. */
+static bn_status want_weights(loader *L, bn_layer *ly, const char *what, int allow_synth,
+                              const int64_t *bases_shape, int ndim, int out_channels)
+{
+    bn_status st;
+    const st_tensor *t, *tb;
+    if (ly->synth && !allow_synth)
+        return fail(L, BN_ERR_FORMAT, "%s: only specialist layers can be synthesized", what);
+    if ((st = want_tensor(L, ly->name, ly->synth ? "bases" : "weight", ly->synth ? ndim : ndim - 1,
+                          ly->synth ? bases_shape : bases_shape + 1, &t)))
+        return st;
+    int64_t bs[1] = {out_channels};
+    if ((st = want_tensor(L, ly->name, "bias", 1, bs, &tb)))
+        return st;
+    ly->params = t->count + tb->count;
+    return BN_OK;
+}
+
 static bn_status parse_layer(loader *L, bn_stage_def *sd, const char *sname, int i, json_t *jl,
                              int num_bases, int allow_synth, const bn_stage_def *other)
 {
@@ -293,7 +312,6 @@ static bn_status parse_layer(loader *L, bn_stage_def *sd, const char *sname, int
     out_shape(sd, ly->in0, &g->c, &g->h, &g->w);
     g->oc = g->c, g->oh = g->h, g->ow = g->w;
     g->groups = 1;
-    const st_tensor *t;
     switch (ly->op) {
     case BN_OP_CONV: {
         int in, k[2], s[2], p[2];
@@ -318,17 +336,8 @@ static bn_status parse_layer(loader *L, bn_stage_def *sd, const char *sname, int
         ly->wcount = (size_t)g->oc * (size_t)(g->c / g->groups) * g->kh * g->kw;
         ly->madds = (uint64_t)g->oh * g->ow * ly->wcount;
         int64_t ws[5] = {num_bases, g->oc, g->c / g->groups, g->kh, g->kw};
-        if (ly->synth && !allow_synth)
-            return fail(L, BN_ERR_FORMAT, "%s: only specialist layers can be synthesized", what);
-        if ((st = want_tensor(L, ly->name, ly->synth ? "bases" : "weight", ly->synth ? 5 : 4,
-                              ly->synth ? ws : ws + 1, &t)))
+        if ((st = want_weights(L, ly, what, allow_synth, ws, 5, g->oc)))
             return st;
-        ly->params = t->count;
-        int64_t bs[1] = {g->oc};
-        const st_tensor *tb;
-        if ((st = want_tensor(L, ly->name, "bias", 1, bs, &tb)))
-            return st;
-        ly->params += tb->count;
         break;
     }
     case BN_OP_LINEAR: {
@@ -345,17 +354,8 @@ static bn_status parse_layer(loader *L, bn_stage_def *sd, const char *sname, int
         ly->wcount = (size_t)in * (size_t)g->oc;
         ly->madds = ly->wcount;
         int64_t ws[3] = {num_bases, g->oc, in};
-        if (ly->synth && !allow_synth)
-            return fail(L, BN_ERR_FORMAT, "%s: only specialist layers can be synthesized", what);
-        if ((st = want_tensor(L, ly->name, ly->synth ? "bases" : "weight", ly->synth ? 3 : 2,
-                              ly->synth ? ws : ws + 1, &t)))
+        if ((st = want_weights(L, ly, what, allow_synth, ws, 3, g->oc)))
             return st;
-        ly->params = t->count;
-        int64_t bs[1] = {g->oc};
-        const st_tensor *tb;
-        if ((st = want_tensor(L, ly->name, "bias", 1, bs, &tb)))
-            return st;
-        ly->params += tb->count;
         break;
     }
     case BN_OP_ADD: {
