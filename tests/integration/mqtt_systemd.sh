@@ -35,24 +35,8 @@ trap cleanup EXIT
 in_ct() { nsenter -t "$LEADER" -a "$@"; }
 ok() { echo "ok: $*"; }
 
-mount -t tmpfs tmpfs /run                    # the host's /run is on disk
-mount -t tmpfs tmpfs "$W"
-mkdir -p "$W/upper" "$W/work" "$W/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
-R=$W/root
-rm -f "$R/.dockerenv"
-
-# `make install` as a package would do it
-SANFLAGS=()
-grep -q __asan_init "$ROOT/$BUILD/basisnetd" 2>/dev/null && SANFLAGS=(SAN=1 OPT=-O1)
-make -C "$ROOT" -s install DESTDIR="$R" PREFIX=/usr/local BUILD="$BUILD" "${SANFLAGS[@]}" >/dev/null
-[ -f "$R/usr/local/lib/systemd/system/basisnetd.service" ] || fail "install: no unit"
-[ -f "$R/usr/local/lib/sysusers.d/basisnetd.conf" ] || fail "install: no sysusers"
-[ -f "$R/usr/local/lib/tmpfiles.d/basisnetd.conf" ] || fail "install: no tmpfiles"
-grep -q "^ExecStart=/usr/local/bin/basisnetd " "$R/usr/local/lib/systemd/system/basisnetd.service" || fail "@BINDIR@ not substituted"
-MODEL=$ROOT/models/fmnist-basisnet.bnm
-[ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
-install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
+source "$(dirname "$0")/nspawn_common.bash"
+nspawn_prepare_root
 # A broker on the host loopback (the container shares the host's network namespace).
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > "$W/mosq.conf"

@@ -31,24 +31,8 @@ trap cleanup EXIT
 in_ct() { nsenter -t "$LEADER" -a "$@"; }
 ok() { echo "ok: $*"; }
 
-mount -t tmpfs tmpfs /run                    # the host's /run is on disk
-mount -t tmpfs tmpfs "$W"
-mkdir -p "$W/upper" "$W/work" "$W/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
-R=$W/root
-rm -f "$R/.dockerenv"
-
-# `make install` as a package would do it
-SANFLAGS=()
-grep -q __asan_init "$ROOT/$BUILD/basisnetd" 2>/dev/null && SANFLAGS=(SAN=1 OPT=-O1)
-make -C "$ROOT" -s install DESTDIR="$R" PREFIX=/usr/local BUILD="$BUILD" "${SANFLAGS[@]}" >/dev/null
-[ -f "$R/usr/local/lib/systemd/system/basisnetd.service" ] || fail "install: no unit"
-[ -f "$R/usr/local/lib/sysusers.d/basisnetd.conf" ] || fail "install: no sysusers"
-[ -f "$R/usr/local/lib/tmpfiles.d/basisnetd.conf" ] || fail "install: no tmpfiles"
-grep -q "^ExecStart=/usr/local/bin/basisnetd " "$R/usr/local/lib/systemd/system/basisnetd.service" || fail "@BINDIR@ not substituted"
-MODEL=${BN_TEST_MODEL:-$ROOT/models/fmnist-basisnet.bnm}
-[ -f "$MODEL" ] || MODEL=$ROOT/tests/fixtures/random-tiny.bnm
-install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
+source "$(dirname "$0")/nspawn_common.bash"
+nspawn_prepare_root
 # No camera in the container: the test source, STATUS every second, a short watchdog.
 for name in basisnetd cam2; do
     cat > "$R/etc/basisnetd/$name.yaml" <<EOC
