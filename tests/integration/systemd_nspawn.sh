@@ -52,26 +52,7 @@ EOC
 done
 mkdir -p "$R/etc/systemd/system/basisnetd.service.d"
 printf '[Service]\nWatchdogSec=3\nRestartSec=1\n' > "$R/etc/systemd/system/basisnetd.service.d/test.conf"
-# `make asan` installs sanitizer builds: LeakSanitizer needs ptrace, which the syscall filter
-# forbids, and the service does not inherit the test's ASAN_OPTIONS.
-if grep -q __asan_init "$R/usr/local/bin/basisnetd"; then
-    for u in basisnetd.service basisnetd@.service; do
-        mkdir -p "$R/etc/systemd/system/$u.d"
-        printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' > "$R/etc/systemd/system/$u.d/asan.conf"
-    done
-fi
-
-systemd-nspawn -D "$R" --boot --register=no --keep-unit --link-journal=no --console=passive -q \
-    > "$W/console.log" 2>&1 &
-NP=$!
-LEADER=
-for _ in $(seq 100); do
-    LEADER=$(pgrep -P "$NP" | head -1 || true)
-    [ -n "$LEADER" ] && in_ct systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded' && break
-    sleep 0.1
-done
-[ -n "$LEADER" ] || fail "container did not boot"
-ok "container booted"
+nspawn_boot
 
 in_ct getent passwd basisnetd >/dev/null || fail "sysusers did not create basisnetd"
 in_ct id -nG basisnetd | grep -qw video || fail "basisnetd not in group video"
