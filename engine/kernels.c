@@ -18,6 +18,7 @@
 #define HAVE_CONV_THIN 0
 #endif
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const char *const act_names[BN_ACT_COUNT] = {
@@ -507,7 +508,10 @@ void bn_se(const float *restrict x, int hw, int c, int squeeze, const float *w1,
             y[(size_t)p * c + j] = x[(size_t)p * c + j] * pooled[j];
 }
 
-void bn_avgpool(const bn_conv_shape *s, const float *in, float *out)
+/* One window loop for both poolings: padding cells are skipped (average pooling still
+ * divides by kh*kw, see kernels.h). `is_max` is a constant at each call, so the compiler
+ * emits two specialised loops. */
+static inline void pool_nhwc(const bn_conv_shape *s, const float *in, float *out, bool is_max)
 {
     const int C = s->c;
     const float inv = 1.0f / (float)(s->kh * s->kw);
@@ -515,7 +519,7 @@ void bn_avgpool(const bn_conv_shape *s, const float *in, float *out)
         for (int ox = 0; ox < s->ow; ox++) {
             float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
             for (int c = 0; c < C; c++)
-                o[c] = 0.0f;
+                o[c] = is_max ? -INFINITY : 0.0f;
             for (int ky = 0; ky < s->kh; ky++) {
                 int iy = oy * s->sh - s->ph + ky;
                 if (iy < 0 || iy >= s->h)
@@ -525,37 +529,28 @@ void bn_avgpool(const bn_conv_shape *s, const float *in, float *out)
                     if (ix < 0 || ix >= s->w)
                         continue;
                     const float *restrict ip = in + ((size_t)iy * s->w + ix) * C;
-                    for (int c = 0; c < C; c++)
-                        o[c] += ip[c];
+                    if (is_max)
+                        for (int c = 0; c < C; c++)
+                            o[c] = ip[c] > o[c] ? ip[c] : o[c];
+                    else
+                        for (int c = 0; c < C; c++)
+                            o[c] += ip[c];
                 }
             }
-            for (int c = 0; c < C; c++)
-                o[c] *= inv;
+            if (!is_max)
+                for (int c = 0; c < C; c++)
+                    o[c] *= inv;
         }
+}
+
+void bn_avgpool(const bn_conv_shape *s, const float *in, float *out)
+{
+    pool_nhwc(s, in, out, false);
 }
 
 void bn_maxpool(const bn_conv_shape *s, const float *in, float *out)
 {
-    const int C = s->c;
-    for (int oy = 0; oy < s->oh; oy++)
-        for (int ox = 0; ox < s->ow; ox++) {
-            float *restrict o = out + ((size_t)oy * s->ow + ox) * C;
-            for (int c = 0; c < C; c++)
-                o[c] = -INFINITY;
-            for (int ky = 0; ky < s->kh; ky++) {
-                int iy = oy * s->sh - s->ph + ky;
-                if (iy < 0 || iy >= s->h)
-                    continue;
-                for (int kx = 0; kx < s->kw; kx++) {
-                    int ix = ox * s->sw - s->pw + kx;
-                    if (ix < 0 || ix >= s->w)
-                        continue;
-                    const float *restrict ip = in + ((size_t)iy * s->w + ix) * C;
-                    for (int c = 0; c < C; c++)
-                        o[c] = ip[c] > o[c] ? ip[c] : o[c];
-                }
-            }
-        }
+    pool_nhwc(s, in, out, true);
 }
 
 /* Source coordinate as PyTorch's upsample_bilinear2d computes it (align_corners=False):
