@@ -121,6 +121,7 @@ static void budget_params_from_config(const bn_config *cfg, budget_params *bp)
     bp->min = cfg->budget.min;
     bp->max = cfg->budget.max;
     bp->window = cfg->budget.window;
+    bp->horizon = cfg->budget.horizon;
     bp->fixed_threshold = cfg->engine.threshold;
 }
 
@@ -266,9 +267,9 @@ static void print_label(const proto_label *l)
 {
     char t[40];
     proto_format_time(l->time_ns, t, sizeof t);
-    printf("%s  %-12s %.3f  %-10s %7.2f ms%s\n", t, l->label, l->score,
+    printf("%s  %-12s %.3f  %-10s %7.2f ms%s%s%s\n", t, l->label, l->score,
            l->stage == BN_STAGE_SPECIALIST ? "specialist" : "light", l->ms_total,
-           l->reason ? "  (deadline)" : "");
+           l->reason ? "  (" : "", l->reason ? l->reason : "", l->reason ? ")" : "");
 }
 
 static void publish_result(app *a, const infer_result *r)
@@ -284,7 +285,9 @@ static void publish_result(app *a, const infer_result *r)
     l.class_id = r->class_id;
     l.score = r->score;
     l.stage = r->stage;
-    l.reason = r->reason == BUDGET_EXIT_DEADLINE ? "deadline" : NULL;
+    l.reason = r->reason == BUDGET_EXIT_DEADLINE  ? "deadline"
+               : r->reason == BUDGET_EXIT_HORIZON ? "horizon"
+                                                  : NULL;
     l.threshold = r->threshold;
     l.ms_light = (double)r->ns_light / 1e6;
     l.ms_synth = (double)r->ns_synth / 1e6;
@@ -293,7 +296,7 @@ static void publish_result(app *a, const infer_result *r)
     l.ms_capture_to_publish = r->capture_mono_ns ? (double)age / 1e6 : 0;
     l.dropped_frames = r->dropped;
     a->dropped_frames += r->dropped;
-    stats_observe_frame(&a->stats, r->stage, l.reason != NULL, l.ms_light, l.ms_synth,
+    stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light, l.ms_synth,
                         l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
 
     pub_msg *m = json_to_msg(proto_label_json(&l), MSG_LABEL);
@@ -355,6 +358,8 @@ static json_t *stats_json(app *a)
         json_object_set_new(budget, "note", json_string(note));
     }
     json_object_set_new(budget, "deadline_exits", json_integer((json_int_t)bs.deadline_exits));
+    json_object_set_new(budget, "horizon", json_integer(a->cfg.budget.horizon));
+    json_object_set_new(budget, "horizon_exits", json_integer((json_int_t)bs.horizon_exits));
 
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:b, s:I, s:I, s:I, s:s, s:s},"

@@ -125,6 +125,7 @@ static const key_spec keys[] = {
     K_DOUBLE(budget.min, 0, 1),
     K_DOUBLE(budget.max, 0, 1),
     K_INT(budget.window, 1, 100000),
+    K_INT(budget.horizon, 0, 100000),
 
     K_SECTION("publish", 0),
     {FIELD(publish.socket), .type = KEY_STRING, .flags = KF_NONEMPTY, .max_len = SUN_PATH_MAX},
@@ -1087,6 +1088,7 @@ void config_init(bn_config *cfg)
     cfg->budget.min = 0.5;
     cfg->budget.max = 0.99;
     cfg->budget.window = 256;
+    cfg->budget.horizon = 100;
 
     publish_config *p = &cfg->publish;
     snprintf(p->socket, sizeof p->socket, "/run/basisnetd/basisnetd.sock");

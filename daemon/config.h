@@ -50,6 +50,7 @@ typedef struct {
     double latency_ms;  /* budget per frame */
     double min, max;    /* threshold bounds */
     int window;         /* frames of light confidences kept */
+    int horizon;        /* mean mode: frames over which no window may overspend; 0: off */
 } budget_config;
 
 typedef struct {

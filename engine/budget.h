@@ -13,7 +13,7 @@
  *     budget_decision d = budget_should_run_specialist(b, light_score, elapsed_ns);
  *     if (d.run) bn_run_specialist(...)                         -> ns_synth + ns_specialist
  *     budget_observe(b, light_score, ns_light, ran ? ns_synth + ns_specialist : 0, ran);
- * and reports d.reason ("threshold", "specialist", "deadline") in the label message.
+ * and reports d.reason ("threshold", "specialist", "deadline", "horizon") in the label message.
  * The equations and limits are in docs/budget.md. */
 #ifndef BN_BUDGET_H
 #define BN_BUDGET_H
@@ -39,12 +39,15 @@ typedef struct {
                                 specialist-heavy threshold the controller may choose,
                                 min the least (never exit below min confidence) */
     int window;              /* recent frames kept (confidences, latencies); >= 1 */
+    int horizon;             /* mean mode: no run of `horizon` consecutive frames may spend
+                                more than horizon x budget by the controller's prediction
+                                (0: no such guard, the mean holds only in the long run) */
     double fixed_threshold;  /* the threshold in mode off (engine.threshold) */
 } budget_params;
 
 typedef struct budget_ctl budget_ctl;
 
-/* Defaults: mode mean, 50 ms, min 0, max 1, window 256, fixed threshold 0.9. */
+/* Defaults: mode mean, 50 ms, min 0, max 1, window 256, horizon 100, fixed threshold 0.9. */
 void budget_params_init(budget_params *p);
 
 /* Validates p and allocates the controller. BN_ERR_INVALID_ARG with a message naming the
@@ -70,6 +73,7 @@ typedef enum {
     BUDGET_EXIT_CONFIDENT = 0, /* light confidence >= threshold: light answer */
     BUDGET_RUN_SPECIALIST,     /* run synthesis + specialist */
     BUDGET_EXIT_DEADLINE,      /* deadline mode: the specialist would not finish in time */
+    BUDGET_EXIT_HORIZON,       /* mean mode: the last `horizon` frames' budget is spent */
 } budget_reason;
 
 typedef struct {
@@ -81,10 +85,12 @@ typedef struct {
 /* Decision for the current frame after the light stage, against the threshold from the
  * last budget_next_threshold(). elapsed_ns: time already spent on this frame (at least the
  * light stage). In deadline mode the specialist runs only if elapsed + a conservative
- * prediction of its time fits in the budget. Call once per frame (it counts deadline exits). */
+ * prediction of its time fits in the budget. In mean mode with a horizon H, it runs only if
+ * the previous H - 1 frames' measured latencies + elapsed + the predicted specialist time
+ * fit in H x budget. Call once per frame (it counts deadline and horizon exits). */
 budget_decision budget_should_run_specialist(budget_ctl *b, float light_score,
                                              uint64_t elapsed_ns);
-/* "threshold", "specialist", "deadline": the reason word for messages. */
+/* "threshold", "specialist", "deadline", "horizon": the reason word for messages. */
 const char *budget_reason_name(budget_reason r);
 
 /* After a frame: its light confidence, the light time, the synthesis + specialist time
@@ -108,6 +114,7 @@ typedef struct {
     bool unattainable;         /* t_light alone exceeds the budget */
     uint64_t frames;           /* frames observed since creation */
     uint64_t deadline_exits;   /* frames answered light because of the deadline */
+    uint64_t horizon_exits;    /* frames answered light because the horizon's budget was spent */
 } budget_stats;
 
 /* Not const: the p99 sorts the latency window in a scratch buffer allocated at creation. */

@@ -70,6 +70,7 @@ static void test_defaults(void **state)
     assert_true(cfg->budget.min == 0.5);
     assert_true(cfg->budget.max == 0.99);
     assert_int_equal(cfg->budget.window, 256);
+    assert_int_equal(cfg->budget.horizon, 100);
     assert_string_equal(cfg->publish.socket, "/run/basisnetd/basisnetd.sock");
     assert_int_equal(cfg->publish.mode, 0660);
     assert_string_equal(cfg->publish.group, "");
@@ -153,6 +154,7 @@ static void test_every_key(void **state)
     assert_true(cfg->budget.min == 0.3);
     assert_true(cfg->budget.max == 0.95);
     assert_int_equal(cfg->budget.window, 512);
+    assert_int_equal(cfg->budget.horizon, 50);
 
     const publish_config *p = &cfg->publish;
     assert_string_equal(p->socket, "/tmp/bn-full.sock");
@@ -656,7 +658,7 @@ static void test_docs_cover_every_key(void **state)
         "source.width", "source.height", "source.fps", "source.format", "source.aspect",
         "source.controls", "source.retry_initial_ms", "source.retry_max_ms", "engine",
         "engine.threads", "engine.threshold", "budget", "budget.mode", "budget.latency_ms",
-        "budget.min", "budget.max", "budget.window", "publish", "publish.socket",
+        "budget.min", "budget.max", "budget.window", "budget.horizon", "publish", "publish.socket",
         "publish.mode", "publish.group", "publish.control_group", "publish.max_clients",
         "publish.queue", "publish.max_line", "publish.change_frames", "mqtt", "mqtt.host",
         "mqtt.port", "mqtt.client_id", "mqtt.topic_prefix", "mqtt.qos", "mqtt.retain",

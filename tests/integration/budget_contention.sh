@@ -1,24 +1,21 @@
 #!/bin/bash
-# NOT part of `make check`: run with `make budget-check`. On the bundled clip it fails the
-# 100-frame criterion in about 7 of 9 runs (worst window 1.09-1.19x the budget), because the
-# clip holds each image for 15 frames, so a window holds only ~7 scenes and a run of hard
-# scenes after confident ones lands in one window. 200-frame windows pass (WINDOW=200:
-# worst 1.01-1.09x) and the fixed-threshold control still fails there. See docs/budget.md.
-#
 # Integration test of the latency-budget controller (issue 7, docs/budget.md) with the real
 # daemon: the sample clip in real time, mean mode under a tight budget, `stress-ng --cpu 1`
 # started midway. Asserts that every 100-frame window keeps its mean latency within
-# budget + 10% and that the threshold moves (lower under contention) to do it.
-# Model: a paper-scale random-weight BasisNet generated here (bench/engine/make_mnv3.py,
-# ~2 s, ~70 MB in the temp dir): with the tiny Fashion-MNIST model (budget ~0.6 ms) one
-# preempted frame breaks a 100-frame window on this shared machine; at ~30 ms it does not.
+# budget + 10% and that the threshold moves (its 100-frame means span >= 0.10).
+# Model: the shipped models/fmnist-basisnet.bnm (budget ~0.6 ms); BUDGET_MODEL=mnv3 generates
+# a paper-scale random-weight BasisNet (bench/engine/make_mnv3.py, ~2 s, ~70 MB in the temp
+# dir; budget ~15 ms), whose threshold visibly drops under the contention.
 # Environment: BUILD; BUDGET_MODE (default mean; `off` runs the same test with the fixed
 # threshold 0.9 to show that it fails without the controller); RUN_SECONDS (default 40),
 # STRESS_AT (default 14), STRESS_SECONDS (default 16); BUDGET_MODEL (a .bnm, or mnv3 to
 # generate the random paper-scale one; default models/fmnist-basisnet.bnm); BUDGET_SHARE
 # (default 0.5: budget = t_light + share * t_spec); WINDOW (frames per window, default 100);
-# LABELS_OUT (copy the label messages there, for analysis).
-source "$(dirname "$0")/../integration/daemon_common.bash"
+# LABELS_OUT (copy the label messages there, for analysis). Runs in `make check` (~45 s);
+# `make budget-check` runs it alone. Before the horizon guard (budget.horizon, docs/budget.md)
+# it failed the 100-frame criterion in ~7 of 9 runs (worst 1.09-1.19x); with it, 5 of 5
+# passed (worst 1.025-1.052x) and BUDGET_MODE=off still fails (1.96x).
+source "$(dirname "$0")/daemon_common.bash"
 MODE=${BUDGET_MODE:-mean}
 RUN_SECONDS=${RUN_SECONDS:-40}
 STRESS_AT=${STRESS_AT:-14}
@@ -144,7 +141,13 @@ print(f"threshold before contention {mean(before, thr):.3f} ({len(before)} label
 print("window means (ms): " + " ".join(f"{w:.3g}" for w in windows))
 print("window mean thresholds: " + " ".join(f"{w:.3f}" for w in
       (sum(thr[i:i + W]) / W for i in range(0, len(thr) - W + 1, W))))
+hz = [m for m in msgs if m.get("reason") == "horizon"]
+print(f"horizon exits: {len(hz)} labels answered light because the last 100 frames' budget was spent")
 bad = []
+if any(m["stage"] != "light" or m["latency_ms"]["specialist"] != 0 for m in hz):
+    bad.append("a label with reason horizon ran the specialist")
+if mode != "mean" and hz:
+    bad.append(f"reason horizon in mode {mode}")
 if len(windows) < MIN_WINDOWS:
     bad.append(f"only {len(windows)} windows of {W} labels (need {MIN_WINDOWS})")
 if len(before) < W or len(during) < W:
