@@ -157,18 +157,33 @@ static void test_source_rgb_black(void **state)
     capture_close(c);
 }
 
+/* capture_open of `s` must fail with `want` and an error containing `msg`. */
+static void expect_open_fails(source_config s, bn_status want, const char *msg)
+{
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    capture *c = NULL;
+    char err[1024] = "";
+    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), want);
+    assert_null(c);
+    if (!strstr(err, msg))
+        fail_msg("error '%s' lacks '%s'", err, msg);
+}
+
+/* The same for a V4L2 source on `device`. */
+static void expect_v4l2_open_fails(const char *device, bn_status want, const char *msg)
+{
+    source_config s = base_source(SOURCE_V4L2);
+    snprintf(s.device, sizeof s.device, "%s", device);
+    expect_open_fails(s, want, msg);
+}
+
 static void test_unknown_pattern_lists_known(void **state)
 {
     (void)state;
     source_config s = base_source(SOURCE_TEST);
     snprintf(s.pattern, sizeof s.pattern, "plaid");
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[1024] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_CONFIG);
-    assert_null(c);
-    assert_non_null(strstr(err, "unknown test pattern 'plaid'"));
-    assert_non_null(strstr(err, "smpte"));
+    expect_open_fails(s, BN_ERR_CONFIG, "unknown test pattern 'plaid'");
+    expect_open_fails(s, BN_ERR_CONFIG, "smpte");
 }
 
 /* Letterbox keeps the whole (wide) picture and pads; crop fills the frame; stretch too. */
@@ -466,12 +481,7 @@ static void test_missing_file_is_clear(void **state)
     (void)state;
     source_config s = base_source(SOURCE_FILE);
     snprintf(s.path, sizeof s.path, "/nonexistent/clip.mkv");
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_IO);
-    assert_null(c);
-    assert_string_equal(err, "cannot open video file '/nonexistent/clip.mkv': No such file or directory");
+    expect_open_fails(s, BN_ERR_IO, "cannot open video file '/nonexistent/clip.mkv': No such file or directory");
 }
 
 static void test_undecodable_file_fails_at_open(void **state)
@@ -506,38 +516,20 @@ static void test_undecodable_file_fails_at_open(void **state)
 static void test_missing_device(void **state)
 {
     (void)state;
-    source_config s = base_source(SOURCE_V4L2);
-    snprintf(s.device, sizeof s.device, "/dev/video-bn-missing");
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_NO_DEVICE);
-    assert_null(c);
-    assert_non_null(strstr(err, "no such device '/dev/video-bn-missing'"));
+    expect_v4l2_open_fails("/dev/video-bn-missing", BN_ERR_NO_DEVICE,
+                           "no such device '/dev/video-bn-missing'");
 }
 
 static void test_not_a_device(void **state)
 {
     (void)state;
-    source_config s = base_source(SOURCE_V4L2);
-    snprintf(s.device, sizeof s.device, "/etc/hostname");
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err, "'/etc/hostname' is not a device node"));
+    expect_v4l2_open_fails("/etc/hostname", BN_ERR_UNSUPPORTED, "'/etc/hostname' is not a device node");
 }
 
 static void test_not_a_v4l2_device(void **state)
 {
     (void)state;
-    source_config s = base_source(SOURCE_V4L2);
-    snprintf(s.device, sizeof s.device, "/dev/null");
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err, "'/dev/null' is not a V4L2 device"));
+    expect_v4l2_open_fails("/dev/null", BN_ERR_UNSUPPORTED, "'/dev/null' is not a V4L2 device");
 }
 
 /* With wait_for_device the daemon starts without its camera and reports it as lost. */
