@@ -77,3 +77,18 @@ stop_daemon() {
 stat_field() {   # stat_field PYTHON-EXPR-ON-s  (s = stats object)
     "$CTL" stats | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
+
+# record_socket OUT: a raw subscriber in the background that writes everything the daemon
+# sends on $SOCK to OUT until the daemon closes the connection; sets SUB to its pid.
+record_socket() {
+    "$PY" - "$SOCK" "$1" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+with open(sys.argv[2], 'wb', buffering=0) as out:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out.write(d)
+PY
+    SUB=$!
+}

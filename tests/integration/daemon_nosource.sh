@@ -22,16 +22,7 @@ for _ in $(seq 50); do [ -S "$T/notify" ] && break; sleep 0.02; done
 NOTIFY_SOCKET=$T/notify WATCHDOG_USEC=1000000 start_daemon "$T/d.yaml"
 grep -q "video-bn-missing" "$T/daemon.log" || fail "missing device not named in the log"
 
-"$PY" - "$SOCK" "$T/sub.jsonl" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-with open(sys.argv[2], 'wb', buffering=0) as out:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out.write(d)
-PY
-SUB=$!
+record_socket "$T/sub.jsonl"
 sleep 2.5
 [ "$(stat_field "s['source']['state']")" = lost ] || fail "stats source state"
 [ "$(stat_field "s['frames']['classified']")" = 0 ] || fail "frames without a source?"

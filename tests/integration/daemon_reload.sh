@@ -7,16 +7,7 @@ write_config "$T/d.yaml"
 start_daemon "$T/d.yaml"
 
 # a subscriber that stays connected across all reloads, recording what it sees
-"$PY" - "$SOCK" "$T/sub.jsonl" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-with open(sys.argv[2], 'wb', buffering=0) as out:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out.write(d)
-PY
-SUB=$!
+record_socket "$T/sub.jsonl"
 sleep 0.5
 
 sed -i 's/^camera: itest/camera: renamed/; s/width: 160/width: 200/' "$T/d.yaml"
