@@ -10,21 +10,18 @@ Graphs (all NCHW float32, batch 1):
               with softmax + synthesis (alpha @ bases) inside the graph
 """
 import json
+import os
 import struct
+import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ACTS = {
-    "none": lambda x: x,
-    "relu": F.relu,
-    "relu6": F.relu6,
-    "hswish": F.hardswish,
-    "hsigmoid": F.hardsigmoid,
-    "sigmoid": torch.sigmoid,
-}
+# the activation names of docs/model-format.md, shared with the training code
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "train"))
+from basisnet_model import ACTS  # noqa: E402
 DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8}
 
 
