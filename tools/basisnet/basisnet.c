@@ -1,4 +1,5 @@
-/* basisnet: offline model toolbox (inspect, classify, evaluate, benchmark, probe cameras). */
+/* basisnet: offline model toolbox (inspect, classify, evaluate, benchmark, probe cameras,
+ * grab training frames). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ static const struct {
     {"eval", cmd_eval, "eval MODEL --images IDX --labels IDX [--threshold T | --sweep]"},
     {"bench", cmd_bench, "bench MODEL [--threads N] [--seconds S]   per-stage latency p50/p99"},
     {"probe", cmd_probe, "probe [DEVICE]             formats, sizes, rates and controls of a V4L2 device"},
+    {"grab", cmd_grab, "grab SOURCE --out DIR      save camera/file/test frames as PNG training images"},
 };
 
 static void usage(FILE *f)

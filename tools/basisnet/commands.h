@@ -8,5 +8,6 @@ int cmd_classify(int argc, char **argv);  /* cmd_model.c */
 int cmd_eval(int argc, char **argv);      /* cmd_model.c */
 int cmd_bench(int argc, char **argv);     /* cmd_model.c */
 int cmd_probe(int argc, char **argv);     /* cmd_probe.c */
+int cmd_grab(int argc, char **argv);      /* cmd_grab.c */
 
 #endif
