@@ -364,7 +364,7 @@ static json_t *stats_json(app *a)
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:b, s:I, s:I, s:I, s:s, s:s},"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:f, s:f, s:f, s:o, s:o,"
-        " s:{s:i, s:i, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:s}}",
+        " s:{s:i, s:i, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:s}}",
         "camera", a->cfg.camera, "model", a->info->name ? a->info->name : "", "version",
         BASISNETD_VERSION, "uptime_s", (json_int_t)((g_get_monotonic_time() - a->start_us) / 1000000),
         "source", "kind", source_kind_name(a->cfg.source.kind), "state",
@@ -383,7 +383,8 @@ static json_t *stats_json(app *a)
         "accepted", (json_int_t)server_accepted_total(a->srv), "rejected",
         (json_int_t)server_rejected_total(a->srv), "lost_total",
         (json_int_t)server_lost_total(a->srv), "line_disconnects",
-        (json_int_t)server_line_disconnects(a->srv),
+        (json_int_t)server_line_disconnects(a->srv), "rate_limited",
+        (json_int_t)server_rate_limited_total(a->srv),
         "reload", "ok", (json_int_t)a->reloads_ok, "failed", (json_int_t)a->reloads_failed,
         "last_error", a->reload_error);
     if (o)

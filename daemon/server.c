@@ -35,6 +35,10 @@ struct server_client {
     struct ucred cred;
     bool authorized;
     uint64_t id;
+    /* command rate limit: token bucket, and when this client was last told about it */
+    double tokens;
+    gint64 refill_us, limit_told_us;
+    uint64_t limited;
 };
 
 struct server {
@@ -53,7 +57,7 @@ struct server {
     gid_t control_gid;
     uid_t self_uid;
     int depth;
-    uint64_t next_id, lost_closed, accepted, rejected, line_disconnects;
+    uint64_t next_id, lost_closed, accepted, rejected, line_disconnects, rate_limited;
     server_hello_fn hello;
     server_command_fn command;
     void *user;
@@ -229,11 +233,47 @@ static json_t *filter_json(const proto_filter *f)
                      f->changes_only);
 }
 
+/* Commands per second each client may send, and the burst it may save up. A person or a
+ * script polling stats sends a few a second; a client in a loop (or a hostile one) would
+ * otherwise make the event loop parse, authorize and answer without bound, and `reload`
+ * or `stats` cost far more than a line. */
+#define CMD_RATE 200.0
+#define CMD_BURST 500.0
+
+/* True when c may run one more command now; otherwise counts it and, at most once a
+ * second, tells the client what happened. */
+static bool rate_allows(server_client *c)
+{
+    gint64 now = g_get_monotonic_time();
+    c->tokens += (double)(now - c->refill_us) * 1e-6 * CMD_RATE;
+    if (c->tokens > CMD_BURST)
+        c->tokens = CMD_BURST;
+    c->refill_us = now;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        return true;
+    }
+    c->limited++;
+    c->srv->rate_limited++;
+    if (c->limit_told_us == 0 || now - c->limit_told_us >= 1000000) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "rate limit: more than %.0f commands/s (burst %.0f) from this client; "
+                 "%llu ignored so far",
+                 CMD_RATE, CMD_BURST, (unsigned long long)c->limited);
+        server_send_json(c->srv, c, proto_error_json(NULL, NULL, msg));
+        c->limit_told_us = now;
+    }
+    return false;
+}
+
 static void handle_line(server_client *c, const char *line, size_t len)
 {
     server *s = c->srv;
     proto_command cmd;
     char err[256];
+    if (!rate_allows(c))
+        return;
     if (proto_parse_command(line, len, &cmd, err, sizeof err) != BN_OK) {
         reply_error(c, &cmd, err);
         return;
@@ -436,6 +476,8 @@ static void client_add(server *s, int fd)
     c->fd = fd;
     c->rcap = (size_t)s->max_line;
     c->id = ++s->next_id;
+    c->tokens = CMD_BURST;
+    c->refill_us = g_get_monotonic_time();
     proto_filter_init(&c->filter);
     socklen_t cl = sizeof c->cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) != 0) {
@@ -790,6 +832,11 @@ uint64_t server_accepted_total(const server *s)
 uint64_t server_rejected_total(const server *s)
 {
     return s ? s->rejected : 0;
+}
+
+uint64_t server_rate_limited_total(const server *s)
+{
+    return s ? s->rate_limited : 0;
 }
 
 uint64_t server_line_disconnects(const server *s)

@@ -67,6 +67,7 @@ uint64_t server_lost_total(const server *s);
 uint64_t server_accepted_total(const server *s);
 uint64_t server_rejected_total(const server *s);    /* refused: too many clients */
 uint64_t server_line_disconnects(const server *s);  /* disconnected for an oversized line */
+uint64_t server_rate_limited_total(const server *s); /* commands ignored: over 200/s per client */
 bool server_client_authorized(const server_client *c);
 pid_t server_client_pid(const server_client *c);
 /* True when the socket came from systemd (socket activation). */

@@ -220,6 +220,7 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_budget_ms", "gauge", "Latency budget per frame in ms (0 = off).", "budget.latency_ms"},
     {"basisnetd_subscribers", "gauge", "Connected clients.", "clients.connected"},
     {"basisnetd_client_messages_lost_total", "counter", "Messages dropped from slow clients' queues.", "clients.lost_total"},
+    {"basisnetd_client_commands_rate_limited_total", "counter", "Commands ignored because a client sent more than 200 a second.", "clients.rate_limited"},
     {"basisnetd_reloads_total", "counter", "Successful reloads.", "reload.ok"},
     {"basisnetd_reload_failures_total", "counter", "Rejected reloads.", "reload.failed"},
     {"basisnetd_uptime_seconds", "gauge", "Seconds since start.", "uptime_s"},

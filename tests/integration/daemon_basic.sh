@@ -72,6 +72,7 @@ n=$(stat_field "s['frames']['classified']")
 [ "$n" -gt 0 ] || fail "no frames classified"
 "$CTL" stats --prometheus > "$T/prom"
 grep -q '^basisnetd_frames_classified_total{camera="itest"} [1-9]' "$T/prom" || fail "prometheus"
+grep -q '^basisnetd_client_commands_rate_limited_total{camera="itest"} 0$' "$T/prom" || fail "prometheus rate_limited"
 grep -q '^basisnetd_latency_seconds_bucket{camera="itest",stage="total",le="+Inf"}' "$T/prom" || fail "prom histogram"
 ok "stats ($n frames) and prometheus"
 

@@ -1,5 +1,6 @@
 /* The socket server with real Unix sockets on one GMainContext: hello, broadcast with
- * filters, a slow reader losing only its own messages, oversized lines, bad commands,
+ * filters, a slow reader losing only its own messages, oversized lines, bad commands, the
+ * per-client command rate limit,
  * permission checks, stale-socket handling, path length and mode. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -316,6 +317,53 @@ static void test_bad_input(void **state)
     client_free(other);
 }
 
+/* A client in a loop: the first 500 commands (the burst) are answered, the rest ignored with
+ * one error saying why; other clients are not affected; after a second the client may send
+ * again (200 a second). */
+static void test_command_rate_limit(void **state)
+{
+    fixture *f = *state;
+    server_params p = params(f);
+    p.queue = 1024; /* keep every reply: this test counts them */
+    p.max_line = 1 << 16;
+    open_server(f, p);
+    client *c = connect_client(f);
+    client *other = connect_client(f);
+    assert_non_null(read_line(f, c, 1000));
+    assert_non_null(read_line(f, other, 1000));
+    static char flood[800 * 16];
+    size_t n = 0;
+    for (int i = 0; i < 800; i++)
+        n += (size_t)snprintf(flood + n, sizeof flood - n, "{\"cmd\":\"ping\"}\n");
+    for (size_t off = 0; off < n;) { /* the lines may need more than one write */
+        ssize_t w = send(c->fd, flood + off, n - off, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        off += (size_t)w;
+        spin(f);
+    }
+    int ok = 0, limited = 0;
+    char *r;
+    while ((r = read_line(f, c, 300)) != NULL) {
+        if (strstr(r, "\"ok\":true"))
+            ok++;
+        else if (strstr(r, "rate limit: more than 200 commands/s (burst 500)"))
+            limited++;
+        else
+            fail_msg("unexpected line: %s", r);
+    }
+    /* tokens refill at 200/s while the 800 lines are processed: a few more may pass */
+    assert_true(ok >= 500 && ok < 560);
+    assert_int_equal(limited, 1);
+    assert_int_equal((int)server_rate_limited_total(f->srv), 800 - ok);
+    send_str(f, other, "{\"cmd\":\"ping\"}\n");
+    assert_non_null(strstr(read_line(f, other, 1000), "\"ok\":true"));
+    g_usleep(1100 * 1000);
+    send_str(f, c, "{\"cmd\":\"ping\",\"id\":\"again\"}\n");
+    assert_non_null(strstr(read_line(f, c, 1000), "\"id\":\"again\""));
+    client_free(c);
+    client_free(other);
+}
+
 static void test_max_clients(void **state)
 {
     fixture *f = *state;
@@ -459,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello_and_broadcast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_loses_only_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_path_handling, setup, teardown),
