@@ -180,11 +180,14 @@ static bool append_conversion(const capture *c, int src_w, int src_h, char *buf,
             int l = (iw - w) / 2, t = (ih - h) / 2;
             ok = appendf(buf, len, off,
                          " ! videoscale ! video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1"
-                         " ! videoconvert ! video/x-raw,format=%s",
-                         iw, ih, fmt);
+                         " ! videoconvert",
+                         iw, ih);
+            /* Two caps filters in a row do not parse ("no element video"): the format caps
+             * go before videocrop only when there is something to crop. */
             if (ok && (iw != w || ih != h))
-                ok = appendf(buf, len, off, " ! videocrop left=%d right=%d top=%d bottom=%d", l,
-                             iw - w - l, t, ih - h - t);
+                ok = appendf(buf, len, off,
+                             " ! video/x-raw,format=%s ! videocrop left=%d right=%d top=%d bottom=%d",
+                             fmt, l, iw - w - l, t, ih - h - t);
             return ok && appendf(buf, len, off,
                                  " ! video/x-raw,format=%s,width=%d,height=%d,pixel-aspect-ratio=1/1"
                                  " ! appsink name=bnsink",

@@ -217,6 +217,34 @@ static void test_aspect_modes(void **state)
     }
 }
 
+/* Crop with nothing to crop: the source already has the model's aspect ratio (640x480 into
+ * 64x48). The pipeline once held two caps filters in a row here and did not parse. */
+static void test_crop_same_aspect(void **state)
+{
+    (void)state;
+    source_config s = base_source(SOURCE_TEST);
+    snprintf(s.pattern, sizeof s.pattern, "white");
+    s.width = 640;
+    s.height = 480;
+    s.aspect = ASPECT_CROP;
+    capture_params p = base_params(64, 48, 3, NULL, NULL);
+    capture *c = NULL;
+    char err[512] = "";
+    if (capture_open(&s, &p, &c, err, sizeof err) != BN_OK)
+        fail_msg("capture_open: %s", err);
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_null(strstr(st.description, "videocrop"));
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    assert_int_equal(f.width, 64);
+    assert_int_equal(f.height, 48);
+    assert_int_equal(f.channels, 3);
+    assert_true(mean_value(&f, 0, 48) > 225.0);
+    capture_release(c, &f);
+    capture_close(c);
+}
+
 /* A user pipeline whose size is unknown until negotiation is cropped by aspectratiocrop;
  * one ending in sized caps gets the fixed crop. Both fill a square input from a 4:1 source. */
 static void test_pipeline_crop_paths(void **state)
@@ -747,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_source_rgb_black),
         cmocka_unit_test(test_unknown_pattern_lists_known),
         cmocka_unit_test(test_aspect_modes),
+        cmocka_unit_test(test_crop_same_aspect),
         cmocka_unit_test(test_pipeline_crop_paths),
         cmocka_unit_test(test_slow_consumer_counts_drops),
         cmocka_unit_test(test_file_sample_clip_matches_truth),
