@@ -17,7 +17,6 @@
 
 #include "capture.h"
 #include "commands.h"
-#include "v4l2_probe.h"
 
 #define PROG "basisnet grab"
 #define MAX_DIRS 64          /* path components mkdir -p may create */
@@ -149,42 +148,6 @@ static int parse_source(const char *arg, source_config *s, int w, int h)
         snprintf(s->path, sizeof s->path, "%s", arg);
     }
     return 0;
-}
-
-/* capture.c, when the capture's aspect ratio already is WxH's (640x480 -> 320x240), writes
- * two caps filters in a row ("video/x-raw,format=RGB ! video/x-raw,format=RGB,width=...")
- * and GStreamer refuses the description ('no element "video"'). Cropping removes nothing
- * then, so stretch gives the same frames; the test below is capture.c's own crop size. */
-static void avoid_empty_crop(source_config *s, int w, int h)
-{
-    int cw = 0, ch = 0;
-    if (s->kind == SOURCE_TEST) {
-        cw = s->width;
-        ch = s->height;
-    } else if (s->kind == SOURCE_V4L2) {
-        /* The mode capture will choose (as `basisnet probe` shows it); on any problem keep
-         * crop and let capture_open report the device error. */
-        v4l2_probe_info info;
-        char err[512];
-        if (v4l2_probe_device(s->device, &info, err, sizeof err) == BN_OK) {
-            int i = v4l2_choose_mode(info.modes, info.n_modes, s->width, s->height, s->fps,
-                                     s->format);
-            if (i >= 0) {
-                cw = info.modes[i].width;
-                ch = info.modes[i].height;
-            }
-            v4l2_probe_free(&info);
-        }
-    }
-    if (cw <= 0 || ch <= 0)
-        return;
-    int iw = w, ih = h;
-    if ((long long)cw * h > (long long)ch * w)
-        iw = (int)(((long long)cw * h + ch / 2) / ch);
-    else
-        ih = (int)(((long long)ch * w + cw / 2) / cw);
-    if (iw == w && ih == h)
-        s->aspect = ASPECT_STRETCH;
 }
 
 static void describe_source(const source_config *s, char *buf, size_t len)
@@ -406,7 +369,6 @@ int cmd_grab(int argc, char **argv)
     source_config src;
     if (parse_source(src_arg, &src, w, h))
         return 2;
-    avoid_empty_crop(&src, w, h);
     char what[BN_PATH_MAX + 32];
     describe_source(&src, what, sizeof what);
 
