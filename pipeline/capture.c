@@ -42,6 +42,7 @@ struct capture {
     uint64_t latest_mono_ns;
     capture_state state;
     bool closed;
+    bool flushing;           /* teardown running: an every_frame wait must give up */
     bool notify_running;     /* streaming thread saw the first frame of this pipeline */
     GSource *notify_source;
     int pullers;
@@ -336,6 +337,12 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user);
 
 static void teardown(capture *c)
 {
+    /* A streaming thread waiting in on_new_sample (every_frame) would block the state
+     * change to NULL below, which joins it. */
+    g_mutex_lock(&c->lock);
+    c->flushing = true;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
     if (c->bus_source) {
         g_source_destroy(c->bus_source);
         g_source_unref(c->bus_source);
@@ -353,6 +360,7 @@ static void teardown(capture *c)
         c->latest = NULL;
     }
     c->notify_running = false;
+    c->flushing = false;
     g_mutex_unlock(&c->lock);
 }
 
@@ -577,7 +585,11 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user)
         gst_object_unref(pipe);
 
     g_mutex_lock(&c->lock);
-    if (c->closed) {
+    /* every_frame: back-pressure instead of replacement; the decoder waits for the pull. */
+    if (c->params.every_frame && c->cfg.kind == SOURCE_FILE)
+        while (c->latest && !c->closed && !c->flushing)
+            g_cond_wait(&c->cond, &c->lock);
+    if (c->closed || c->flushing) {
         g_mutex_unlock(&c->lock);
         gst_sample_unref(s);
         return GST_FLOW_FLUSHING;
@@ -817,8 +829,9 @@ bn_status capture_pull(capture *c, capture_frame *frame, int timeout_ms)
         seq = ++c->frames_pulled;
     }
     c->pullers--;
-    if (c->closed)
-        g_cond_broadcast(&c->cond);   /* capture_close waits for pullers to leave */
+    /* capture_close waits for pullers to leave; an every_frame decoder waits for the slot */
+    if (c->closed || (st == BN_OK && c->params.every_frame))
+        g_cond_broadcast(&c->cond);
     g_mutex_unlock(&c->lock);
     if (st != BN_OK)
         return st;

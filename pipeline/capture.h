@@ -42,6 +42,12 @@ typedef struct {
                                        camera would deliver them */
     bool wait_for_device;           /* a missing or busy source at capture_open is not an
                                        error: start in CAPTURE_LOST and retry with back-off */
+    bool every_frame;               /* file kind only: a decoded frame waits until the
+                                       consumer pulled the one before, instead of replacing
+                                       it, so every frame is delivered once (offline work:
+                                       basisnet grab, evaluation). With no_sync, the file is
+                                       read as fast as the consumer takes frames. Live
+                                       sources ignore it: a camera cannot wait. */
 } capture_params;
 
 typedef struct {

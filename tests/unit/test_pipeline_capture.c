@@ -474,6 +474,57 @@ static void test_file_eos_without_loop(void **state)
     unlink(path);
 }
 
+/* A slow consumer of an unsynchronised file (no_sync): with every_frame it gets all 20 frames
+ * in order and nothing dropped; without it (the control) the decoder overwrites frames. */
+static void test_file_every_frame(void **state)
+{
+    (void)state;
+    char path[128];
+    assert_non_null(make_short_clip(path, sizeof path));
+    for (int every = 1; every >= 0; every--) {
+        GMainContext *ctx = g_main_context_new();
+        state_log log = {0};
+        source_config s = base_source(SOURCE_FILE);
+        snprintf(s.path, sizeof s.path, "%s", path);
+        capture_params p = base_params(28, 28, 1, &log, ctx);
+        p.every_frame = every;
+        capture *c = NULL;
+        char err[512] = "";
+        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        int got = 0, timeouts = 0;
+        uint64_t dropped = 0, last_pts = 0;
+        bn_status st;
+        capture_frame f;
+        for (;;) {
+            while (g_main_context_iteration(ctx, FALSE))
+                ;
+            st = capture_pull(c, &f, 100);
+            if (st == BN_ERR_TIMEOUT && ++timeouts < 50)
+                continue;
+            if (st != BN_OK)
+                break;
+            got++;
+            dropped += f.dropped;
+            if (got > 1)
+                assert_true(f.pts_ns > last_pts);
+            last_pts = f.pts_ns;
+            capture_release(c, &f);
+            g_usleep(15 * 1000); /* slower than the decoder */
+        }
+        assert_int_equal(st, BN_ERR_EOS);
+        if (every) {
+            assert_int_equal(got, 20);
+            assert_int_equal((int)dropped, 0);
+        } else {
+            assert_true(got < 20);
+            assert_true(dropped > 0);
+        }
+        capture_close(c);
+        g_main_context_unref(ctx);
+    }
+    unlink(path);
+}
+
 static bool frames_beyond_20(void *user)
 {
     capture_stats st;
@@ -776,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_unknown_pattern_lists_known),
         cmocka_unit_test(test_aspect_modes),
         cmocka_unit_test(test_crop_same_aspect),
+        cmocka_unit_test(test_file_every_frame),
         cmocka_unit_test(test_pipeline_crop_paths),
         cmocka_unit_test(test_slow_consumer_counts_drops),
         cmocka_unit_test(test_file_sample_clip_matches_truth),

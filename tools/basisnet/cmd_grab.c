@@ -56,12 +56,8 @@ static void usage(FILE *f)
             "the frames saved so far are kept. A source lost during the grab (camera unplugged,\n"
             "stream error) ends it with status 1. A run that saves nothing leaves no empty\n"
             "folder behind (the training loader refuses empty class folders).\n\n"
-            "A file is decoded as fast as the CPU allows, and capture hands over only the newest\n"
-            "frame: frames the decoder produces faster than the grab takes them are skipped\n"
-            "(their number is reported on stderr). So --every 0 on a file saves most frames,\n"
-            "not all,"
-            " and with --every > 0 a saved frame can come a few frames after the\n"
-            "interval; two runs over one file can differ by those few frames.\n\n"
+            "A file is decoded as fast as the grab takes its frames, none skipped: --every 0\n"
+            "saves every frame, and two runs over one file save the same frames.\n\n"
             "Exit status: 0 success (also when stopped by Ctrl-C or the end of a file), 1 source,\n"
             "decode or write failure (a file with no frame at all included), 2 bad usage.\n\n"
             "Examples\n"
@@ -399,7 +395,8 @@ int cmd_grab(int argc, char **argv)
     grab_state gs = {.lost = false};
     capture_params params = {.width = w, .height = h, .channels = gray ? 1 : 3, .context = ctx,
                              .on_state = on_capture_state, .user = &gs,
-                             .no_sync = src.kind == SOURCE_FILE};
+                             .no_sync = src.kind == SOURCE_FILE,
+                             .every_frame = src.kind == SOURCE_FILE};
     capture *cap = NULL;
     bn_status st = capture_open(&src, &params, &cap, err, sizeof err);
     if (st != BN_OK) {
@@ -512,9 +509,8 @@ int cmd_grab(int argc, char **argv)
     else
         printf("saved 0 frames%s%s%s\n", ended || rc ? " [" : "",
                rc ? "stopped by an error" : ended ? ended : "", ended || rc ? "]" : "");
-    if (is_file && dropped)
-        fprintf(stderr, PROG ": note: %llu decoded frames were skipped (the decoder ran ahead "
-                        "of the writer; see --help)\n",
+    if (is_file && dropped) /* capture's every_frame should make this impossible */
+        fprintf(stderr, PROG ": warning: %llu decoded frames were skipped\n",
                 (unsigned long long)dropped);
     return rc;
 }
