@@ -67,20 +67,6 @@ static void usage(FILE *f)
 
 /* ---- arguments ------------------------------------------------------------------------------ */
 
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, PROG ": %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi,
-                s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_seconds(const char *s, double *out)
 {
     char *end;
@@ -298,13 +284,6 @@ static void on_capture_state(capture_state st, const char *msg, void *user)
     }
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int cmd_grab(int argc, char **argv)
 {
     const char *src_arg = NULL, *out = NULL, *label = "unlabelled";
@@ -333,7 +312,7 @@ int cmd_grab(int argc, char **argv)
             }
             label = v, i++;
         } else if (!strcmp(a, "--count")) {
-            if (parse_long(a, v, 1, 1000000, &count))
+            if (tool_parse_long_opt(PROG, a, v, 1, 1000000, &count))
                 return 2;
             i++;
         } else if (!strcmp(a, "--every")) {
@@ -424,7 +403,7 @@ int cmd_grab(int argc, char **argv)
      * a 30 fps file (pts 99 or 100 ms) due at --every 0.1. */
     const uint64_t every_ns = (uint64_t)llround(every * 1e9);
     const uint64_t slack_ns = 1000000;
-    uint64_t last_t = 0, dropped = 0, start = mono_ns(), last_progress = start;
+    uint64_t last_t = 0, dropped = 0, start = tool_mono_ns(), last_progress = start;
     long saved = 0;
     unsigned next = 1;
     char first_name[64] = "", last_name[64] = "";
@@ -446,7 +425,7 @@ int cmd_grab(int argc, char **argv)
                 rc = 1;
                 break;
             }
-            if (!saved && !warned_wait && mono_ns() - start > FIRST_FRAME_WARN_S * 1000000000ull) {
+            if (!saved && !warned_wait && tool_mono_ns() - start > FIRST_FRAME_WARN_S * 1000000000ull) {
                 fprintf(stderr, PROG ": no frame from %s after %d s; still waiting\n", what,
                         FIRST_FRAME_WARN_S);
                 warned_wait = true;
@@ -482,7 +461,7 @@ int cmd_grab(int argc, char **argv)
         snprintf(last_name, sizeof last_name, "%s", name);
         saved++;
         last_t = t;
-        uint64_t now = mono_ns();
+        uint64_t now = tool_mono_ns();
         if (saved == count || now - last_progress >= 1000000000ull) {
             fprintf(stderr, "saved %ld/%ld frames to %s\n", saved, count, dir);
             last_progress = now;

@@ -34,17 +34,6 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
 static bn_model *open_model(const char *cmd, const char *path)
@@ -398,7 +387,7 @@ int cmd_classify(int argc, char **argv)
             return cmd_classify_help(stdout);
         if (!strcmp(argv[i], "--threshold") && i + 1 < argc && !parse_double(argv[i + 1], 0, 2, &threshold))
             i++;
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc && !parse_long(argv[i + 1], 1, 64, &threads))
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc && !tool_parse_long(argv[i + 1], 1, 64, &threads))
             i++;
         else {
             fprintf(stderr, "basisnet classify: bad option or value: %s\n\n", argv[i]);
@@ -554,9 +543,9 @@ int cmd_eval(int argc, char **argv)
             labels = argv[++i];
         else if (!strcmp(a, "--threshold") && v && !parse_double(v, 0, 2, &threshold))
             i++;
-        else if (!strcmp(a, "--limit") && v && !parse_long(v, 1, 100000000, &limit))
+        else if (!strcmp(a, "--limit") && v && !tool_parse_long(v, 1, 100000000, &limit))
             i++;
-        else if (!strcmp(a, "--threads") && v && !parse_long(v, 1, 64, &threads))
+        else if (!strcmp(a, "--threads") && v && !tool_parse_long(v, 1, 64, &threads))
             i++;
         else if (!strcmp(a, "--sweep"))
             sweep = 1;
@@ -692,13 +681,6 @@ static double pct(uint64_t *v, size_t n, double p)
     return ms(v[i ? i - 1 : 0]);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Mean time per layer and per op type from the session's profile (profiling adds two
  * clock reads per layer, so totals run slightly above the unprofiled ones). */
 static void print_profile(const bn_model *m, const bn_session *s, size_t n)
@@ -761,7 +743,7 @@ int cmd_bench(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (is_help(a))
             return cmd_bench_help(stdout);
-        if (!strcmp(a, "--threads") && v && !parse_long(v, 1, 64, &threads))
+        if (!strcmp(a, "--threads") && v && !tool_parse_long(v, 1, 64, &threads))
             i++;
         else if (!strcmp(a, "--seconds") && v && !parse_double(v, 0.01, 3600, &seconds))
             i++;
@@ -808,11 +790,11 @@ int cmd_bench(int argc, char **argv)
     if (profile)
         bn_session_set_profiling(s, 1);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-    uint64_t end = mono_ns() + (uint64_t)(seconds * 1e9);
-    while (n < cap && (n < 20 || mono_ns() < end)) {
-        uint64_t t0 = mono_ns();
+    uint64_t end = tool_mono_ns() + (uint64_t)(seconds * 1e9);
+    while (n < cap && (n < 20 || tool_mono_ns() < end)) {
+        uint64_t t0 = tool_mono_ns();
         bn_classify(s, img, stride, 2.0f, &r);
-        uint64_t tot = mono_ns() - t0;
+        uint64_t tot = tool_mono_ns() - t0;
         t[0][n] = r.ns_light, t[1][n] = r.ns_synth, t[2][n] = r.ns_specialist, t[3][n] = tot;
         t[4][n] = r.ns_synth + r.ns_specialist;
         n++;

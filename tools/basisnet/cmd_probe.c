@@ -172,13 +172,9 @@ static int list_all(void)
 
 static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
 {
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "basisnet probe: %s expects an integer from %d to %d, got '%s'\n", opt,
-                lo, hi, s ? s : "");
+    long v;
+    if (tool_parse_long_opt("basisnet probe", opt, s, lo, hi, &v))
         return -1;
-    }
     *out = (int)v;
     return 0;
 }
