@@ -285,9 +285,10 @@ static void publish_result(app *a, const infer_result *r)
     l.class_id = r->class_id;
     l.score = r->score;
     l.stage = r->stage;
-    l.reason = r->reason == BUDGET_EXIT_DEADLINE  ? "deadline"
-               : r->reason == BUDGET_EXIT_HORIZON ? "horizon"
-                                                  : NULL;
+    /* only a light answer the budget forced carries a reason ("deadline", "horizon") */
+    l.reason = r->reason == BUDGET_EXIT_DEADLINE || r->reason == BUDGET_EXIT_HORIZON
+                   ? budget_reason_name(r->reason)
+                   : NULL;
     l.threshold = r->threshold;
     l.ms_light = (double)r->ns_light / 1e6;
     l.ms_synth = (double)r->ns_synth / 1e6;

@@ -321,10 +321,11 @@ static double spec_predict_ns(const budget_ctl *b, uint64_t elapsed_ns, bool mar
 }
 
 /* Horizon guard: would this frame, if it ran the specialist (predicted total `pred_ns`),
- * take the sum over the last `horizon` frames past horizon x budget (+ HORIZON_SLACK)? The quantile and the
- * integral term aim at the budget on average, but on video whose scenes last many frames
- * a streak of hard scenes can overspend any short window (docs/budget.md); this caps every
- * trailing window of H frames at H x budget up to the error of this one prediction. */
+ * take the sum over the last `horizon` frames past horizon x budget x (1 + HORIZON_SLACK)?
+ * The quantile and the integral term aim at the budget on average, but on video whose
+ * scenes last many frames a streak of hard scenes can overspend any short window
+ * (docs/budget.md); this caps every trailing window of H frames at that sum, up to the
+ * error of this one prediction. */
 static bool horizon_spent(const budget_ctl *b, double pred_ns)
 {
     int h = b->p.horizon;
