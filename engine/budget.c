@@ -442,7 +442,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
     bool at_min = b->threshold <= (float)b->p.min || b->f_target <= 0.0;
     /* A frame the horizon guard kept light underspends because the guard said so, not
      * because the threshold is too low: counting it would wind the term up against the
-     * guard (in simulation it then sat at its limit and the guard cut ~30% of frames). */
+     * guard (in simulation the guard then cut 24-31% of all frames, docs/budget.md). */
     bool cut = b->horizon_cut;
     b->horizon_cut = false;
     if ((e < 0 && (at_max || cut)) || (e > 0 && at_min))
