@@ -95,21 +95,34 @@ def cached(fn):
     return wrap
 
 
-@cached
-def eval_two_stage(path, data):
+def _run(path, data):
+    """Loads a checkpoint and evaluates it on validation and test; returns the record's
+    common fields (checkpoint, arch, seed, training, MAdds) and both evaluations."""
     model, ck = tr.load_checkpoint(path)
     madds = bm.model_madds(model)
     ev_v = tr.evaluate(model, data["val_x"], data["val_y"])
     ev_t = tr.evaluate(model, data["test_x"], data["test_y"])
+    rec = OrderedDict(checkpoint=path, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
+                      epochs=ck["epoch"])
+    return model, ck, madds, ev_v, ev_t, rec
+
+
+def _training(ck):
+    return OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
+                       params=ck.get("params"))
+
+
+@cached
+def eval_two_stage(path, data):
+    model, ck, madds, ev_v, ev_t, r = _run(path, data)
     t, vloss, vse = choose_threshold(ev_v, data["val_y"])
     tcurve = sweep(ev_t, data["test_y"], madds)
     acc_ee, share = early_exit(ev_t["pred"], ev_t["light_pred"], ev_t["light_conf"],
                                data["test_y"], t)
     spec = madds["specialist"] + madds["synth"]
-    r = OrderedDict(
-        checkpoint=path, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
-        epochs=ck["epoch"], bases=model.num_bases, command=ck["command"],
-        train_seconds=round(ck.get("train_seconds", 0)), params=ck.get("params"),
+    r.update(bases=model.num_bases)
+    r.update(_training(ck))
+    r.update(
         madds=madds,
         accuracy=OrderedDict(
             test_full=ev_t["acc"], test_light=ev_t["light_acc"], threshold=t,
@@ -126,16 +139,12 @@ def eval_two_stage(path, data):
 
 @cached
 def eval_static(path, data):
-    model, ck = tr.load_checkpoint(path)
-    madds = bm.model_madds(model)
-    ev_v = tr.evaluate(model, data["val_x"], data["val_y"])
-    ev_t = tr.evaluate(model, data["test_x"], data["test_y"])
-    return OrderedDict(checkpoint=path, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
-                       epochs=ck["epoch"], command=ck["command"],
-                       train_seconds=round(ck.get("train_seconds", 0)), params=ck.get("params"),
-                       width=ck["args"].get("width"), madds=madds,
-                       accuracy=OrderedDict(test_full=ev_t["acc"], val_full=ev_v["acc"],
-                                            test_images=len(data["test_y"])))
+    _, ck, madds, ev_v, ev_t, r = _run(path, data)
+    r.update(_training(ck))
+    r.update(width=ck["args"].get("width"), madds=madds,
+             accuracy=OrderedDict(test_full=ev_t["acc"], val_full=ev_v["acc"],
+                                  test_images=len(data["test_y"])))
+    return r
 
 
 def summarize(runs):
