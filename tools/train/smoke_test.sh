@@ -68,43 +68,29 @@ else
 fi
 
 # 4. bad datasets are refused, naming the problem
+# refused NAME DATA PATTERN: train.py on DATA must fail and say PATTERN
+refused() {
+    if "$PY" "$HERE/train.py" --data "$2" --epochs 1 --out "$TMP/x" >"$TMP/bad.log" 2>&1; then
+        ko "$1" "$TMP/bad.log"
+    elif grep -q "$3" "$TMP/bad.log"; then
+        ok "$1"
+    else
+        ko "$1" "$TMP/bad.log"
+    fi
+}
 mkdir -p "$TMP/badmagic"
 printf '\000\000\010\001\000\000\000\001x' | gzip >"$TMP/badmagic/train-images-idx3-ubyte.gz"
 cp "$TMP/badmagic/train-images-idx3-ubyte.gz" "$TMP/badmagic/train-labels-idx1-ubyte.gz"
-if "$PY" "$HERE/train.py" --data "$TMP/badmagic" --epochs 1 --out "$TMP/x" >"$TMP/bad1.log" 2>&1; then
-    ko "wrong idx magic refused" "$TMP/bad1.log"
-elif grep -q "train-images-idx3-ubyte.gz: wrong idx magic" "$TMP/bad1.log"; then
-    ok "wrong idx magic refused"
-else
-    ko "wrong idx magic refused" "$TMP/bad1.log"
-fi
+refused "wrong idx magic refused" "$TMP/badmagic" "train-images-idx3-ubyte.gz: wrong idx magic"
 mkdir -p "$TMP/folders/cat" "$TMP/folders/dog"
 printf 'not an image' >"$TMP/folders/cat/a.png"
-if "$PY" "$HERE/train.py" --data "$TMP/folders" --epochs 1 --out "$TMP/x" >"$TMP/bad2.log" 2>&1; then
-    ko "empty class refused" "$TMP/bad2.log"
-elif grep -q "dog: empty class folder" "$TMP/bad2.log"; then
-    ok "empty class refused"
-else
-    ko "empty class refused" "$TMP/bad2.log"
-fi
+refused "empty class refused" "$TMP/folders" "dog: empty class folder"
 printf 'x' >"$TMP/folders/dog/b.png.txt"
 "$PY" -c "
 import numpy as np, matplotlib; matplotlib.use('Agg'); import matplotlib.image as m
 m.imsave('$TMP/folders/dog/b.png', np.zeros((28,28)), cmap='gray')" 2>/dev/null
-if "$PY" "$HERE/train.py" --data "$TMP/folders" --epochs 1 --out "$TMP/x" >"$TMP/bad3.log" 2>&1; then
-    ko "unreadable image refused" "$TMP/bad3.log"
-elif grep -q "cat/a.png: unreadable image" "$TMP/bad3.log"; then
-    ok "unreadable image refused"
-else
-    ko "unreadable image refused" "$TMP/bad3.log"
-fi
-if "$PY" "$HERE/train.py" --data "$TMP/nonexistent" --epochs 1 --out "$TMP/x" >"$TMP/bad4.log" 2>&1; then
-    ko "missing folder refused" "$TMP/bad4.log"
-elif grep -q "nonexistent: no such dataset folder" "$TMP/bad4.log"; then
-    ok "missing folder refused"
-else
-    ko "missing folder refused" "$TMP/bad4.log"
-fi
+refused "unreadable image refused" "$TMP/folders" "cat/a.png: unreadable image"
+refused "missing folder refused" "$TMP/nonexistent" "nonexistent: no such dataset folder"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
