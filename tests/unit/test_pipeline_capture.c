@@ -51,11 +51,40 @@ static source_config base_source(source_kind kind)
     return s;
 }
 
+/* A file source playing `path`. */
+static source_config file_source(const char *path)
+{
+    source_config s = base_source(SOURCE_FILE);
+    snprintf(s.path, sizeof s.path, "%s", path);
+    return s;
+}
+
 static capture_params base_params(int w, int h, int ch, state_log *log, GMainContext *ctx)
 {
     capture_params p = {.width = w, .height = h, .channels = ch, .context = ctx,
                         .on_state = record_state, .user = log, .no_sync = true};
     return p;
+}
+
+/* capture_open of `s` must succeed; the error it gave otherwise is the failure message. */
+static capture *open_ok(const source_config *s, const capture_params *p)
+{
+    capture *c = NULL;
+    char err[512] = "";
+    bn_status st = capture_open(s, p, &c, err, sizeof err);
+    if (st != BN_OK)
+        fail_msg("capture_open: status %d: %s", (int)st, err);
+    assert_non_null(c);
+    return c;
+}
+
+/* capture_pull must deliver a frame within 3 s, of the model input's size (p). */
+static void pull_ok(capture *c, const capture_params *p, capture_frame *f)
+{
+    assert_int_equal(capture_pull(c, f, 3000), BN_OK);
+    assert_int_equal(f->width, p->width);
+    assert_int_equal(f->height, p->height);
+    assert_int_equal(f->channels, p->channels);
 }
 
 static uint64_t now_ns(void)
@@ -108,16 +137,11 @@ static void test_source_delivers_model_sized_gray_frames(void **state)
     source_config s = base_source(SOURCE_TEST);
     snprintf(s.pattern, sizeof s.pattern, "white");
     capture_params p = base_params(28, 28, 1, &log, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     uint64_t last_seq = 0;
     for (int i = 0; i < 3; i++) {
         capture_frame f;
-        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-        assert_int_equal(f.width, 28);
-        assert_int_equal(f.height, 28);
-        assert_int_equal(f.channels, 1);
+        pull_ok(c, &p, &f);
         assert_true(f.stride >= 28);
         assert_true(f.seq > last_seq);
         last_seq = f.seq;
@@ -143,30 +167,33 @@ static void test_source_rgb_black(void **state)
     snprintf(s.pattern, sizeof s.pattern, "black");
     capture_params p = base_params(32, 24, 3, NULL, NULL);
     p.on_state = NULL;
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     capture_frame f;
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-    assert_int_equal(f.width, 32);
-    assert_int_equal(f.height, 24);
-    assert_int_equal(f.channels, 3);
+    pull_ok(c, &p, &f);
     assert_true(f.stride >= 32 * 3);
     assert_true(mean_value(&f, 0, 24) < 20.0);
     capture_release(c, &f);
     capture_close(c);
 }
 
-/* capture_open of `s` must fail with `want` and an error containing `msg`. */
-static void expect_open_fails(source_config s, bn_status want, const char *msg)
+/* capture_open of `s` with `p` must fail with `want`, give no capture and an error
+ * containing `msg`. */
+static void expect_open_fails_with(const source_config *s, const capture_params *p, bn_status want,
+                                   const char *msg)
 {
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
     capture *c = NULL;
     char err[1024] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), want);
+    assert_int_equal(capture_open(s, p, &c, err, sizeof err), want);
     assert_null(c);
     if (!strstr(err, msg))
         fail_msg("error '%s' lacks '%s'", err, msg);
+}
+
+/* The same for a 28x28 gray model input. */
+static void expect_open_fails(source_config s, bn_status want, const char *msg)
+{
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    expect_open_fails_with(&s, &p, want, msg);
 }
 
 /* The same for a V4L2 source on `device`. */
@@ -201,11 +228,9 @@ static void test_aspect_modes(void **state)
         s.height = 80;   /* 4:1 into a square model input */
         s.aspect = cases[i].mode;
         capture_params p = base_params(32, 32, 1, NULL, NULL);
-        capture *c = NULL;
-        char err[512] = "";
-        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        capture *c = open_ok(&s, &p);
         capture_frame f;
-        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        pull_ok(c, &p, &f);
         double top = mean_value(&f, 0, 4), mid = mean_value(&f, 14, 18);
         assert_true(mid > 225.0);
         if (cases[i].borders)
@@ -228,18 +253,12 @@ static void test_crop_same_aspect(void **state)
     s.height = 480;
     s.aspect = ASPECT_CROP;
     capture_params p = base_params(64, 48, 3, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    if (capture_open(&s, &p, &c, err, sizeof err) != BN_OK)
-        fail_msg("capture_open: %s", err);
+    capture *c = open_ok(&s, &p);
     capture_stats st;
     capture_get_stats(c, &st);
     assert_null(strstr(st.description, "videocrop"));
     capture_frame f;
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-    assert_int_equal(f.width, 64);
-    assert_int_equal(f.height, 48);
-    assert_int_equal(f.channels, 3);
+    pull_ok(c, &p, &f);
     assert_true(mean_value(&f, 0, 48) > 225.0);
     capture_release(c, &f);
     capture_close(c);
@@ -260,16 +279,12 @@ static void test_pipeline_crop_paths(void **state)
         s.aspect = ASPECT_CROP;
         snprintf(s.pipeline, sizeof s.pipeline, "%s", pipelines[i]);
         capture_params p = base_params(32, 32, 1, NULL, NULL);
-        capture *c = NULL;
-        char err[512] = "";
-        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        capture *c = open_ok(&s, &p);
         capture_stats st;
         capture_get_stats(c, &st);
         assert_non_null(strstr(st.description, expect[i]));
         capture_frame f;
-        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-        assert_int_equal(f.width, 32);
-        assert_int_equal(f.height, 32);
+        pull_ok(c, &p, &f);
         assert_true(mean_value(&f, 0, 4) > 225.0);   /* cropped, not letterboxed */
         capture_release(c, &f);
         capture_close(c);
@@ -282,13 +297,11 @@ static void test_slow_consumer_counts_drops(void **state)
     (void)state;
     source_config s = base_source(SOURCE_TEST);
     capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     uint64_t dropped = 0;
     for (int i = 0; i < 3; i++) {
         capture_frame f;
-        assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+        pull_ok(c, &p, &f);
         if (i > 0)
             dropped += f.dropped;
         capture_release(c, &f);
@@ -375,13 +388,10 @@ static void test_file_sample_clip_matches_truth(void **state)
     int n_rows = load_truth(rows, 256);
     assert_true(n_rows >= 100);
 
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "%s", SAMPLE_CLIP);
+    source_config s = file_source(SAMPLE_CLIP);
     s.aspect = ASPECT_CROP;   /* configs/sample.yaml's choice: aspectratiocrop on decoded frames */
     capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     int checked = 0;
     for (int i = 0; i < 40; i++) {
         capture_frame f;
@@ -414,18 +424,15 @@ static void test_file_sample_clip_matches_truth(void **state)
 static void test_file_plays_in_real_time_by_default(void **state)
 {
     (void)state;
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "%s", SAMPLE_CLIP);
+    source_config s = file_source(SAMPLE_CLIP);
     capture_params p = base_params(28, 28, 1, NULL, NULL);
     p.no_sync = false;
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     capture_frame f;
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    pull_ok(c, &p, &f);
     capture_release(c, &f);
     g_usleep(500 * 1000);
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
+    pull_ok(c, &p, &f);
     /* Half a second later the clip is about half a second in, not seconds ahead. */
     assert_true(f.pts_ns < 2000000000ull);
     assert_true(f.pts_ns >= 300000000ull);
@@ -439,29 +446,38 @@ static bool log_has_state(void *user)
     return log->n > 0 && log->states[log->n - 1] == CAPTURE_EOS;
 }
 
-static const char *make_short_clip(char *path, size_t len)
+/* Setup of the tests that play a short clip: *state is the path of a fresh 20-frame file,
+ * which remove_short_clip deletes after the test, passed or failed. */
+static int make_short_clip(void **state)
 {
-    snprintf(path, len, "/tmp/bn-capture-test-%d.mkv", (int)getpid());
+    static char path[128];
+    snprintf(path, sizeof path, "/tmp/bn-capture-test-%d.mkv", (int)getpid());
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "gst-launch-1.0 -q videotestsrc num-buffers=20 ! video/x-raw,width=64,height=48,"
              "framerate=30/1 ! vp8enc deadline=1 ! matroskamux ! filesink location=%s", path);
-    return system(cmd) == 0 ? path : NULL;
+    if (system(cmd) != 0) {
+        print_error("cannot make the short clip: %s\n", cmd);
+        return -1;
+    }
+    *state = path;
+    return 0;
+}
+
+static int remove_short_clip(void **state)
+{
+    unlink(*state);
+    return 0;
 }
 
 static void test_file_eos_without_loop(void **state)
 {
-    (void)state;
-    char path[128];
-    assert_non_null(make_short_clip(path, sizeof path));
+    const char *path = *state;
     GMainContext *ctx = g_main_context_new();
     state_log log = {0};
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "%s", path);
+    source_config s = file_source(path);
     capture_params p = base_params(28, 28, 1, &log, ctx);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     assert_true(run_until(ctx, log_has_state, &log, 5000));
     bn_status st;
     capture_frame f;
@@ -471,26 +487,20 @@ static void test_file_eos_without_loop(void **state)
     assert_string_equal(log.messages[log.n - 1], "end of stream");
     capture_close(c);
     g_main_context_unref(ctx);
-    unlink(path);
 }
 
 /* A slow consumer of an unsynchronised file (no_sync): with every_frame it gets all 20 frames
  * in order and nothing dropped; without it (the control) the decoder overwrites frames. */
 static void test_file_every_frame(void **state)
 {
-    (void)state;
-    char path[128];
-    assert_non_null(make_short_clip(path, sizeof path));
+    const char *path = *state;
     for (int every = 1; every >= 0; every--) {
         GMainContext *ctx = g_main_context_new();
         state_log log = {0};
-        source_config s = base_source(SOURCE_FILE);
-        snprintf(s.path, sizeof s.path, "%s", path);
+        source_config s = file_source(path);
         capture_params p = base_params(28, 28, 1, &log, ctx);
         p.every_frame = every;
-        capture *c = NULL;
-        char err[512] = "";
-        assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+        capture *c = open_ok(&s, &p);
         int got = 0, timeouts = 0;
         uint64_t dropped = 0, last_pts = 0;
         bn_status st;
@@ -522,7 +532,6 @@ static void test_file_every_frame(void **state)
         capture_close(c);
         g_main_context_unref(ctx);
     }
-    unlink(path);
 }
 
 static bool frames_beyond_20(void *user)
@@ -534,32 +543,25 @@ static bool frames_beyond_20(void *user)
 
 static void test_file_loop_restarts(void **state)
 {
-    (void)state;
-    char path[128];
-    assert_non_null(make_short_clip(path, sizeof path));
+    const char *path = *state;
     GMainContext *ctx = g_main_context_new();
     state_log log = {0};
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "%s", path);
+    source_config s = file_source(path);
     s.loop = true;
     capture_params p = base_params(28, 28, 1, &log, ctx);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     /* 20-frame clip: more than two passes arrive and nothing reports a loss or the end. */
     assert_true(run_until(ctx, frames_beyond_20, c, 8000));
     for (int i = 0; i < log.n; i++)
         assert_int_equal(log.states[i], CAPTURE_RUNNING);
     capture_close(c);
     g_main_context_unref(ctx);
-    unlink(path);
 }
 
 static void test_missing_file_is_clear(void **state)
 {
     (void)state;
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "/nonexistent/clip.mkv");
+    source_config s = file_source("/nonexistent/clip.mkv");
     expect_open_fails(s, BN_ERR_IO, "cannot open video file '/nonexistent/clip.mkv': No such file or directory");
 }
 
@@ -573,20 +575,11 @@ static void test_undecodable_file_fails_at_open(void **state)
     for (int i = 0; i < 4096; i++)
         fputc((i * 7919) & 0xff, f);
     fclose(f);
-    source_config s = base_source(SOURCE_FILE);
-    snprintf(s.path, sizeof s.path, "%s", path);
-    capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    bn_status st = capture_open(&s, &p, &c, err, sizeof err);
-    assert_int_not_equal(st, BN_OK);
-    assert_null(c);
-    /* GStreamer's own words, naming the element that failed. */
-    assert_int_equal(st, BN_ERR_FORMAT);
-    /* Names the file, then GStreamer's own words. */
+    source_config s = file_source(path);
+    /* Names the file, then GStreamer's own words, naming the element that failed. */
     char want[200];
     snprintf(want, sizeof want, "video file '%s': typefind: ", path);
-    assert_non_null(strstr(err, want));
+    expect_open_fails(s, BN_ERR_FORMAT, want);
     unlink(path);
 }
 
@@ -621,10 +614,7 @@ static void test_wait_for_missing_device(void **state)
     snprintf(s.device, sizeof s.device, "/dev/video-bn-missing");
     capture_params p = base_params(28, 28, 1, &log, ctx);
     p.wait_for_device = true;
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
-    assert_non_null(c);
+    capture *c = open_ok(&s, &p);
     assert_int_equal(log.n, 1);
     assert_int_equal(log.states[0], CAPTURE_LOST);
     assert_non_null(strstr(log.messages[0], "source lost: no such device '/dev/video-bn-missing'"));
@@ -652,13 +642,9 @@ static void test_pipeline_kind(void **state)
     snprintf(s.pipeline, sizeof s.pipeline,
              "videotestsrc is-live=true pattern=white ! video/x-raw,width=64,height=48,framerate=30/1");
     capture_params p = base_params(28, 28, 1, NULL, NULL);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     capture_frame f;
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-    assert_int_equal(f.width, 28);
-    assert_int_equal(f.height, 28);
+    pull_ok(c, &p, &f);
     assert_true(mean_value(&f, 0, 28) > 225.0);
     capture_release(c, &f);
     capture_stats st;
@@ -709,9 +695,7 @@ static void check_loss_and_recovery(const char *pipeline, const char *reason)
     source_config s = base_source(SOURCE_PIPELINE);
     snprintf(s.pipeline, sizeof s.pipeline, "%s", pipeline);
     capture_params p = base_params(28, 28, 1, &log, ctx);
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     assert_true(run_until(ctx, recovered, &log, 8000));
     /* running -> lost (with the reason) -> recovered, each said once. */
     assert_true(log.n >= 3);
@@ -723,8 +707,7 @@ static void check_loss_and_recovery(const char *pipeline, const char *reason)
     assert_int_equal(log.states[2], CAPTURE_RUNNING);
     assert_string_equal(log.messages[2], "source recovered");
     capture_frame f;
-    assert_int_equal(capture_pull(c, &f, 3000), BN_OK);
-    assert_int_equal(f.width, 28);
+    pull_ok(c, &p, &f);
     capture_release(c, &f);
     capture_stats st;
     capture_get_stats(c, &st);
@@ -794,9 +777,7 @@ static void test_close_wakes_blocked_pull(void **state)
     capture_params p = base_params(28, 28, 1, NULL, ctx);
     p.on_state = NULL;
     p.wait_for_device = true;
-    capture *c = NULL;
-    char err[512] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_OK);
+    capture *c = open_ok(&s, &p);
     puller pl = {.c = c};
     GThread *t = g_thread_new("puller", pull_thread, &pl);
     g_usleep(100 * 1000);
@@ -812,10 +793,7 @@ static void test_invalid_model_input(void **state)
     (void)state;
     source_config s = base_source(SOURCE_TEST);
     capture_params p = base_params(28, 28, 2, NULL, NULL);
-    capture *c = NULL;
-    char err[256] = "";
-    assert_int_equal(capture_open(&s, &p, &c, err, sizeof err), BN_ERR_INVALID_ARG);
-    assert_non_null(strstr(err, "28x28x2"));
+    expect_open_fails_with(&s, &p, BN_ERR_INVALID_ARG, "28x28x2");
 }
 
 int main(void)
@@ -827,13 +805,13 @@ int main(void)
         cmocka_unit_test(test_unknown_pattern_lists_known),
         cmocka_unit_test(test_aspect_modes),
         cmocka_unit_test(test_crop_same_aspect),
-        cmocka_unit_test(test_file_every_frame),
+        cmocka_unit_test_setup_teardown(test_file_every_frame, make_short_clip, remove_short_clip),
         cmocka_unit_test(test_pipeline_crop_paths),
         cmocka_unit_test(test_slow_consumer_counts_drops),
         cmocka_unit_test(test_file_sample_clip_matches_truth),
         cmocka_unit_test(test_file_plays_in_real_time_by_default),
-        cmocka_unit_test(test_file_eos_without_loop),
-        cmocka_unit_test(test_file_loop_restarts),
+        cmocka_unit_test_setup_teardown(test_file_eos_without_loop, make_short_clip, remove_short_clip),
+        cmocka_unit_test_setup_teardown(test_file_loop_restarts, make_short_clip, remove_short_clip),
         cmocka_unit_test(test_missing_file_is_clear),
         cmocka_unit_test(test_undecodable_file_fails_at_open),
         cmocka_unit_test(test_missing_device),
