@@ -40,57 +40,136 @@ static void cwd_join(char *out, size_t outlen, const char *rel)
     snprintf(out, outlen, "%s/%s", cwd, rel);
 }
 
+/* Every key a loaded config holds, as a test expects it. expect_config checks each field; one
+ * a want leaves out is expected empty: "" for a string (NULL in the want), 0 or false else. */
+typedef struct {
+    const char *camera, *model;
+    int log_level, stats_interval_s;
+    struct {
+        source_kind kind;
+        const char *device, *path;
+        bool loop;
+        const char *pattern, *pipeline;
+        int width, height, fps;
+        source_format format;
+        aspect_mode aspect;
+        int n_controls;
+        const source_control *controls;   /* n_controls of them, in order */
+        int retry_initial_ms, retry_max_ms;
+    } source;
+    engine_config engine;
+    budget_config budget;
+    struct {
+        const char *socket;
+        unsigned mode;
+        const char *group, *control_group;
+        int max_clients, queue, max_line, change_frames;
+    } publish;
+    struct {
+        bool enabled;
+        const char *host;
+        int port;
+        const char *client_id, *topic_prefix;
+        int qos;
+        bool retain;
+        int keepalive;
+        const char *ca_file, *cert_file, *key_file, *username, *password_file;
+        int queue;
+        bool publish_labels;
+    } mqtt;
+} config_want;
+
+/* Field f of the config against the same field of the want (a NULL string meaning ""). */
+#define EXPECT_INT(f) assert_int_equal(cfg->f, w->f)
+#define EXPECT_STR(f) assert_string_equal(cfg->f, w->f ? w->f : "")
+#define EXPECT_EXACT(f) assert_true(cfg->f == w->f) /* doubles: the literals themselves */
+
+static void expect_config(const bn_config *cfg, const config_want *w)
+{
+    EXPECT_STR(camera);
+    EXPECT_STR(model);
+    EXPECT_INT(log_level);
+    EXPECT_INT(stats_interval_s);
+
+    EXPECT_INT(source.kind);
+    EXPECT_STR(source.device);
+    EXPECT_STR(source.path);
+    EXPECT_INT(source.loop);
+    EXPECT_STR(source.pattern);
+    EXPECT_STR(source.pipeline);
+    EXPECT_INT(source.width);
+    EXPECT_INT(source.height);
+    EXPECT_INT(source.fps);
+    EXPECT_INT(source.format);
+    EXPECT_INT(source.aspect);
+    EXPECT_INT(source.n_controls);
+    for (int i = 0; i < w->source.n_controls; i++) {
+        assert_string_equal(cfg->source.controls[i].name, w->source.controls[i].name);
+        assert_int_equal(cfg->source.controls[i].value, w->source.controls[i].value);
+    }
+    EXPECT_INT(source.retry_initial_ms);
+    EXPECT_INT(source.retry_max_ms);
+
+    EXPECT_INT(engine.threads);
+    EXPECT_EXACT(engine.threshold);
+    EXPECT_INT(budget.mode);
+    EXPECT_EXACT(budget.latency_ms);
+    EXPECT_EXACT(budget.min);
+    EXPECT_EXACT(budget.max);
+    EXPECT_INT(budget.window);
+    EXPECT_INT(budget.horizon);
+
+    EXPECT_STR(publish.socket);
+    EXPECT_INT(publish.mode);
+    EXPECT_STR(publish.group);
+    EXPECT_STR(publish.control_group);
+    EXPECT_INT(publish.max_clients);
+    EXPECT_INT(publish.queue);
+    EXPECT_INT(publish.max_line);
+    EXPECT_INT(publish.change_frames);
+
+    EXPECT_INT(mqtt.enabled);
+    EXPECT_STR(mqtt.host);
+    EXPECT_INT(mqtt.port);
+    EXPECT_STR(mqtt.client_id);
+    EXPECT_STR(mqtt.topic_prefix);
+    EXPECT_INT(mqtt.qos);
+    EXPECT_INT(mqtt.retain);
+    EXPECT_INT(mqtt.keepalive);
+    EXPECT_STR(mqtt.ca_file);
+    EXPECT_STR(mqtt.cert_file);
+    EXPECT_STR(mqtt.key_file);
+    EXPECT_STR(mqtt.username);
+    EXPECT_STR(mqtt.password_file);
+    EXPECT_INT(mqtt.queue);
+    EXPECT_INT(mqtt.publish_labels);
+}
+
+#undef EXPECT_INT
+#undef EXPECT_STR
+#undef EXPECT_EXACT
+
 static void test_defaults(void **state)
 {
     bn_config *cfg = *state;
     memset(cfg, 0xA5, sizeof *cfg);
     config_init(cfg);
-    assert_string_equal(cfg->camera, "camera");
-    assert_string_equal(cfg->model, "");
-    assert_int_equal(cfg->log_level, 2); /* BN_LOG_INFO */
-    assert_int_equal(cfg->stats_interval_s, 10);
-    assert_int_equal(cfg->source.kind, SOURCE_V4L2);
-    assert_string_equal(cfg->source.device, "");
-    assert_string_equal(cfg->source.path, "");
-    assert_false(cfg->source.loop);
-    assert_string_equal(cfg->source.pattern, "smpte");
-    assert_string_equal(cfg->source.pipeline, "");
-    assert_int_equal(cfg->source.width, 640);
-    assert_int_equal(cfg->source.height, 480);
-    assert_int_equal(cfg->source.fps, 30);
-    assert_int_equal(cfg->source.format, PIXFMT_AUTO);
-    assert_int_equal(cfg->source.aspect, ASPECT_CROP);
-    assert_int_equal(cfg->source.n_controls, 0);
-    assert_int_equal(cfg->source.retry_initial_ms, 500);
-    assert_int_equal(cfg->source.retry_max_ms, 10000);
-    assert_int_equal(cfg->engine.threads, 1);
-    assert_true(cfg->engine.threshold == 0.9);
-    assert_int_equal(cfg->budget.mode, BUDGET_OFF);
-    assert_true(cfg->budget.latency_ms == 50.0);
-    assert_true(cfg->budget.min == 0.5);
-    assert_true(cfg->budget.max == 0.99);
-    assert_int_equal(cfg->budget.window, 256);
-    assert_int_equal(cfg->budget.horizon, 100);
-    assert_string_equal(cfg->publish.socket, "/run/basisnetd/basisnetd.sock");
-    assert_int_equal(cfg->publish.mode, 0660);
-    assert_string_equal(cfg->publish.group, "");
-    assert_string_equal(cfg->publish.control_group, "");
-    assert_int_equal(cfg->publish.max_clients, 64);
-    assert_int_equal(cfg->publish.queue, 256);
-    assert_int_equal(cfg->publish.max_line, 4096);
-    assert_int_equal(cfg->publish.change_frames, 3);
-    assert_false(cfg->mqtt.enabled);
-    assert_string_equal(cfg->mqtt.host, "");
-    assert_int_equal(cfg->mqtt.port, 1883);
-    assert_string_equal(cfg->mqtt.client_id, "basisnetd-camera");
-    assert_string_equal(cfg->mqtt.topic_prefix, "basisnet/camera");
-    assert_int_equal(cfg->mqtt.qos, 0);
-    assert_true(cfg->mqtt.retain);
-    assert_int_equal(cfg->mqtt.keepalive, 60);
-    assert_string_equal(cfg->mqtt.ca_file, "");
-    assert_string_equal(cfg->mqtt.password_file, "");
-    assert_int_equal(cfg->mqtt.queue, 1000);
-    assert_false(cfg->mqtt.publish_labels);
+    expect_config(cfg, &(config_want){
+        .camera = "camera",
+        .log_level = 2, /* BN_LOG_INFO */
+        .stats_interval_s = 10,
+        .source = {.kind = SOURCE_V4L2, .pattern = "smpte", .width = 640, .height = 480,
+                   .fps = 30, .format = PIXFMT_AUTO, .aspect = ASPECT_CROP,
+                   .retry_initial_ms = 500, .retry_max_ms = 10000},
+        .engine = {.threads = 1, .threshold = 0.9},
+        .budget = {.mode = BUDGET_OFF, .latency_ms = 50.0, .min = 0.5, .max = 0.99,
+                   .window = 256, .horizon = 100},
+        .publish = {.socket = "/run/basisnetd/basisnetd.sock", .mode = 0660, .max_clients = 64,
+                    .queue = 256, .max_line = 4096, .change_frames = 3},
+        .mqtt = {.enabled = false, .port = 1883, .client_id = "basisnetd-camera",
+                 .topic_prefix = "basisnet/camera", .qos = 0, .retain = true, .keepalive = 60,
+                 .queue = 1000, .publish_labels = false},
+    });
 }
 
 /* A minimal file leaves every optional key at its default (the loader initializes). */
@@ -115,76 +194,40 @@ static void test_minimal_file_gets_defaults(void **state)
 static void test_every_key(void **state)
 {
     bn_config *cfg = *state;
-    char err[1024], want[BN_PATH_MAX + 64];
+    char err[1024], model[BN_PATH_MAX + 64], clip[BN_PATH_MAX + 64], cert[BN_PATH_MAX + 64],
+        key[BN_PATH_MAX + 64], password[BN_PATH_MAX + 64];
     assert_int_equal(config_load(FIXTURE("good-full.yaml"), cfg, err, sizeof err), BN_OK);
     assert_string_equal(err, "");
-    assert_string_equal(cfg->camera, "front-door_2.cam");
-    cwd_join(want, sizeof want, "tests/fixtures/config/models/full.bnm");
-    assert_string_equal(cfg->model, want);
-    assert_int_equal(cfg->log_level, 3);
-    assert_int_equal(cfg->stats_interval_s, 30);
-
-    const source_config *s = &cfg->source;
-    assert_int_equal(s->kind, SOURCE_FILE);
-    assert_string_equal(s->device, "/dev/video2");
-    cwd_join(want, sizeof want, "tests/fixtures/config/clips/door.mkv");
-    assert_string_equal(s->path, want);
-    assert_true(s->loop);
-    assert_string_equal(s->pattern, "ball");
-    assert_string_equal(s->pipeline, "videotestsrc pattern=snow ! videoconvert");
-    assert_int_equal(s->width, 1280);
-    assert_int_equal(s->height, 720);
-    assert_int_equal(s->fps, 15);
-    assert_int_equal(s->format, PIXFMT_MJPEG);
-    assert_int_equal(s->aspect, ASPECT_LETTERBOX);
-    assert_int_equal(s->n_controls, 3);
-    assert_string_equal(s->controls[0].name, "brightness");
-    assert_int_equal(s->controls[0].value, 128);
-    assert_string_equal(s->controls[1].name, "white_balance_automatic");
-    assert_int_equal(s->controls[1].value, 0);
-    assert_string_equal(s->controls[2].name, "exposure_time_absolute");
-    assert_int_equal(s->controls[2].value, -3);
-    assert_int_equal(s->retry_initial_ms, 250);
-    assert_int_equal(s->retry_max_ms, 30000);
-
-    assert_int_equal(cfg->engine.threads, 2);
-    assert_true(cfg->engine.threshold == 0.75);
-    assert_int_equal(cfg->budget.mode, BUDGET_DEADLINE);
-    assert_true(cfg->budget.latency_ms == 12.5);
-    assert_true(cfg->budget.min == 0.3);
-    assert_true(cfg->budget.max == 0.95);
-    assert_int_equal(cfg->budget.window, 512);
-    assert_int_equal(cfg->budget.horizon, 50);
-
-    const publish_config *p = &cfg->publish;
-    assert_string_equal(p->socket, "/tmp/bn-full.sock");
-    assert_int_equal(p->mode, 0640);
-    assert_string_equal(p->group, "video");
-    assert_string_equal(p->control_group, "wheel");
-    assert_int_equal(p->max_clients, 8);
-    assert_int_equal(p->queue, 32);
-    assert_int_equal(p->max_line, 1024);
-    assert_int_equal(p->change_frames, 5);
-
-    const mqtt_config *m = &cfg->mqtt;
-    assert_true(m->enabled);
-    assert_string_equal(m->host, "broker.example.org");
-    assert_int_equal(m->port, 8883);
-    assert_string_equal(m->client_id, "door-cam");
-    assert_string_equal(m->topic_prefix, "home/cameras/door");
-    assert_int_equal(m->qos, 1);
-    assert_false(m->retain);
-    assert_int_equal(m->keepalive, 30);
-    assert_string_equal(m->ca_file, "/etc/ssl/certs/ca.pem");
-    cwd_join(want, sizeof want, "tests/fixtures/config/tls/client.crt");
-    assert_string_equal(m->cert_file, want);
-    cwd_join(want, sizeof want, "tests/fixtures/config/tls/client.key");
-    assert_string_equal(m->key_file, want);
-    assert_string_equal(m->username, "door");
-    cwd_join(want, sizeof want, "tests/fixtures/config/../secrets/mqtt-password");
-    assert_string_equal(m->password_file, want);
-    assert_int_equal(m->queue, 50);
-    assert_true(m->publish_labels);
+    cwd_join(model, sizeof model, "tests/fixtures/config/models/full.bnm");
+    cwd_join(clip, sizeof clip, "tests/fixtures/config/clips/door.mkv");
+    cwd_join(cert, sizeof cert, "tests/fixtures/config/tls/client.crt");
+    cwd_join(key, sizeof key, "tests/fixtures/config/tls/client.key");
+    cwd_join(password, sizeof password, "tests/fixtures/config/../secrets/mqtt-password");
+    expect_config(cfg, &(config_want){
+        .camera = "front-door_2.cam",
+        .model = model,
+        .log_level = 3,
+        .stats_interval_s = 30,
+        .source = {.kind = SOURCE_FILE, .device = "/dev/video2", .path = clip, .loop = true,
+                   .pattern = "ball", .pipeline = "videotestsrc pattern=snow ! videoconvert",
+                   .width = 1280, .height = 720, .fps = 15, .format = PIXFMT_MJPEG,
+                   .aspect = ASPECT_LETTERBOX, .n_controls = 3,
+                   .controls = (const source_control[]){{"brightness", 128},
+                                                        {"white_balance_automatic", 0},
+                                                        {"exposure_time_absolute", -3}},
+                   .retry_initial_ms = 250, .retry_max_ms = 30000},
+        .engine = {.threads = 2, .threshold = 0.75},
+        .budget = {.mode = BUDGET_DEADLINE, .latency_ms = 12.5, .min = 0.3, .max = 0.95,
+                   .window = 512, .horizon = 50},
+        .publish = {.socket = "/tmp/bn-full.sock", .mode = 0640, .group = "video",
+                    .control_group = "wheel", .max_clients = 8, .queue = 32, .max_line = 1024,
+                    .change_frames = 5},
+        .mqtt = {.enabled = true, .host = "broker.example.org", .port = 8883,
+                 .client_id = "door-cam", .topic_prefix = "home/cameras/door", .qos = 1,
+                 .retain = false, .keepalive = 30, .ca_file = "/etc/ssl/certs/ca.pem",
+                 .cert_file = cert, .key_file = key, .username = "door",
+                 .password_file = password, .queue = 50, .publish_labels = true},
+    });
 }
 
 static void test_relative_paths_resolve_against_config_dir(void **state)
