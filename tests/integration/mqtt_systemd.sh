@@ -4,38 +4,21 @@
 # the shipped unit leaves the daemon no network (the error shows in stats, the socket is
 # served); the drop-in of docs/deploy.md opens it: connected, status "online" on the broker,
 # and the unit's exposure stays <= 2.0. Needs root, systemd-nspawn and unshare; prints SKIP
-# and passes otherwise. The container set-up follows tests/integration/systemd_nspawn.sh.
+# and passes otherwise. The container set-up is tests/integration/nspawn_common.bash's.
 set -euo pipefail
 PY=${PYTHON:-/usr/bin/python3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
-if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
-    echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
-fi
-if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
-    BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"
-fi
+source "$(dirname "$0")/nspawn_common.bash"
+nspawn_enter "$@"
 
-W=$(mktemp -d /tmp/bnd-nspawn-mqtt.XXXXXX)
 MOSQ=
-NP=
-fail() {
-    echo "FAIL: $*" >&2
-    [ -n "${LEADER:-}" ] && in_ct journalctl -u 'basisnetd*' --no-pager -n 40 >&2 || true
-    exit 1
-}
+nspawn_workdir bnd-nspawn-mqtt
 cleanup() {
     [ -n "$MOSQ" ] && kill "$MOSQ" 2>/dev/null || true
-    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then kill -TERM "$NP"; wait "$NP" 2>/dev/null || true; fi
-    umount -l "$W/root" 2>/dev/null || true
-    umount -l "$W" 2>/dev/null || true
-    rm -rf "$W"
+    nspawn_cleanup
 }
 trap cleanup EXIT
-in_ct() { nsenter -t "$LEADER" -a "$@"; }
-ok() { echo "ok: $*"; }
-
-source "$(dirname "$0")/nspawn_common.bash"
 nspawn_prepare_root
 # A broker on the host loopback (the container shares the host's network namespace).
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -1,8 +1,46 @@
-# Shared by the systemd-nspawn tests (sourced, not run). nspawn_prepare_root: an overlay of the host root in $W
-# with the project installed into it as a package would do it. Needs ROOT, BUILD, W and a
-# `fail` function; sets R (the container's root) and MODEL (the model the test installs as
-# /usr/local/share/basisnetd/models/test.bnm: $BN_TEST_MODEL, else the shipped model, else
-# the random-weight fixture).
+# Shared by the systemd-nspawn tests (sourced, not run: tests/run-tests.sh runs only *.sh).
+#
+# nspawn_enter "$@": first thing in a test. Without root, systemd-nspawn or unshare it prints
+# SKIP and exits 0 (the test passes); otherwise it re-runs the test script in a private mount
+# namespace, so that every mount below goes away with it.
+nspawn_enter() {
+    if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
+        echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
+    fi
+    if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
+        BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"
+    fi
+}
+
+# nspawn_workdir NAME: W, a fresh directory /tmp/NAME.XXXXXX, removed (with the container's
+# mounts, after stopping the container) on exit by nspawn_cleanup. A test with more to clean
+# up traps its own function that ends by calling nspawn_cleanup.
+nspawn_workdir() {
+    W=$(mktemp -d "/tmp/$1.XXXXXX")
+    NP=
+    trap nspawn_cleanup EXIT
+}
+nspawn_cleanup() {
+    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then kill -TERM "$NP"; wait "$NP" 2>/dev/null || true; fi
+    umount -l "$W/root" 2>/dev/null || true
+    umount -l "$W" 2>/dev/null || true
+    rm -rf "$W"
+}
+
+# fail MESSAGE: the test fails, with the daemon's journal when the container is up.
+fail() {
+    echo "FAIL: $*" >&2
+    [ -n "${LEADER:-}" ] && in_ct journalctl -u 'basisnetd*' --no-pager -n 40 >&2 || true
+    exit 1
+}
+ok() { echo "ok: $*"; }
+# in_ct COMMAND...: runs COMMAND inside the booted container (needs LEADER, set by nspawn_boot).
+in_ct() { nsenter -t "$LEADER" -a "$@"; }
+
+# nspawn_prepare_root: an overlay of the host root in $W with the project installed into it
+# as a package would do it. Needs ROOT, BUILD and W; sets R (the container's root) and MODEL
+# (the model the test installs as /usr/local/share/basisnetd/models/test.bnm: $BN_TEST_MODEL,
+# else the shipped model, else the random-weight fixture).
 nspawn_prepare_root() {
     mount -t tmpfs tmpfs /run                    # the host's /run is on disk
     mount -t tmpfs tmpfs "$W"
@@ -25,8 +63,8 @@ nspawn_prepare_root() {
     install -m 0644 "$MODEL" "$R/usr/local/share/basisnetd/models/test.bnm"
 }
 
-# Boots $R with systemd-nspawn in the background. Sets NP (nspawn's pid, for the caller's
-# cleanup) and LEADER (the container's PID 1, for `nsenter`); needs `in_ct`, `fail`, `ok`.
+# Boots $R with systemd-nspawn in the background. Sets NP (nspawn's pid, for nspawn_cleanup)
+# and LEADER (the container's PID 1, for `nsenter`).
 nspawn_boot() {
     # `make asan` installs sanitizer builds: LeakSanitizer needs ptrace, which the syscall
     # filter forbids, and the service does not inherit the test's ASAN_OPTIONS.

@@ -7,31 +7,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
-if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
-    echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
-fi
-if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
-    BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"
-fi
-
-W=$(mktemp -d /tmp/bnd-nspawn.XXXXXX)
-NP=
-fail() {
-    echo "FAIL: $*" >&2
-    [ -n "${LEADER:-}" ] && in_ct journalctl -u 'basisnetd*' --no-pager -n 40 >&2 || true
-    exit 1
-}
-cleanup() {
-    if [ -n "$NP" ] && kill -0 "$NP" 2>/dev/null; then kill -TERM "$NP"; wait "$NP" 2>/dev/null || true; fi
-    umount -l "$W/root" 2>/dev/null || true
-    umount -l "$W" 2>/dev/null || true
-    rm -rf "$W"
-}
-trap cleanup EXIT
-in_ct() { nsenter -t "$LEADER" -a "$@"; }
-ok() { echo "ok: $*"; }
-
 source "$(dirname "$0")/nspawn_common.bash"
+nspawn_enter "$@"
+
+nspawn_workdir bnd-nspawn
 nspawn_prepare_root
 # No camera in the container: the test source, STATUS every second, a short watchdog.
 for name in basisnetd cam2; do
