@@ -7,7 +7,7 @@ libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-tools libv4l-dev v4l-utils
 libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenblas0-pthread
 libmosquitto-dev mosquitto mosquitto-clients libpng-dev libjpeg-dev zlib1g-dev
-python3-torch python3-numpy python3-matplotlib python3-opencv dataset-fashion-mnist
+python3-torch python3-numpy python3-matplotlib python3-pil python3-opencv dataset-fashion-mnist
 systemd-container stress-ng qemu-system-x86 busybox-static"
 
 missing=""
@@ -22,7 +22,13 @@ if [ -z "$missing" ]; then
 fi
 echo "deps: installing:$missing"
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "deps: not root and sudo is not installed: run 'make deps' as root (su -)" >&2
+        exit 1
+    }
+    SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 # Refresh the lists only when the install fails with stale or missing lists.
 $SUDO apt-get install -y -q --no-install-recommends $missing || {
