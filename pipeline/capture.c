@@ -626,6 +626,16 @@ static void source_failed(capture *c, bn_status st, const char *reason)
     g_mutex_lock(&c->lock);
     set_state_locked(c, CAPTURE_LOST);
     g_mutex_unlock(&c->lock);
+    if (c->params.no_retry) {
+        BN_LOGD(MOD, "source lost (%s): %s; not retried (no_retry)", bn_status_str(st), reason);
+        if (!c->lost_reported) {
+            c->lost_reported = true;
+            char msg[1100];
+            snprintf(msg, sizeof msg, "source lost: %s", reason);
+            emit_state(c, CAPTURE_LOST, msg);
+        }
+        return;
+    }
     if (!c->lost_reported) {
         /* Said once per outage; the retries that fail again only log at debug level. */
         c->lost_reported = true;

@@ -48,6 +48,10 @@ typedef struct {
                                        basisnet grab, evaluation). With no_sync, the file is
                                        read as fast as the consumer takes frames. Live
                                        sources ignore it: a camera cannot wait. */
+    bool no_retry;                  /* a loss after a successful open is final: it is not
+                                       retried and not logged here, only passed to on_state
+                                       (and capture_pull returns BN_ERR_SOURCE_LOST), so a
+                                       one-shot tool reports it once, in its own words */
 } capture_params;
 
 typedef struct {

@@ -716,6 +716,47 @@ static void check_loss_and_recovery(const char *pipeline, const char *reason)
     g_main_context_unref(ctx);
 }
 
+static bool lost(void *user)
+{
+    const state_log *log = user;
+    for (int i = 0; i < log->n; i++)
+        if (log->states[i] == CAPTURE_LOST)
+            return true;
+    return false;
+}
+
+/* no_retry (one-shot tools): the loss is reported once to on_state and is final. */
+static void test_no_retry_loss_is_final(void **state)
+{
+    (void)state;
+    GMainContext *ctx = g_main_context_new();
+    state_log log = {0};
+    source_config s = base_source(SOURCE_PIPELINE);
+    snprintf(s.pipeline, sizeof s.pipeline, "videotestsrc is-live=true ! video/x-raw,width=64,"
+             "height=48,framerate=30/1 ! identity error-after=5");
+    capture_params p = base_params(28, 28, 1, &log, ctx);
+    p.no_retry = true;
+    capture *c = open_ok(&s, &p);
+    assert_true(run_until(ctx, lost, &log, 8000));
+    /* Longer than the first two retry delays of base_source: nothing may be retried. */
+    g_usleep(600 * 1000);
+    while (g_main_context_iteration(ctx, FALSE))
+        ;
+    assert_int_equal(log.n, 2);
+    assert_int_equal(log.states[0], CAPTURE_RUNNING);
+    assert_int_equal(log.states[1], CAPTURE_LOST);
+    assert_non_null(strstr(log.messages[1], "source lost: "));
+    assert_non_null(strstr(log.messages[1], "identity"));
+    capture_frame f;
+    assert_int_equal(capture_pull(c, &f, 50), BN_ERR_SOURCE_LOST);
+    capture_stats st;
+    capture_get_stats(c, &st);
+    assert_int_equal(st.reconnects, 0);
+    assert_int_equal(st.state, CAPTURE_LOST);
+    capture_close(c);
+    g_main_context_unref(ctx);
+}
+
 static void test_loss_on_error_then_recovery(void **state)
 {
     (void)state;
@@ -821,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_kind),
         cmocka_unit_test(test_bad_pipeline_names_problem),
         cmocka_unit_test(test_loss_on_error_then_recovery),
+        cmocka_unit_test(test_no_retry_loss_is_final),
         cmocka_unit_test(test_loss_on_unexpected_eos_then_recovery),
         cmocka_unit_test(test_not_negotiated_is_named),
         cmocka_unit_test(test_close_wakes_blocked_pull),

@@ -274,7 +274,8 @@ typedef struct {
 } grab_state;
 
 /* Runs on our main context (iterated by the grab loop): a loss ends the grab, since a retry
- * of a file would start it again from the beginning and duplicate frames. */
+ * of a file would start it again from the beginning and duplicate frames. The capture is
+ * opened with no_retry, so this message is the only report of the loss. */
 static void on_capture_state(capture_state st, const char *msg, void *user)
 {
     grab_state *gs = user;
@@ -375,7 +376,7 @@ int cmd_grab(int argc, char **argv)
     capture_params params = {.width = w, .height = h, .channels = gray ? 1 : 3, .context = ctx,
                              .on_state = on_capture_state, .user = &gs,
                              .no_sync = src.kind == SOURCE_FILE,
-                             .every_frame = src.kind == SOURCE_FILE};
+                             .every_frame = src.kind == SOURCE_FILE, .no_retry = true};
     capture *cap = NULL;
     bn_status st = capture_open(&src, &params, &cap, err, sizeof err);
     if (st != BN_OK) {
