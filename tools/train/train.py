@@ -234,6 +234,7 @@ def augment(xb, gen, pad=2, erase_p=0.5):
 
 def build_from_args(a):
     return bm.build_model(a["arch"], bases=a["bases"], width=a.get("width"),
+                          spec_cfg=a.get("spec", "fmnist"),
                           basis_dropout=a.get("basis_dropout", 0.0))
 
 
@@ -415,6 +416,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bases", type=int, default=4)
+    ap.add_argument("--spec", default="fmnist", choices=["fmnist", "fmnist14"],
+                    help="specialist configuration (basisnet_model.SPEC_CONFIGS)")
     ap.add_argument("--width", type=float, default=None,
                     help="static-wide width multiplier (default: match BasisNet full-path MAdds)")
     ap.add_argument("--threads", type=int, default=1)
