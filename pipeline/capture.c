@@ -626,32 +626,28 @@ static void source_failed(capture *c, bn_status st, const char *reason)
     g_mutex_lock(&c->lock);
     set_state_locked(c, CAPTURE_LOST);
     g_mutex_unlock(&c->lock);
-    if (c->params.no_retry) {
-        BN_LOGD(MOD, "source lost (%s): %s; not retried (no_retry)", bn_status_str(st), reason);
-        if (!c->lost_reported) {
-            c->lost_reported = true;
-            char msg[1100];
-            snprintf(msg, sizeof msg, "source lost: %s", reason);
-            emit_state(c, CAPTURE_LOST, msg);
-        }
-        return;
-    }
     if (!c->lost_reported) {
         /* Said once per outage; the retries that fail again only log at debug level. */
         c->lost_reported = true;
         snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
-        BN_LOGW(MOD, "source lost (%s): %s; retrying in %d ms", bn_status_str(st), reason,
-                c->retry_delay_ms);
+        if (c->params.no_retry)   /* a one-shot tool's: final, reported by it (on_state) */
+            BN_LOGD(MOD, "source lost (%s): %s; not retried (no_retry)", bn_status_str(st), reason);
+        else
+            BN_LOGW(MOD, "source lost (%s): %s; retrying in %d ms", bn_status_str(st), reason,
+                    c->retry_delay_ms);
         char msg[1100];
         snprintf(msg, sizeof msg, "source lost: %s", reason);
         emit_state(c, CAPTURE_LOST, msg);
+    } else if (c->params.no_retry) {
+        BN_LOGD(MOD, "retry failed: %s; not retried again (no_retry)", reason);
     } else if (strcmp(reason, c->last_reason) != 0) {
         snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
         BN_LOGI(MOD, "source still lost: %s; retrying in %d ms", reason, c->retry_delay_ms);
     } else {
         BN_LOGD(MOD, "retry failed: %s; next in %d ms", reason, c->retry_delay_ms);
     }
-    schedule_retry(c);
+    if (!c->params.no_retry)
+        schedule_retry(c);
 }
 
 static gboolean on_retry(gpointer user)

@@ -679,6 +679,12 @@ static void test_bad_pipeline_names_problem(void **state)
     }
 }
 
+/* A live source whose stream fails: identity error-after=N posts a real streaming ERROR
+ * after N buffers. */
+#define ERROR_AFTER_5                                                                         \
+    "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 ! "          \
+    "identity error-after=5"
+
 static bool recovered(void *user)
 {
     const state_log *log = user;
@@ -732,8 +738,7 @@ static void test_no_retry_loss_is_final(void **state)
     GMainContext *ctx = g_main_context_new();
     state_log log = {0};
     source_config s = base_source(SOURCE_PIPELINE);
-    snprintf(s.pipeline, sizeof s.pipeline, "videotestsrc is-live=true ! video/x-raw,width=64,"
-             "height=48,framerate=30/1 ! identity error-after=5");
+    snprintf(s.pipeline, sizeof s.pipeline, "%s", ERROR_AFTER_5);
     capture_params p = base_params(28, 28, 1, &log, ctx);
     p.no_retry = true;
     capture *c = open_ok(&s, &p);
@@ -760,10 +765,7 @@ static void test_no_retry_loss_is_final(void **state)
 static void test_loss_on_error_then_recovery(void **state)
 {
     (void)state;
-    /* identity error-after=N posts a real streaming ERROR after N buffers. */
-    check_loss_and_recovery("videotestsrc is-live=true ! video/x-raw,width=64,height=48,"
-                            "framerate=30/1 ! identity error-after=5",
-                            "identity");
+    check_loss_and_recovery(ERROR_AFTER_5, "identity");
 }
 
 static void test_loss_on_unexpected_eos_then_recovery(void **state)
