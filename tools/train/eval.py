@@ -108,8 +108,11 @@ def _run(path, data):
 
 
 def _training(ck):
-    return OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
-                       params=ck.get("params"))
+    r = OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
+                    params=ck.get("params"))
+    if ck.get("init"):
+        r["init"] = ck["init"]
+    return r
 
 
 @cached

@@ -38,6 +38,31 @@ sys.exit(0 if last < first * 0.97 else 1)
 EOF
 then ok "loss falls ($(cat "$TMP/loss.log"))"; else ko "loss falls" "$TMP/loss.log"; fi
 
+# 1b. warm restart (--init): starts from the trained weights, so its first epoch's loss is
+# below the fresh run's last epoch (a fresh start with the same flags is not); the checkpoint records where it started; a checkpoint
+# of another architecture is refused
+if timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --epochs 1 --seed 3 --bases 4 \
+        --threads 1 --t0 1 --init "$TMP/run/last.pt" --out "$TMP/warm" --log-every 0 --erase 0 \
+        >"$TMP/warm.log" 2>&1 \
+   && "$PY" - "$TMP/run" "$TMP/warm" >>"$TMP/warm.log" 2>&1 <<'EOF'
+import json, sys, torch
+fresh = json.load(open(sys.argv[1] + "/history.json"))["history"][-1]["loss"]
+warm = json.load(open(sys.argv[2] + "/history.json"))["history"][0]["loss"]
+init = torch.load(sys.argv[2] + "/last.pt")["init"]
+print("loss after the fresh run %.4f, first warm epoch %.4f; init %s" % (fresh, warm, init["checkpoint"]))
+sys.exit(0 if warm < fresh and init["checkpoint"] == sys.argv[1] + "/last.pt" else 1)
+EOF
+then ok "train.py --init warm restart ($(tail -n 1 "$TMP/warm.log"))"
+else ko "train.py --init warm restart" "$TMP/warm.log"; fi
+if "$PY" "$HERE/train.py" --data "$DATA" --limit 64 --epochs 1 --arch cascade \
+        --init "$TMP/run/last.pt" --out "$TMP/x" >"$TMP/badinit.log" 2>&1; then
+    ko "--init of another architecture refused" "$TMP/badinit.log"
+elif grep -q "arch is 'basisnet' there but 'cascade' here" "$TMP/badinit.log"; then
+    ok "--init of another architecture refused"
+else
+    ko "--init of another architecture refused" "$TMP/badinit.log"
+fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \
@@ -52,7 +77,7 @@ fi
 # parity test binary from `make` (BUILD: build directory, default build)
 PARITY="$HERE/../../${BUILD:-build}/tests/test_engine_parity"
 if [ ! -x "$PARITY" ]; then
-    ko "C engine parity on the export: $PARITY not built (run make)"
+    ko "C engine parity on the export: $PARITY not built (run: make BUILD=${BUILD:-build} ${BUILD:-build}/tests/test_engine_parity)"
 elif BN_PARITY_MODEL="$TMP/smoke.bnm" BN_PARITY_GOLDEN="$TMP/smoke.golden.safetensors" \
         "$PARITY" >"$TMP/parity.log" 2>&1 && grep -q "smoke.bnm" "$TMP/parity.log"; then
     ok "C engine parity on the export ($(grep -o 'max rel[^,]*' "$TMP/parity.log" | tail -n 1))"

@@ -238,6 +238,28 @@ def build_from_args(a):
                           basis_dropout=a.get("basis_dropout", 0.0))
 
 
+def init_from(model, a, path):
+    """Start from the weights of an earlier run (warm restart: fresh optimizer and LR
+    schedule). The earlier run must have the same architecture. Returns the record of
+    where the weights came from, which is kept in the checkpoint and the export."""
+    try:
+        ck = torch.load(path, map_location="cpu")
+        prev = ck["args"]
+    except (OSError, RuntimeError, KeyError, EOFError) as e:
+        raise SystemExit("train: --init %s: not a train.py checkpoint (%s)" % (path, e))
+    for k, default in (("arch", None), ("bases", None), ("spec", "fmnist")):
+        if prev.get(k, default) != a.get(k, default):
+            raise SystemExit("train: --init %s: %s is %r there but %r here"
+                             % (path, k, prev.get(k, default), a.get(k, default)))
+    model.load_state_dict(ck["model"])
+    rec = {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
+           "seed": prev["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
+           "init": ck.get("init")}
+    print("train: initialised from %s (%s epochs of: %s)" % (path, ck["epoch"], ck["command"]),
+          flush=True)
+    return rec
+
+
 def load_checkpoint(path):
     ck = torch.load(path, map_location="cpu")
     model = build_from_args(ck["args"])
@@ -284,6 +306,9 @@ def train(args):
     model = build_from_args(a)
     if isinstance(model, bm.StaticNet):
         a["width"] = model.width
+    init = None
+    if args.init:
+        init = init_from(model, a, args.init)
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
@@ -392,7 +417,7 @@ def train(args):
               "steps": step, "command": command,
               "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
               "madds": madds, "params": nparam, "history": history,
-              "train_seconds": time.time() - t0}
+              "train_seconds": time.time() - t0, "init": init}
         torch.save(ck, os.path.join(args.out, "last.pt.tmp"))
         os.replace(os.path.join(args.out, "last.pt.tmp"), os.path.join(args.out, "last.pt"))
         if ev["acc"] > best:
@@ -433,6 +458,9 @@ def main(argv=None):
     ap.add_argument("--light-weight", type=float, default=1.0)
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of KL(light || specialist) distillation")
+    ap.add_argument("--init", default=None, metavar="CHECKPOINT",
+                    help="start from this checkpoint's weights (same --arch/--bases/--spec); "
+                         "optimizer and LR schedule start afresh (a warm restart)")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--time-budget", type=float, default=None,
                     help="minutes; if the wall clock runs out before --epochs, the LR/temperature "
