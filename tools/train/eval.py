@@ -110,8 +110,9 @@ def _run(path, data):
 def _training(ck):
     r = OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
                     params=ck.get("params"))
-    if ck.get("init"):
-        r["init"] = ck["init"]
+    for k in ("init", "soup"):
+        if ck.get(k):
+            r[k] = ck[k]
     return r
 
 

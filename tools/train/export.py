@@ -365,8 +365,9 @@ def main():
         accuracy=acc, calibration=OrderedDict(val_light_confidence=conf),
         train=OrderedDict(command=ck["command"], seed=ck["args"]["seed"], epochs=ck["epoch"],
                           date=ck["date"]))
-    if ck.get("init"):  # warm restart: the runs whose weights it started from
-        meta["train"]["init"] = ck["init"]
+    for k in ("init", "soup"):  # warm restart / weight average: the runs it came from
+        if ck.get(k):
+            meta["train"][k] = ck[k]
     src = data["test_x"] if data.get("test_x") is not None else data["val_x"]
     imgs = src[:args.golden].numpy()[..., None]
     name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]

@@ -238,6 +238,13 @@ def build_from_args(a):
                           basis_dropout=a.get("basis_dropout", 0.0))
 
 
+def parent_record(path, ck):
+    """What a derived run (warm restart, weight average) keeps about a run it came from."""
+    return {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
+            "seed": ck["args"]["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
+            "init": ck.get("init")}
+
+
 def init_from(model, a, path):
     """Start from the weights of an earlier run (warm restart: fresh optimizer and LR
     schedule). The earlier run must have the same architecture. Returns the record of
@@ -252,9 +259,7 @@ def init_from(model, a, path):
             raise SystemExit("train: --init %s: %s is %r there but %r here"
                              % (path, k, prev.get(k, default), a.get(k, default)))
     model.load_state_dict(ck["model"])
-    rec = {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
-           "seed": prev["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
-           "init": ck.get("init")}
+    rec = parent_record(path, ck)
     print("train: initialised from %s (%s epochs of: %s)" % (path, ck["epoch"], ck["command"]),
           flush=True)
     return rec

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Average the weights of runs that share a starting point (a "weight soup"), then
+re-estimate BatchNorm statistics on the training split, and write a checkpoint that
+eval.py and export.py read like any other.
+
+  /usr/bin/python3 tools/train/soup.py --checkpoint runs/a/last.pt --checkpoint runs/b/last.pt \\
+      --out runs/soup-ab/last.pt
+
+Averaging only makes sense for runs fine-tuned from the same weights (train.py --init):
+independently initialised networks do not line up unit by unit. Whether the average is
+better is for validation to say (eval.py); nothing here looks at the test set.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basisnet_model as bm  # noqa: E402
+import train as tr  # noqa: E402
+
+
+@torch.no_grad()
+def recalibrate_bn(model, x_u8, bs=500):
+    """Cumulative (not running) mean/var of every BatchNorm over x_u8, in training mode
+    with basis dropout off: the statistics an averaged network actually sees."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    drop = getattr(model, "basis_dropout", 0.0)
+    model.basis_dropout = 0.0
+    model.train()
+    for i in range(0, len(x_u8), bs):
+        model(bm.normalize_u8(x_u8[i:i + bs]))
+    model.basis_dropout = drop
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", action="append", required=True,
+                    help="a train.py checkpoint; give two or more")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--bn-images", type=int, default=None,
+                    help="training images for the BatchNorm statistics (default: all)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    if len(args.checkpoint) < 2:
+        ap.error("give at least two --checkpoint")
+    torch.set_num_threads(args.threads)
+    cks = []
+    for p in args.checkpoint:
+        try:
+            cks.append(torch.load(p, map_location="cpu"))
+        except (OSError, RuntimeError, EOFError) as e:
+            raise SystemExit("soup: %s: cannot read checkpoint (%s)" % (p, e))
+    first = cks[0]["args"]
+    for p, ck in zip(args.checkpoint[1:], cks[1:]):
+        for k, default in (("arch", None), ("bases", None), ("spec", "fmnist"), ("width", None)):
+            if ck["args"].get(k, default) != first.get(k, default):
+                raise SystemExit("soup: %s: %s is %r there but %r in %s" % (
+                    p, k, ck["args"].get(k, default), first.get(k, default), args.checkpoint[0]))
+    avg = {}
+    for k, v in cks[0]["model"].items():
+        if v.is_floating_point():
+            avg[k] = sum(ck["model"][k] for ck in cks) / len(cks)
+        else:
+            avg[k] = v.clone()
+    model = tr.build_from_args(first)
+    model.load_state_dict(avg)
+    try:
+        data = tr.load_dataset(args.data)
+    except tr.DatasetError as e:
+        raise SystemExit("soup: dataset error: %s" % e)
+    x = data["train_x"][:args.bn_images] if args.bn_images else data["train_x"]
+    print("soup: averaged %d checkpoints; BatchNorm statistics over %d training images"
+          % (len(cks), len(x)), flush=True)
+    recalibrate_bn(model, x)
+    ev = tr.evaluate(model, data["val_x"], data["val_y"])
+    print("soup: val %.4f%s" % (ev["acc"], " val_light %.4f" % ev["light_acc"]
+                                 if "light_acc" in ev else ""), flush=True)
+    ck = {"args": dict(first), "model": model.state_dict(),
+          "epoch": max(c["epoch"] for c in cks),
+          "steps": max(c["steps"] for c in cks),
+          "command": " ".join(["tools/train/soup.py"] + (argv or sys.argv[1:])),
+          "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+          "madds": cks[0]["madds"], "params": cks[0]["params"], "history": [],
+          "train_seconds": sum(c.get("train_seconds", 0) for c in cks),
+          "init": None,
+          "soup": [tr.parent_record(p, c) for p, c in zip(args.checkpoint, cks)]}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    torch.save(ck, args.out)
+    print("soup: wrote %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
