@@ -12,12 +12,22 @@ def pct(x):
     return "%.2f" % (100 * x)
 
 
+def train_minutes(x):
+    """Training time of a run including the runs it was warm-restarted from."""
+    s, init = x["train_seconds"], x.get("init")
+    while init:
+        s += init["train_seconds"]
+        init = init.get("init")
+    return round(s / 60)
+
+
 def main():
     r = json.load(open(sys.argv[1]))
     print("| model | seed | epochs | train time | params | full-path MAdds | test acc (full) "
           "| light acc | early exit: threshold / acc / exit share / mean MAdds |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = [("BasisNet N=%d (shipped)" % x["bases"], x) for x in r["basisnet"]]
+    rows = [("BasisNet N=%d%s" % (x["bases"], " (warm restart)" if x.get("init") else ""), x)
+            for x in r["basisnet"]]
     for name, runs in r["baselines"].items():
         rows += [(name, x) for x in runs]
     for name, x in rows:
@@ -27,7 +37,7 @@ def main():
             ee = "%.3f / %s / %.1f%% / %s" % (a["threshold"], pct(a["test_early_exit"]),
                                               100 * a["exit_share"], m(a["mean_madds_early_exit"]))
         print("| %s | %d | %.2f | %d min | %s | %s | %s | %s | %s |" % (
-            name, x["seed"], x["epochs"], round(x["train_seconds"] / 60), x.get("params") or "?",
+            name, x["seed"], x["epochs"], train_minutes(x), x.get("params") or "?",
             m(x["madds"]["full"]), pct(a["test_full"]),
             pct(a["test_light"]) if "test_light" in a else "—", ee))
     print()
