@@ -39,8 +39,8 @@ EOF
 then ok "loss falls ($(cat "$TMP/loss.log"))"; else ko "loss falls" "$TMP/loss.log"; fi
 
 # 1b. warm restart (--init): starts from the trained weights, so its first epoch's loss is
-# below the fresh run's last epoch (a fresh start with the same flags is not); the checkpoint records where it started; a checkpoint
-# of another architecture is refused
+# below the fresh run's last epoch (a fresh start with the same flags is not); the
+# checkpoint records where it started; a checkpoint of another architecture is refused
 if timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --epochs 1 --seed 3 --bases 4 \
         --threads 1 --t0 1 --init "$TMP/run/last.pt" --out "$TMP/warm" --log-every 0 --erase 0 \
         >"$TMP/warm.log" 2>&1 \

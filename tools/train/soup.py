@@ -28,6 +28,7 @@ def recalibrate_bn(model, x_u8, bs=500):
     """Cumulative (not running) mean/var of every BatchNorm over x_u8, in training mode
     with basis dropout off: the statistics an averaged network actually sees."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
@@ -37,8 +38,8 @@ def recalibrate_bn(model, x_u8, bs=500):
     for i in range(0, len(x_u8), bs):
         model(bm.normalize_u8(x_u8[i:i + bs]))
     model.basis_dropout = drop
-    for m in bns:
-        m.momentum = 0.1
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
     model.eval()
 
 
@@ -64,10 +65,10 @@ def main(argv=None):
             raise SystemExit("soup: %s: cannot read checkpoint (%s)" % (p, e))
     first = cks[0]["args"]
     for p, ck in zip(args.checkpoint[1:], cks[1:]):
-        for k, default in (("arch", None), ("bases", None), ("spec", "fmnist"), ("width", None)):
-            if ck["args"].get(k, default) != first.get(k, default):
-                raise SystemExit("soup: %s: %s is %r there but %r in %s" % (
-                    p, k, ck["args"].get(k, default), first.get(k, default), args.checkpoint[0]))
+        diff = tr.arch_mismatch(ck["args"], first)
+        if diff:
+            raise SystemExit("soup: %s: %s is %r there but %r in %s"
+                             % ((p,) + diff + (args.checkpoint[0],)))
     avg = {}
     for k, v in cks[0]["model"].items():
         if v.is_floating_point():

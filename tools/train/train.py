@@ -245,6 +245,15 @@ def parent_record(path, ck):
             "init": ck.get("init")}
 
 
+def arch_mismatch(prev, cur):
+    """First architecture argument on which two runs' args differ, as (key, prev, cur), or
+    None: runs that agree on all of them have state dicts of the same shapes."""
+    for k, default in (("arch", None), ("bases", None), ("spec", "fmnist"), ("width", None)):
+        if prev.get(k, default) != cur.get(k, default):
+            return k, prev.get(k, default), cur.get(k, default)
+    return None
+
+
 def init_from(model, a, path):
     """Start from the weights of an earlier run (warm restart: fresh optimizer and LR
     schedule). The earlier run must have the same architecture. Returns the record of
@@ -254,10 +263,9 @@ def init_from(model, a, path):
         prev = ck["args"]
     except (OSError, RuntimeError, KeyError, EOFError) as e:
         raise SystemExit("train: --init %s: not a train.py checkpoint (%s)" % (path, e))
-    for k, default in (("arch", None), ("bases", None), ("spec", "fmnist")):
-        if prev.get(k, default) != a.get(k, default):
-            raise SystemExit("train: --init %s: %s is %r there but %r here"
-                             % (path, k, prev.get(k, default), a.get(k, default)))
+    diff = arch_mismatch(prev, a)
+    if diff:
+        raise SystemExit("train: --init %s: %s is %r there but %r here" % ((path,) + diff))
     model.load_state_dict(ck["model"])
     rec = parent_record(path, ck)
     print("train: initialised from %s (%s epochs of: %s)" % (path, ck["epoch"], ck["command"]),
@@ -311,9 +319,7 @@ def train(args):
     model = build_from_args(a)
     if isinstance(model, bm.StaticNet):
         a["width"] = model.width
-    init = None
-    if args.init:
-        init = init_from(model, a, args.init)
+    init = init_from(model, a, args.init) if args.init else None
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
