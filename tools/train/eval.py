@@ -110,7 +110,7 @@ def _run(path, data):
 def _training(ck):
     r = OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
                     params=ck.get("params"))
-    for k in ("init", "soup"):
+    for k in tr.PARENT_KEYS:
         if ck.get(k):
             r[k] = ck[k]
     return r

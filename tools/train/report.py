@@ -21,13 +21,19 @@ def train_minutes(x):
     return round(s / 60)
 
 
+def how(x):
+    """' (warm restart, distilled)' etc. for runs that came from other runs."""
+    tags = [t for k, t in (("init", "warm restart"), ("soup", "weight average"),
+                           ("teachers", "distilled")) if x.get(k)]
+    return " (%s)" % ", ".join(tags) if tags else ""
+
+
 def main():
     r = json.load(open(sys.argv[1]))
     print("| model | seed | epochs | train time | params | full-path MAdds | test acc (full) "
           "| light acc | early exit: threshold / acc / exit share / mean MAdds |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = [("BasisNet N=%d%s" % (x["bases"], " (warm restart)" if x.get("init") else ""), x)
-            for x in r["basisnet"]]
+    rows = [("BasisNet N=%d%s" % (x["bases"], how(x)), x) for x in r["basisnet"]]
     for name, runs in r["baselines"].items():
         rows += [(name, x) for x in runs]
     for name, x in rows:

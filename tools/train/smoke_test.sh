@@ -80,6 +80,47 @@ EOF
 then ok "soup.py weight average ($(tail -n 1 "$TMP/soup.log"))"
 else ko "soup.py weight average" "$TMP/soup.log"; fi
 
+# 1d. distillation (--teacher): with --teacher-weight 1 both outputs learn only the teacher's
+# soft targets, so a student trained on the same images with every label changed ends with
+# bit-identical weights, while another teacher gives other weights; with weight 0.5 the
+# labels count, so the weights differ (control). The teacher is recorded in the checkpoint.
+"$PY" "$HERE/smoke_data.py" "$TMP/kdA" 300 20 >"$TMP/kd.log" 2>&1
+cp -r "$TMP/kdA" "$TMP/kdB"
+if "$PY" - "$TMP/kdB/train-labels-idx1-ubyte.gz" >>"$TMP/kd.log" 2>&1 <<'EOF'
+import gzip, sys
+b = bytearray(gzip.open(sys.argv[1]).read())
+b[8:] = bytes((v + 1) % 10 for v in b[8:])
+gzip.open(sys.argv[1], "wb").write(bytes(b))
+EOF
+then
+    kd_ok=1
+    for w in 1 0.5; do
+        for d in kdA kdB; do
+            timeout 300 "$PY" "$HERE/train.py" --data "$TMP/$d" --limit 256 --epochs 1 --seed 5 \
+                --bases 4 --threads 1 --teacher "$TMP/run/last.pt" --teacher-weight $w \
+                --out "$TMP/kd-$d-$w" --log-every 0 >>"$TMP/kd.log" 2>&1 || kd_ok=0
+        done
+    done
+    timeout 300 "$PY" "$HERE/train.py" --data "$TMP/kdA" --limit 256 --epochs 1 --seed 5 --bases 4 \
+        --threads 1 --teacher "$TMP/warm/last.pt" --teacher-weight 1 --out "$TMP/kd-kdA-1-warm" \
+        --log-every 0 >>"$TMP/kd.log" 2>&1 || kd_ok=0
+fi
+if [ "${kd_ok:-0}" = 1 ] && "$PY" - "$TMP" >>"$TMP/kd.log" 2>&1 <<'EOF'
+import sys, torch
+ck = {k: torch.load("%s/kd-%s/last.pt" % (sys.argv[1], k))
+      for k in ("kdA-1", "kdB-1", "kdA-0.5", "kdB-0.5", "kdA-1-warm")}
+def diff(a, b):
+    return max(float((ck[a]["model"][k].float() - ck[b]["model"][k].float()).abs().max()) for k in ck[a]["model"])
+d1, d05, dt = diff("kdA-1", "kdB-1"), diff("kdA-0.5", "kdB-0.5"), diff("kdA-1", "kdA-1-warm")
+t = ck["kdA-1"]["teachers"]
+print("weight 1: labels changed %.1e, teacher changed %.1e; weight 0.5: labels changed %.1e; "
+      "teacher %s" % (d1, dt, d05, t[0]["checkpoint"]))
+sys.exit(0 if d1 == 0 and dt > 1e-4 and d05 > 1e-4
+         and t[0]["checkpoint"].endswith("/run/last.pt") else 1)
+EOF
+then ok "train.py --teacher distillation ($(tail -n 1 "$TMP/kd.log"))"
+else ko "train.py --teacher distillation" "$TMP/kd.log"; fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \

@@ -199,9 +199,9 @@ def load_dataset(data, seed=None, need_test=False, limit=None):
 # augmentation (on uint8 batches, then normalized)
 # --------------------------------------------------------------------------------------
 
-def augment(xb, gen, pad=2, erase_p=0.5):
+def augment(xb, gen, pad=2, erase_p=0.5, with_flip=False):
     """xb: uint8 (B,28,28). Random crop with zero padding, horizontal flip, random erasing.
-    Returns normalized float (B,1,28,28)."""
+    Returns normalized float (B,1,28,28), and with with_flip also the (B,) bool flip flags."""
     B, H, W = xb.shape
     xp = F.pad(xb.float(), (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
@@ -225,7 +225,7 @@ def augment(xb, gen, pad=2, erase_p=0.5):
         m &= (torch.rand(B, generator=gen) < erase_p)[:, None, None]
         noise = torch.randn(x.shape, generator=gen)
         x = torch.where(m, noise, x)
-    return x.unsqueeze(1)
+    return (x.unsqueeze(1), flip) if with_flip else x.unsqueeze(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -236,6 +236,11 @@ def build_from_args(a):
     return bm.build_model(a["arch"], bases=a["bases"], width=a.get("width"),
                           spec_cfg=a.get("spec", "fmnist"),
                           basis_dropout=a.get("basis_dropout", 0.0))
+
+
+# checkpoint keys that record the runs a run came from: warm restart (--init), weight
+# average (soup.py), distillation (--teacher); eval.py and export.py copy them
+PARENT_KEYS = ("init", "soup", "teachers")
 
 
 def parent_record(path, ck):
@@ -271,6 +276,42 @@ def init_from(model, a, path):
     print("train: initialised from %s (%s epochs of: %s)" % (path, ck["epoch"], ck["command"]),
           flush=True)
     return rec
+
+
+@torch.no_grad()
+def teacher_targets(paths, x_u8, temp, bs=500):
+    """Soft targets of a teacher (the mean of the softmax(logits / temp) of one or more
+    trained runs, full path) for every training image and its mirror image, computed once
+    on the clean images: (N, 2, classes), index 1 = flipped. The student sees the augmented
+    image (crop, erasing) but learns the teacher's answer for the clean one, as in Noisy
+    Student (Xie et al., 2020), so the targets cost nothing per step. Returns the targets
+    and the records of the teachers."""
+    tgt, recs = None, []
+    for path in paths:
+        try:
+            t, ck = load_checkpoint(path)
+        except (OSError, RuntimeError, KeyError, EOFError) as e:
+            raise SystemExit("train: --teacher %s: not a train.py checkpoint (%s)" % (path, e))
+        t0 = time.time()
+        out = []
+        for flip in (False, True):
+            ps = []
+            for i in range(0, len(x_u8), bs):
+                xb = x_u8[i:i + bs]
+                xb = xb.flip(-1) if flip else xb
+                ps.append(torch.softmax(t(bm.normalize_u8(xb))["logits"] / temp, 1))
+            out.append(torch.cat(ps))
+        p = torch.stack(out, 1)
+        tgt = p if tgt is None else tgt + p
+        recs.append(parent_record(path, ck))
+        print("train: teacher %s (%s epochs, %s): targets for %d images in %.0fs"
+              % (path, ck["epoch"], ck["args"]["arch"], len(x_u8), time.time() - t0), flush=True)
+    return tgt / len(paths), recs
+
+
+def kd_loss(logits, target, temp):
+    """Hinton et al. (2015) distillation term: KL(target || softmax(logits / temp)) * temp^2."""
+    return F.kl_div(F.log_softmax(logits / temp, 1), target, reduction="batchmean") * temp * temp
 
 
 def load_checkpoint(path):
@@ -320,6 +361,12 @@ def train(args):
     if isinstance(model, bm.StaticNet):
         a["width"] = model.width
     init = init_from(model, a, args.init) if args.init else None
+    teachers, soft = None, None
+    if args.teacher:
+        soft, teachers = teacher_targets(args.teacher, data["train_x"], args.teacher_temp)
+        if soft.shape[-1] != len(data["labels"]):
+            raise SystemExit("train: --teacher: the teacher has %d classes, the data %d"
+                             % (soft.shape[-1], len(data["labels"])))
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
@@ -368,7 +415,7 @@ def train(args):
         correct = cnt = 0
         for bi in range(steps_per_epoch):
             idx = perm[bi * args.batch:(bi + 1) * args.batch]
-            x = augment(data["train_x"][idx], gen, erase_p=args.erase)
+            x, flip = augment(data["train_x"][idx], gen, erase_p=args.erase, with_flip=True)
             y = data["train_y"][idx]
             prog = progress(step)
             if prog >= 1.0:
@@ -380,11 +427,20 @@ def train(args):
                 f = min(1.0, prog / args.anneal) if args.anneal > 0 else 1.0
                 model.temperature = args.t0 + (1.0 - args.t0) * f
             o = model(x)
-            ls = F.cross_entropy(o["logits"], y)
+            tw = args.teacher_weight if soft is not None else 0.0
+            if tw > 0:
+                st = soft[idx, flip.long()]
+
+            def objective(logits):
+                ce = F.cross_entropy(logits, y)
+                if tw == 0:
+                    return ce
+                return (1 - tw) * ce + tw * kd_loss(logits, st, args.teacher_temp)
+            ls = objective(o["logits"])
             loss = ls
             ll = torch.zeros(())
             if "light_logits" in o and o["light_logits"] is not o["logits"]:
-                ll = F.cross_entropy(o["light_logits"], y)
+                ll = objective(o["light_logits"])
                 loss = loss + args.light_weight * ll
                 if args.distill > 0:
                     tgt = torch.softmax(o["logits"].detach(), 1)
@@ -428,7 +484,7 @@ def train(args):
               "steps": step, "command": command,
               "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
               "madds": madds, "params": nparam, "history": history,
-              "train_seconds": time.time() - t0, "init": init}
+              "train_seconds": time.time() - t0, "init": init, "teachers": teachers}
         torch.save(ck, os.path.join(args.out, "last.pt.tmp"))
         os.replace(os.path.join(args.out, "last.pt.tmp"), os.path.join(args.out, "last.pt"))
         if ev["acc"] > best:
@@ -469,6 +525,13 @@ def main(argv=None):
     ap.add_argument("--light-weight", type=float, default=1.0)
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of KL(light || specialist) distillation")
+    ap.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
+                    help="distil from this trained run (repeat for an ensemble; the mean of "
+                    "their soft targets): both outputs learn (1-w) CE + w KD")
+    ap.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
+                    help="weight w of the distillation term when --teacher is given (0..1)")
+    ap.add_argument("--teacher-temp", type=float, default=2.0, metavar="T",
+                    help="softmax temperature of teacher and student in the distillation term")
     ap.add_argument("--init", default=None, metavar="CHECKPOINT",
                     help="start from this checkpoint's weights (same --arch/--bases/--spec); "
                          "optimizer and LR schedule start afresh (a warm restart)")
@@ -477,6 +540,8 @@ def main(argv=None):
                     help="minutes; if the wall clock runs out before --epochs, the LR/temperature "
                          "schedule follows elapsed time instead and the run ends on time")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.teacher_weight <= 1.0 or args.teacher_temp <= 0:
+        ap.error("--teacher-weight must be in [0, 1] and --teacher-temp > 0")
     if args.arch == "cascade":
         args.bases = 1
     try:
