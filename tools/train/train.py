@@ -244,7 +244,8 @@ PARENT_KEYS = ("init", "soup", "teachers")
 
 
 def parent_record(path, ck):
-    """What a derived run (warm restart, weight average) keeps about a run it came from."""
+    """What a derived run (warm restart, weight average, distillation) keeps about a run it
+    came from."""
     return {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
             "seed": ck["args"]["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
             "init": ck.get("init")}
