@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import basisnet_model as bm  # noqa: E402
 import train as tr  # noqa: E402
+from report import chain_total  # noqa: E402
 
 MAX_LOSS = 0.003
 SE_MARGIN = 1.0  # standard errors of the validation loss added before comparing to MAX_LOSS
@@ -107,14 +108,6 @@ def _run(path, data):
     return model, ck, madds, ev_v, ev_t, rec
 
 
-def total_epochs(r):
-    """Epochs of a run including the runs it was warm-restarted from (its `init` chain)."""
-    n, init = r["epochs"], r.get("init")
-    while init:
-        n, init = n + init["epochs"], init.get("init")
-    return n
-
-
 def _training(ck):
     r = OrderedDict(command=ck["command"], train_seconds=round(ck.get("train_seconds", 0)),
                     params=ck.get("params"))
@@ -182,7 +175,7 @@ def plot(results, path):
         a = r["accuracy"]
         full = (r["madds"]["full"]) / 1e6
         ax.plot(full, 100 * a["test_full"], "o", color="C0",
-                label="BasisNet N=%d full path (shipped, %.1f ep)" % (r["bases"], total_epochs(r))
+                label="BasisNet N=%d full path (shipped, %.1f ep)" % (r["bases"], chain_total(r, "epochs"))
                 if i == 0 else None)
         ax.plot(a["mean_madds_early_exit"] / 1e6, 100 * a["test_early_exit"], "*", ms=12,
                 color="C0", label="BasisNet early exit, t=%.3f (chosen on val)" % a["threshold"]

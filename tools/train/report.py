@@ -12,13 +12,13 @@ def pct(x):
     return "%.2f" % (100 * x)
 
 
-def train_minutes(x):
-    """Training time of a run including the runs it was warm-restarted from."""
-    s, init = x["train_seconds"], x.get("init")
+def chain_total(x, key):
+    """Sum of x[key] over a run and the runs it was warm-restarted from (its `init` chain):
+    key "epochs" or "train_seconds"."""
+    n, init = x[key], x.get("init")
     while init:
-        s += init["train_seconds"]
-        init = init.get("init")
-    return round(s / 60)
+        n, init = n + init[key], init.get("init")
+    return n
 
 
 def how(x):
@@ -43,7 +43,7 @@ def main():
             ee = "%.3f / %s / %.1f%% / %s" % (a["threshold"], pct(a["test_early_exit"]),
                                               100 * a["exit_share"], m(a["mean_madds_early_exit"]))
         print("| %s | %d | %.2f | %d min | %s | %s | %s | %s | %s |" % (
-            name, x["seed"], x["epochs"], train_minutes(x), x.get("params") or "?",
+            name, x["seed"], x["epochs"], round(chain_total(x, "train_seconds") / 60), x.get("params") or "?",
             m(x["madds"]["full"]), pct(a["test_full"]),
             pct(a["test_light"]) if "test_light" in a else "—", ee))
     print()

@@ -199,9 +199,9 @@ def load_dataset(data, seed=None, need_test=False, limit=None):
 # augmentation (on uint8 batches, then normalized)
 # --------------------------------------------------------------------------------------
 
-def augment(xb, gen, pad=2, erase_p=0.5, with_flip=False):
+def augment(xb, gen, pad=2, erase_p=0.5):
     """xb: uint8 (B,28,28). Random crop with zero padding, horizontal flip, random erasing.
-    Returns normalized float (B,1,28,28), and with with_flip also the (B,) bool flip flags."""
+    Returns normalized float (B,1,28,28) and the (B,) bool flags of the mirrored images."""
     B, H, W = xb.shape
     xp = F.pad(xb.float(), (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
@@ -225,7 +225,7 @@ def augment(xb, gen, pad=2, erase_p=0.5, with_flip=False):
         m &= (torch.rand(B, generator=gen) < erase_p)[:, None, None]
         noise = torch.randn(x.shape, generator=gen)
         x = torch.where(m, noise, x)
-    return (x.unsqueeze(1), flip) if with_flip else x.unsqueeze(1)
+    return x.unsqueeze(1), flip
 
 
 # --------------------------------------------------------------------------------------
@@ -401,6 +401,15 @@ def train(args):
         return args.lr * 0.5 * (1 + math.cos(math.pi * t))
 
     is_bn = isinstance(model, bm.BasisNet)
+    tw = args.teacher_weight if soft is not None else 0.0
+
+    def objective(logits, y, st):
+        """Loss of one output: CE, or (1-w) CE + w KD with teacher targets st."""
+        ce = F.cross_entropy(logits, y)
+        if tw == 0:
+            return ce
+        return (1 - tw) * ce + tw * kd_loss(logits, st, args.teacher_temp)
+
     history = []
     step = 0
     t0 = time.time()
@@ -416,7 +425,7 @@ def train(args):
         correct = cnt = 0
         for bi in range(steps_per_epoch):
             idx = perm[bi * args.batch:(bi + 1) * args.batch]
-            x, flip = augment(data["train_x"][idx], gen, erase_p=args.erase, with_flip=True)
+            x, flip = augment(data["train_x"][idx], gen, erase_p=args.erase)
             y = data["train_y"][idx]
             prog = progress(step)
             if prog >= 1.0:
@@ -428,20 +437,12 @@ def train(args):
                 f = min(1.0, prog / args.anneal) if args.anneal > 0 else 1.0
                 model.temperature = args.t0 + (1.0 - args.t0) * f
             o = model(x)
-            tw = args.teacher_weight if soft is not None else 0.0
-            if tw > 0:
-                st = soft[idx, flip.long()]
-
-            def objective(logits):
-                ce = F.cross_entropy(logits, y)
-                if tw == 0:
-                    return ce
-                return (1 - tw) * ce + tw * kd_loss(logits, st, args.teacher_temp)
-            ls = objective(o["logits"])
+            st = soft[idx, flip.long()] if tw > 0 else None
+            ls = objective(o["logits"], y, st)
             loss = ls
             ll = torch.zeros(())
             if "light_logits" in o and o["light_logits"] is not o["logits"]:
-                ll = objective(o["light_logits"])
+                ll = objective(o["light_logits"], y, st)
                 loss = loss + args.light_weight * ll
                 if args.distill > 0:
                     tgt = torch.softmax(o["logits"].detach(), 1)
