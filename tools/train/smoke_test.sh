@@ -121,6 +121,31 @@ EOF
 then ok "train.py --teacher distillation ($(tail -n 1 "$TMP/kd.log"))"
 else ko "train.py --teacher distillation" "$TMP/kd.log"; fi
 
+# 1e. teacher-target cache (CKPT.targets-T2.pt): in 1d the three runs after the first with
+# the same teacher and images read it; a garbage cache and a touched teacher (new mtime) are
+# recomputed, and the student is bit-identical to kdA-1 every time.
+cache="$TMP/run/last.pt.targets-T2.pt"
+hits=$(grep -c "run/last.pt .*targets for .* from its cache" "$TMP/kd.log")
+kdrun() {
+    timeout 300 "$PY" "$HERE/train.py" --data "$TMP/kdA" --limit 256 --epochs 1 --seed 5 --bases 4 \
+        --threads 1 --teacher "$TMP/run/last.pt" --teacher-weight 1 --out "$TMP/$1" --log-every 0 \
+        >"$TMP/$1.log" 2>&1
+}
+if [ "${kd_ok:-0}" = 1 ] && printf 'not a cache' >"$cache" \
+        && kdrun kd-garbage && grep -q "teacher cache .* unreadable" "$TMP/kd-garbage.log" \
+        && touch "$TMP/run/last.pt" && kdrun kd-touched && ! grep -q "from its cache" "$TMP/kd-touched.log" \
+        && kdrun kd-hit && grep -q "from its cache" "$TMP/kd-hit.log" \
+        && [ "$hits" = 3 ] && "$PY" - "$TMP" >"$TMP/kdc.log" 2>&1 <<'EOF'
+import sys, torch
+ck = {k: torch.load("%s/%s/last.pt" % (sys.argv[1], k))["model"]
+      for k in ("kd-kdA-1", "kd-garbage", "kd-touched", "kd-hit")}
+same = all(torch.equal(ck["kd-kdA-1"][n], ck[k][n]) for k in ck for n in ck[k])
+print("3 cache hits in 1d; garbage and stale caches recomputed; students bit-identical: %s" % same)
+sys.exit(0 if same else 1)
+EOF
+then ok "train.py teacher-target cache ($(tail -n 1 "$TMP/kdc.log"))"
+else ko "train.py teacher-target cache (cache hits in 1d: $hits)" "$TMP/kd-garbage.log"; fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \

@@ -16,6 +16,7 @@ with a fixed split seed; the test set is never used for choices (only eval.py re
 import argparse
 import datetime
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -280,33 +281,64 @@ def init_from(model, a, path):
 
 
 @torch.no_grad()
-def teacher_targets(paths, x_u8, temp, bs=500):
+def teacher_targets(paths, x_u8, temp, classes, bs=500):
     """Soft targets of a teacher (the mean of the softmax(logits / temp) of one or more
     trained runs, full path) for every training image and its mirror image, computed once
     on the clean images: (N, 2, classes), index 1 = flipped. The student sees the augmented
     image (crop, erasing) but learns the teacher's answer for the clean one, as in Noisy
     Student (Xie et al., 2020), so the targets cost nothing per step. Returns the targets
-    and the records of the teachers."""
+    and the records of the teachers.
+
+    Each teacher's targets are cached next to its checkpoint (CKPT.targets-T<temp>.pt), keyed
+    by the checkpoint's size and mtime and a SHA-256 of the images, so runs that share a
+    teacher compute its targets once; a stale or foreign cache is recomputed."""
+    key_x = hashlib.sha256(x_u8.numpy().tobytes()).hexdigest()
     tgt, recs = None, []
     for path in paths:
         try:
             t, ck = load_checkpoint(path)
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise SystemExit("train: --teacher %s: not a train.py checkpoint (%s)" % (path, e))
-        t0 = time.time()
-        out = []
-        for flip in (False, True):
-            ps = []
-            for i in range(0, len(x_u8), bs):
-                xb = x_u8[i:i + bs]
-                xb = xb.flip(-1) if flip else xb
-                ps.append(torch.softmax(t(bm.normalize_u8(xb))["logits"] / temp, 1))
-            out.append(torch.cat(ps))
-        p = torch.stack(out, 1)
+        st = os.stat(path)
+        key = {"images": key_x, "size": st.st_size, "mtime": st.st_mtime_ns, "temp": temp}
+        cache = "%s.targets-T%g.pt" % (path, temp)
+        p = None
+        if os.path.exists(cache):
+            try:
+                c = torch.load(cache, map_location="cpu")
+                if c.get("key") == key:
+                    p = c["p"]
+            except Exception as e:  # noqa: BLE001 - any unreadable cache is recomputed
+                print("train: teacher cache %s unreadable (%s: %s); recomputing"
+                      % (cache, type(e).__name__, e))
+        t0, cached = time.time(), p is not None
+        if p is None:
+            out = []
+            for flip in (False, True):
+                ps = []
+                for i in range(0, len(x_u8), bs):
+                    xb = x_u8[i:i + bs]
+                    xb = xb.flip(-1) if flip else xb
+                    ps.append(torch.softmax(t(bm.normalize_u8(xb))["logits"] / temp, 1))
+                    if ps[0].shape[1] != classes:
+                        raise SystemExit("train: --teacher %s: the teacher has %d classes, "
+                                         "the data %d" % (path, ps[0].shape[1], classes))
+                out.append(torch.cat(ps))
+            p = torch.stack(out, 1)
+            tmp = "%s.tmp%d" % (cache, os.getpid())
+            try:
+                torch.save({"key": key, "p": p}, tmp)
+                os.replace(tmp, cache)
+            except OSError as e:
+                print("train: cannot write teacher cache %s (%s); continuing" % (cache, e))
+        elif p.shape != (len(x_u8), 2, classes):
+            raise SystemExit("train: --teacher %s: cached targets have shape %s, expected %s"
+                             % (path, tuple(p.shape), (len(x_u8), 2, classes)))
         tgt = p if tgt is None else tgt + p
         recs.append(parent_record(path, ck))
-        print("train: teacher %s (%s epochs, %s): targets for %d images in %.0fs"
-              % (path, ck["epoch"], ck["args"]["arch"], len(x_u8), time.time() - t0), flush=True)
+        print("train: teacher %s (%s epochs, %s): targets for %d images %s"
+              % (path, ck["epoch"], ck["args"]["arch"], len(x_u8),
+                 "from its cache" if cached else "in %.0fs" % (time.time() - t0)), flush=True)
     return tgt / len(paths), recs
 
 
@@ -364,10 +396,8 @@ def train(args):
     init = init_from(model, a, args.init) if args.init else None
     teachers, soft = None, None
     if args.teacher:
-        soft, teachers = teacher_targets(args.teacher, data["train_x"], args.teacher_temp)
-        if soft.shape[-1] != len(data["labels"]):
-            raise SystemExit("train: --teacher: the teacher has %d classes, the data %d"
-                             % (soft.shape[-1], len(data["labels"])))
+        soft, teachers = teacher_targets(args.teacher, data["train_x"], args.teacher_temp,
+                                         len(data["labels"]))
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
