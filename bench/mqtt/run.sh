@@ -41,7 +41,7 @@ echo "mqtt bench $(date -u +%FT%TZ), $(nproc) cores, mosquitto $(/usr/sbin/mosqu
 for q in 0 1; do "$bin" throughput "$port" "$q" 50000; done
 for q in 0 1; do
     total=$((INSTANCES * FPS * SECONDS_RUN))
-    mosquitto_sub -p "$port" -t 'bench/+/label' -q "$q" -C "$total" -W $((SECONDS_RUN + 15)) \
+    mosquitto_sub -h 127.0.0.1 -p "$port" -t 'bench/+/label' -q "$q" -C "$total" -W $((SECONDS_RUN + 15)) \
         >"$dir/sub.txt" 2>/dev/null &
     sub=$!
     sleep 0.3

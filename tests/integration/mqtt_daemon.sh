@@ -63,10 +63,17 @@ MQTT_YAML="mqtt:
 # ---- 1. same labels on MQTT as on the socket ------------------------------------------
 start_broker
 # persistent session (-c, fixed id): the broker keeps this subscription across its restart
-stdbuf -oL mosquitto_sub -p "$PORT" -c -i bn-itest-sub -q 1 -v -t 'basisnet/itest/#' \
+stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$PORT" -c -i bn-itest-sub -q 1 -v -t 'basisnet/itest/#' \
     > "$T/mqtt.txt" 2>"$T/sub.err" &
 SUBPID=$!
-sleep 0.3
+# the daemon starts only once the subscription is live: a probe published on the subscribed
+# tree has come back (a fixed sleep lost the first labels on a slow machine)
+for _ in $(seq 50); do
+    mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t basisnet/itest/probe -m probe 2>/dev/null || true
+    grep -q '^basisnet/itest/probe probe$' "$T/mqtt.txt" && break
+    sleep 0.1
+done
+grep -q '^basisnet/itest/probe probe$' "$T/mqtt.txt" || fail "subscriber not subscribed after 5 s: $(cat "$T/sub.err")"
 write_config "$T/d.yaml" "$MQTT_YAML"
 start_daemon "$T/d.yaml"
 labels_from_socket 3 > "$T/socket1.txt"

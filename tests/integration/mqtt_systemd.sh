@@ -66,7 +66,7 @@ grep -q '^PrivateNetwork=no' "$R/etc/systemd/system/basisnetd@.service.d/mqtt.co
 in_ct systemctl daemon-reload
 in_ct systemctl start basisnetd@cam2 || fail "start basisnetd@cam2 with the drop-in"
 wait_mqtt connected True || fail "not connected with the drop-in: $(mqtt_field last_error)"
-timeout 5 mosquitto_sub -p "$PORT" -t 'basisnet/cam2/status' -C 1 > "$W/status.txt" || true
+timeout 5 mosquitto_sub -h 127.0.0.1 -p "$PORT" -t 'basisnet/cam2/status' -C 1 > "$W/status.txt" || true
 [ "$(cat "$W/status.txt")" = online ] || fail "retained status '$(cat "$W/status.txt")'"
 e=$(in_ct systemd-analyze security --no-pager basisnetd@cam2.service 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
 [ -n "$e" ] && awk "BEGIN{exit !($e <= 2.0)}" || fail "exposure with the drop-in '$e'"
