@@ -35,7 +35,9 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 # in_ct COMMAND...: runs COMMAND inside the booted container (needs LEADER, set by nspawn_boot).
-in_ct() { nsenter -t "$LEADER" -a "$@"; }
+# -r -w: the container's root and working directory; entering its mount namespace alone
+# keeps the caller's root when the tests run in a chroot (then systemctl saw no systemd).
+in_ct() { nsenter -t "$LEADER" -a -r -w "$@"; }
 
 # nspawn_prepare_root: an overlay of the host root in $W with the project installed into it
 # as a package would do it. Needs ROOT, BUILD and W; sets R (the container's root) and MODEL
