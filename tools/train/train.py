@@ -299,6 +299,10 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500):
             t, ck = load_checkpoint(path)
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise SystemExit("train: --teacher %s: not a train.py checkpoint (%s)" % (path, e))
+        n_cls = t(bm.normalize_u8(x_u8[:1]))["logits"].shape[1]
+        if n_cls != classes:
+            raise SystemExit("train: --teacher %s: the teacher has %d classes, the data %d"
+                             % (path, n_cls, classes))
         st = os.stat(path)
         key = {"images": key_x, "size": st.st_size, "mtime": st.st_mtime_ns, "temp": temp}
         cache = "%s.targets-T%g.pt" % (path, temp)
@@ -320,9 +324,6 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500):
                     xb = x_u8[i:i + bs]
                     xb = xb.flip(-1) if flip else xb
                     ps.append(torch.softmax(t(bm.normalize_u8(xb))["logits"] / temp, 1))
-                    if ps[0].shape[1] != classes:
-                        raise SystemExit("train: --teacher %s: the teacher has %d classes, "
-                                         "the data %d" % (path, ps[0].shape[1], classes))
                 out.append(torch.cat(ps))
             p = torch.stack(out, 1)
             tmp = "%s.tmp%d" % (cache, os.getpid())
