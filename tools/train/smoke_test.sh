@@ -146,6 +146,49 @@ EOF
 then ok "train.py teacher-target cache ($(tail -n 1 "$TMP/kdc.log"))"
 else ko "train.py teacher-target cache (cache hits in 1d: $hits)" "$TMP/kd-garbage.log"; fi
 
+# 1f. stochastic weight averaging (--swa): from progress P on the LR is constant and each
+# epoch's end weights are averaged; with --swa 0.5 over 2 epochs only the last epoch is in
+# the average, so swa.pt holds last.pt's weights with re-estimated BatchNorm statistics and
+# every logged LR of epoch 2 is the SWA LR; over 3 epochs with --swa 0.3, epochs 2 and 3 are
+# averaged (weights differ from the last); weight_sum/weight_mean give the element-wise mean
+swarun() {
+    timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --seed 3 --bases 4 --threads 1 \
+        --erase 0 --t0 1 --init "$TMP/run/last.pt" --swa-lr 0.0007 --log-every 1 "$@" \
+        >>"$TMP/swa.log" 2>&1
+}
+if swarun --epochs 2 --swa 0.5 --out "$TMP/swa2" && swarun --epochs 3 --swa 0.3 --out "$TMP/swa3" \
+   && "$PY" - "$TMP" "$HERE" >>"$TMP/swa.log" 2>&1 <<'EOF'
+import re, sys, torch
+sys.path.insert(0, sys.argv[2])
+import basisnet_model as bm, train as tr
+t = sys.argv[1]
+log = open(t + "/swa.log").read().split("train: done")[0]
+lrs = [float(v) for v in re.findall(r"ep 2 \d+/\d+ loss \S+ lr (\S+)", log)]
+s2, l2 = torch.load(t + "/swa2/swa.pt"), torch.load(t + "/swa2/last.pt")
+s3, l3 = torch.load(t + "/swa3/swa.pt"), torch.load(t + "/swa3/last.pt")
+w = [k for k in l2["model"] if k.endswith(".bases") or k.endswith(".weight")]
+same2 = all(torch.equal(s2["model"][k], l2["model"][k]) for k in w)
+bn = [k for k in l2["model"] if k.endswith("running_mean")]
+moved = sum(not torch.equal(s2["model"][k], l2["model"][k]) for k in bn)
+d3 = max(float((s3["model"][k] - l3["model"][k]).abs().max()) for k in w)
+m = [bm.build_model("basisnet", spec_cfg="tiny", light_cfg="tiny") for _ in range(3)]
+acc = None
+for x in m:
+    acc = tr.weight_sum(x.state_dict(), acc)
+mean = tr.weight_mean(acc, 3)
+err = max(float((mean[k] - sum(x.state_dict()[k] for x in m) / 3).abs().max())
+          for k in mean if mean[k].is_floating_point())
+print("samples %s and %s; 1 sample = last weights: %s, %d/%d BN means re-estimated; "
+      "2 samples differ from the last by %.1e; epoch-2 LRs %s; mean error %.1e"
+      % (s2["swa"]["at_epochs"], s3["swa"]["at_epochs"], same2, moved, len(bn), d3,
+         sorted(set(lrs)), err))
+sys.exit(0 if s2["swa"]["at_epochs"] == [2.0] and s3["swa"]["at_epochs"] == [2.0, 3.0]
+         and same2 and moved == len(bn) and d3 > 1e-5 and lrs and set(lrs) == {7e-4}
+         and err < 1e-6 else 1)
+EOF
+then ok "train.py --swa weight averaging ($(tail -n 1 "$TMP/swa.log"))"
+else ko "train.py --swa weight averaging" "$TMP/swa.log"; fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \

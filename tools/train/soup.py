@@ -23,26 +23,6 @@ import basisnet_model as bm  # noqa: E402
 import train as tr  # noqa: E402
 
 
-@torch.no_grad()
-def recalibrate_bn(model, x_u8, bs=500):
-    """Cumulative (not running) mean/var of every BatchNorm over x_u8, in training mode
-    with basis dropout off: the statistics an averaged network actually sees."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    drop = getattr(model, "basis_dropout", 0.0)
-    model.basis_dropout = 0.0
-    model.train()
-    for i in range(0, len(x_u8), bs):
-        model(bm.normalize_u8(x_u8[i:i + bs]))
-    model.basis_dropout = drop
-    for m, mom in zip(bns, momenta):
-        m.momentum = mom
-    model.eval()
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,12 +49,10 @@ def main(argv=None):
         if diff:
             raise SystemExit("soup: %s: %s is %r there but %r in %s"
                              % ((p,) + diff + (args.checkpoint[0],)))
-    avg = {}
-    for k, v in cks[0]["model"].items():
-        if v.is_floating_point():
-            avg[k] = sum(ck["model"][k] for ck in cks) / len(cks)
-        else:
-            avg[k] = v.clone()
+    acc = None
+    for ck in cks:
+        acc = tr.weight_sum(ck["model"], acc)
+    avg = tr.weight_mean(acc, len(cks))
     model = tr.build_from_args(first)
     model.load_state_dict(avg)
     try:
@@ -84,7 +62,7 @@ def main(argv=None):
     x = data["train_x"][:args.bn_images] if args.bn_images else data["train_x"]
     print("soup: averaged %d checkpoints; BatchNorm statistics over %d training images"
           % (len(cks), len(x)), flush=True)
-    recalibrate_bn(model, x)
+    tr.recalibrate_bn(model, x)
     ev = tr.evaluate(model, data["val_x"], data["val_y"])
     print("soup: val %.4f%s" % (ev["acc"], " val_light %.4f" % ev["light_acc"]
                                  if "light_acc" in ev else ""), flush=True)

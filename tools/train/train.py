@@ -378,6 +378,43 @@ def evaluate(model, x_u8, y, bs=500):
     return r
 
 
+def weight_sum(sd, acc=None):
+    """Running sum of a state dict's floating-point tensors (SWA, soup.py); integer buffers
+    are kept from the latest one."""
+    if acc is None:
+        return {k: v.detach().clone() for k, v in sd.items()}
+    for k, v in sd.items():
+        if v.is_floating_point():
+            acc[k] += v.detach()
+        else:
+            acc[k] = v.detach().clone()
+    return acc
+
+
+def weight_mean(acc, n):
+    return {k: (v / n if v.is_floating_point() else v) for k, v in acc.items()}
+
+
+@torch.no_grad()
+def recalibrate_bn(model, x_u8, bs=500):
+    """Cumulative (not running) mean/var of every BatchNorm over x_u8, in training mode
+    with basis dropout off: the statistics an averaged network actually sees."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    drop = getattr(model, "basis_dropout", 0.0)
+    model.basis_dropout = 0.0
+    model.train()
+    for i in range(0, len(x_u8), bs):
+        model(bm.normalize_u8(x_u8[i:i + bs]))
+    model.basis_dropout = drop
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.eval()
+
+
 def fmt_t(s):
     s = int(s)
     return "%d:%02d:%02d" % (s // 3600, s % 3600 // 60, s % 60)
@@ -425,11 +462,20 @@ def train(args):
             p = max(p, (time.time() - t0) / budget)
         return min(1.0, p)
 
+    swa = args.swa is not None
+    swa_lr = args.swa_lr if args.swa_lr is not None else args.lr / 3
+    top = swa_lr if swa and args.swa <= warm_frac else args.lr
+
     def lr_at(p):
+        """Linear warm-up, then cosine to 0 at the end; with --swa, cosine to the SWA LR at
+        progress --swa and constant after it."""
         if p < warm_frac:
-            return args.lr * max(p / warm_frac, 0.01)
-        t = (p - warm_frac) / max(1e-9, 1 - warm_frac)
-        return args.lr * 0.5 * (1 + math.cos(math.pi * t))
+            return top * max(p / warm_frac, 0.01)
+        if swa and p >= args.swa:
+            return swa_lr
+        end, floor = (args.swa, swa_lr) if swa else (1.0, 0.0)
+        t = (p - warm_frac) / max(1e-9, end - warm_frac)
+        return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
     is_bn = isinstance(model, bm.BasisNet)
     tw = args.teacher_weight if soft is not None else 0.0
@@ -446,11 +492,13 @@ def train(args):
     t0 = time.time()
     best = -1.0
     stop = False
+    swa_sum, swa_epochs = None, []
     for ep in range(1, args.epochs + 1):
         if stop:
             break
         model.train()
         te = time.time()
+        in_swa = swa and progress(step) >= args.swa
         perm = torch.randperm(n, generator=gen)
         tot_loss = tot_ls = tot_ll = 0.0
         correct = cnt = 0
@@ -496,6 +544,9 @@ def train(args):
                          getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep), prog), flush=True)
         if cnt == 0:
             break
+        if in_swa:  # a whole (or the last, cut) epoch at the SWA LR: one more sample
+            swa_sum = weight_sum(model.state_dict(), swa_sum)
+            swa_epochs.append(round(step / steps_per_epoch, 2))
         ev = evaluate(model, data["val_x"], data["val_y"])
         dt = time.time() - te
         done = time.time() - t0
@@ -523,10 +574,28 @@ def train(args):
         if ev["acc"] > best:
             best = ev["acc"]
             torch.save(ck, os.path.join(args.out, "best.pt"))
+    swa_rec = None
+    if swa_sum is not None:
+        swa_rec = {"start": args.swa, "lr": swa_lr, "samples": len(swa_epochs),
+                   "at_epochs": swa_epochs}
+        model.load_state_dict(weight_mean(swa_sum, len(swa_epochs)))
+        print("train: SWA: mean of %d epoch-end weights; BatchNorm statistics over %d "
+              "training images" % (len(swa_epochs), len(data["train_x"])), flush=True)
+        recalibrate_bn(model, data["train_x"])
+        ev = evaluate(model, data["val_x"], data["val_y"])
+        swa_rec["val_acc"] = ev["acc"]
+        swa_rec["val_light_acc"] = ev.get("light_acc")
+        ck = dict(ck, model=model.state_dict(), swa=swa_rec,
+                  train_seconds=time.time() - t0)
+        torch.save(ck, os.path.join(args.out, "swa.pt"))
+        print("train: SWA val %.4f%s (last epoch %.4f), checkpoint %s"
+              % (ev["acc"], " val_light %.4f" % ev["light_acc"] if "light_acc" in ev else "",
+                 history[-1]["val_acc"], os.path.join(args.out, "swa.pt")), flush=True)
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"args": a, "command": command, "madds": madds, "params": nparam,
                    "steps": step, "epochs_done": step / steps_per_epoch,
-                   "history": history, "train_seconds": time.time() - t0}, f, indent=1)
+                   "history": history, "train_seconds": time.time() - t0, "swa": swa_rec},
+                  f, indent=1)
     print("train: done in %s, final val %.4f (best %.4f), checkpoint %s"
           % (fmt_t(time.time() - t0), history[-1]["val_acc"], best,
              os.path.join(args.out, "last.pt")), flush=True)
@@ -572,7 +641,17 @@ def main(argv=None):
     ap.add_argument("--time-budget", type=float, default=None,
                     help="minutes; if the wall clock runs out before --epochs, the LR/temperature "
                          "schedule follows elapsed time instead and the run ends on time")
+    ap.add_argument("--swa", type=float, default=None, metavar="P",
+                    help="stochastic weight averaging (Izmailov et al., 2018): from training "
+                         "progress P in [0, 1) on, hold the LR at --swa-lr and average the "
+                         "weights at every epoch end; the average, with BatchNorm statistics "
+                         "re-estimated on the training split, is written as OUT/swa.pt "
+                         "(OUT/last.pt stays the last weights)")
+    ap.add_argument("--swa-lr", type=float, default=None, metavar="LR",
+                    help="the constant LR of the SWA phase (default: --lr / 3)")
     args = ap.parse_args(argv)
+    if args.swa is not None and not 0.0 <= args.swa < 1.0:
+        ap.error("--swa must be in [0, 1)")
     if not 0.0 <= args.teacher_weight <= 1.0 or args.teacher_temp <= 0:
         ap.error("--teacher-weight must be in [0, 1] and --teacher-temp > 0")
     if args.arch == "cascade":
