@@ -365,7 +365,7 @@ def main():
         accuracy=acc, calibration=OrderedDict(val_light_confidence=conf),
         train=OrderedDict(command=ck["command"], seed=ck["args"]["seed"], epochs=ck["epoch"],
                           date=ck["date"]))
-    for k in tr.PARENT_KEYS:  # warm restart / weight average / teachers: the runs it came from
+    for k in tr.PARENT_KEYS:  # warm restart / weight average / teachers / SWA: how it was made
         if ck.get(k):
             meta["train"][k] = ck[k]
     src = data["test_x"] if data.get("test_x") is not None else data["val_x"]

@@ -239,9 +239,10 @@ def build_from_args(a):
                           basis_dropout=a.get("basis_dropout", 0.0))
 
 
-# checkpoint keys that record the runs a run came from: warm restart (--init), weight
-# average (soup.py), distillation (--teacher); eval.py and export.py copy them
-PARENT_KEYS = ("init", "soup", "teachers")
+# checkpoint keys that record how a run was made: the runs it came from (warm restart
+# --init, weight average soup.py, distillation --teacher) and its weight averaging (--swa);
+# eval.py and export.py copy them
+PARENT_KEYS = ("init", "soup", "teachers", "swa")
 
 
 def parent_record(path, ck):
