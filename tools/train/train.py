@@ -545,7 +545,7 @@ def train(args):
                          getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep), prog), flush=True)
         if cnt == 0:
             break
-        if in_swa:  # a whole (or the last, cut) epoch at the SWA LR: one more sample
+        if in_swa:  # an epoch that started at or after --swa (or the last, cut one): a sample
             swa_sum = weight_sum(model.state_dict(), swa_sum)
             swa_epochs.append(round(step / steps_per_epoch, 2))
         ev = evaluate(model, data["val_x"], data["val_y"])
