@@ -152,6 +152,27 @@ def eval_static(path, data):
     return r
 
 
+@torch.no_grad()
+def eval_ensemble(paths, data, bs=500):
+    """Accuracy of the mean softmax of several runs' full-path logits: what a distillation
+    teacher (train.py --teacher, repeated) answers, here at temperature 1."""
+    probs, members, madds = {}, [], 0
+    for p in paths:
+        model, ck = tr.load_checkpoint(p)
+        madds += bm.model_madds(model)["full"]
+        for split in ("val", "test"):
+            x = data[split + "_x"]
+            pr = torch.cat([torch.softmax(model(bm.normalize_u8(x[i:i + bs]))["logits"], 1)
+                            for i in range(0, len(x), bs)])
+            probs[split] = pr if split not in probs else probs[split] + pr
+        members.append(OrderedDict(checkpoint=p, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
+                                   epochs=ck["epoch"]))
+    acc = {s: float((probs[s].argmax(1) == data[s + "_y"]).float().mean()) for s in probs}
+    return OrderedDict(members=members, madds=OrderedDict(full=madds),
+                       accuracy=OrderedDict(test_full=acc["test"], val_full=acc["val"],
+                                            test_images=len(data["test_y"])))
+
+
 def summarize(runs):
     accs = [r["accuracy"]["test_full"] for r in runs]
     s = OrderedDict(n=len(accs), mean=float(np.mean(accs)), min=min(accs), max=max(accs))
@@ -212,12 +233,25 @@ def main():
     ap.add_argument("--checkpoint", action="append", required=True,
                     help="BasisNet checkpoint; repeat for more seeds (first = primary)")
     ap.add_argument("--baseline", action="append", default=[], help="NAME=CHECKPOINT")
+    ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=CKPT,CKPT,...",
+                    help="also score the mean softmax of these runs (a --teacher ensemble); "
+                         "written under \"ensembles\", not plotted")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--json", required=True)
     ap.add_argument("--plot")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    ensembles = []
+    for spec in args.ensemble:
+        name, _, ps = spec.partition("=")
+        paths = [p for p in ps.split(",") if p]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if not name or not paths or missing:
+            print("eval: --ensemble %s: want NAME=CKPT,CKPT,...%s" % (
+                spec, "; missing: " + ", ".join(missing) if missing else ""), file=sys.stderr)
+            return 2
+        ensembles.append((name, paths))
     try:
         data = tr.load_dataset(args.data, need_test=True)
     except tr.DatasetError as e:
@@ -228,6 +262,12 @@ def main():
         return 2
     res = OrderedDict(basisnet=[], baselines=OrderedDict())
     for p in args.checkpoint:
+        arch = torch.load(p, map_location="cpu")["args"]["arch"]
+        if arch not in ("cascade", "basisnet"):
+            print("eval: --checkpoint %s: a %s run has no early exit; --checkpoint takes basisnet "
+                  "or cascade runs, pass others with --baseline NAME=CHECKPOINT" % (p, arch),
+                  file=sys.stderr)
+            return 2
         r = eval_two_stage(p, data)
         res["basisnet"].append(r)
         a = r["accuracy"]
@@ -249,6 +289,12 @@ def main():
         print("eval: baseline %s %s: test %.4f MAdds %.2fM" % (name, p, r["accuracy"]["test_full"],
                                                              r["madds"]["full"] / 1e6))
     res["baselines"] = OrderedDict(groups)
+    for name, paths in ensembles:
+        r = eval_ensemble(paths, data)
+        res.setdefault("ensembles", OrderedDict())[name] = r
+        print("eval: ensemble %s (%d runs): test %.4f val %.4f MAdds %.2fM"
+              % (name, len(paths), r["accuracy"]["test_full"], r["accuracy"]["val_full"],
+                 r["madds"]["full"] / 1e6))
     res["accuracy"] = OrderedDict((k, v) for k, v in res["basisnet"][0]["accuracy"].items())
     res["summary"] = OrderedDict(basisnet=summarize(res["basisnet"]))
     for k, v in groups.items():

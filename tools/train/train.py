@@ -430,7 +430,7 @@ def train(args):
     os.makedirs(args.out, exist_ok=True)
     a = vars(args).copy()
     model = build_from_args(a)
-    if isinstance(model, bm.StaticNet):
+    if isinstance(model, (bm.StaticNet, bm.ResNetTeacher)):
         a["width"] = model.width
     init = init_from(model, a, args.init) if args.init else None
     teachers, soft = None, None
@@ -606,7 +606,8 @@ def train(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="basisnet",
-                    choices=["basisnet", "static-wide", "specialist", "light", "cascade"])
+                    choices=["basisnet", "static-wide", "specialist", "light", "cascade", "resnet"],
+                    help="resnet is a distillation teacher only (no export; see training.md)")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
@@ -614,7 +615,8 @@ def main(argv=None):
     ap.add_argument("--spec", default="fmnist", choices=["fmnist", "fmnist14"],
                     help="specialist configuration (basisnet_model.SPEC_CONFIGS)")
     ap.add_argument("--width", type=float, default=None,
-                    help="static-wide width multiplier (default: match BasisNet full-path MAdds)")
+                    help="width multiplier: static-wide (default: match BasisNet full-path "
+                         "MAdds) or resnet (default 1: 32/64/128 channels)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="use only N training images (smoke)")
     ap.add_argument("--out", required=True)
