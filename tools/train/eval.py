@@ -260,9 +260,23 @@ def main():
     if data["test_x"] is None:
         print("eval: %s has no test set" % args.data, file=sys.stderr)
         return 2
+    baselines = []
+    for spec in args.baseline:
+        name, _, p = spec.partition("=")
+        if os.path.exists(p):
+            baselines.append((name, p))
+        else:
+            print("eval: baseline %s: %s missing, skipped" % (name, p))
+    archs = {}
+    for p in args.checkpoint + [p for _, p in baselines] + [p for _, ps in ensembles for p in ps]:
+        try:
+            archs[p] = tr.load_checkpoint(p)[1]["args"]["arch"]
+        except tr.CheckpointError as e:
+            print("eval: %s" % e, file=sys.stderr)
+            return 2
     res = OrderedDict(basisnet=[], baselines=OrderedDict())
     for p in args.checkpoint:
-        arch = torch.load(p, map_location="cpu")["args"]["arch"]
+        arch = archs[p]
         if arch not in ("cascade", "basisnet"):
             print("eval: --checkpoint %s: a %s run has no early exit; --checkpoint takes basisnet "
                   "or cascade runs, pass others with --baseline NAME=CHECKPOINT" % (p, arch),
@@ -277,13 +291,8 @@ def main():
                                                100 * a["exit_share"], a["mean_madds_early_exit"] / 1e6,
                                                r["madds"]["full"] / 1e6))
     groups = defaultdict(list)
-    for spec in args.baseline:
-        name, p = spec.split("=", 1)
-        if not os.path.exists(p):
-            print("eval: baseline %s: %s missing, skipped" % (name, p))
-            continue
-        model_arch = torch.load(p, map_location="cpu")["args"]["arch"]
-        two = model_arch in ("cascade", "basisnet")
+    for name, p in baselines:
+        two = archs[p] in ("cascade", "basisnet")
         r = eval_two_stage(p, data) if two else eval_static(p, data)
         groups[name].append(r)
         print("eval: baseline %s %s: test %.4f MAdds %.2fM" % (name, p, r["accuracy"]["test_full"],

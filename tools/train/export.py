@@ -339,7 +339,10 @@ def main():
     if not args.checkpoint:
         ap.error("--checkpoint or --random required")
     import train as tr  # data loading lives in train.py
-    model, ck = tr.load_checkpoint(args.checkpoint)
+    try:
+        model, ck = tr.load_checkpoint(args.checkpoint)
+    except tr.CheckpointError as e:
+        raise SystemExit("export: %s" % e)
     if not isinstance(model, bm.BasisNet):
         raise SystemExit("export: only basisnet/cascade checkpoints can be exported (got %s)"
                          % ck["args"]["arch"])

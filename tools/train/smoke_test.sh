@@ -265,14 +265,16 @@ else
 fi
 
 # 4. bad datasets are refused, naming the problem
-# refused NAME DATA PATTERN: train.py on DATA must fail and say PATTERN
+# refused NAME DATA PATTERN [ARGS...]: train.py on DATA (with ARGS) must fail and say PATTERN
 refused() {
-    if "$PY" "$HERE/train.py" --data "$2" --epochs 1 --out "$TMP/x" >"$TMP/bad.log" 2>&1; then
-        ko "$1" "$TMP/bad.log"
-    elif grep -q "$3" "$TMP/bad.log"; then
-        ok "$1"
+    name=$1 data=$2 pattern=$3
+    shift 3
+    if "$PY" "$HERE/train.py" --data "$data" --epochs 1 --out "$TMP/x" "$@" >"$TMP/bad.log" 2>&1; then
+        ko "$name" "$TMP/bad.log"
+    elif grep -q "$pattern" "$TMP/bad.log"; then
+        ok "$name"
     else
-        ko "$1" "$TMP/bad.log"
+        ko "$name" "$TMP/bad.log"
     fi
 }
 mkdir -p "$TMP/badmagic"
@@ -288,6 +290,13 @@ import numpy as np, matplotlib; matplotlib.use('Agg'); import matplotlib.image a
 m.imsave('$TMP/folders/dog/b.png', np.zeros((28,28)), cmap='gray')" 2>/dev/null
 refused "unreadable image refused" "$TMP/folders" "cat/a.png: unreadable image"
 refused "missing folder refused" "$TMP/nonexistent" "nonexistent: no such dataset folder"
+# bad teachers: a 10-class teacher for a 2-class folder dataset, a file that is no checkpoint
+rm -f "$TMP/folders/cat/a.png" "$TMP/folders/dog/b.png.txt"
+cp "$TMP/folders/dog/b.png" "$TMP/folders/cat/a.png"
+refused "teacher of another class count refused" "$TMP/folders" \
+    "the teacher has 10 classes, the data 2" --teacher "$TMP/run/last.pt"
+refused "teacher that is no checkpoint refused" "$DATA" \
+    "cat/a.png: not a train.py checkpoint" --limit 64 --teacher "$TMP/folders/cat/a.png"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -40,9 +40,9 @@ def main(argv=None):
     cks = []
     for p in args.checkpoint:
         try:
-            cks.append(torch.load(p, map_location="cpu"))
-        except (OSError, RuntimeError, EOFError) as e:
-            raise SystemExit("soup: %s: cannot read checkpoint (%s)" % (p, e))
+            cks.append(tr.read_checkpoint(p))
+        except tr.CheckpointError as e:
+            raise SystemExit("soup: %s" % e)
     first = cks[0]["args"]
     for p, ck in zip(args.checkpoint[1:], cks[1:]):
         diff = tr.arch_mismatch(ck["args"], first)

@@ -262,15 +262,32 @@ def arch_mismatch(prev, cur):
     return None
 
 
+class CheckpointError(Exception):
+    """A file that is not a usable train.py checkpoint; the message names the file."""
+
+
+def read_checkpoint(path):
+    """The dict a train.py run saved at path (args, model, epoch, command, ...)."""
+    try:
+        ck = torch.load(path, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types on a foreign file
+        raise CheckpointError("%s: not a train.py checkpoint (%s: %s)"
+                              % (path, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+    if not isinstance(ck, dict) or not all(k in ck for k in ("args", "model", "epoch", "command")):
+        raise CheckpointError("%s: not a train.py checkpoint (no args, model, epoch and command)"
+                              % path)
+    return ck
+
+
 def init_from(model, a, path):
     """Start from the weights of an earlier run (warm restart: fresh optimizer and LR
     schedule). The earlier run must have the same architecture. Returns the record of
     where the weights came from, which is kept in the checkpoint and the export."""
     try:
-        ck = torch.load(path, map_location="cpu")
-        prev = ck["args"]
-    except (OSError, RuntimeError, KeyError, EOFError) as e:
-        raise SystemExit("train: --init %s: not a train.py checkpoint (%s)" % (path, e))
+        ck = read_checkpoint(path)
+    except CheckpointError as e:
+        raise SystemExit("train: --init %s" % e)
+    prev = ck["args"]
     diff = arch_mismatch(prev, a)
     if diff:
         raise SystemExit("train: --init %s: %s is %r there but %r here" % ((path,) + diff))
@@ -298,8 +315,8 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500):
     for path in paths:
         try:
             t, ck = load_checkpoint(path)
-        except (OSError, RuntimeError, KeyError, EOFError) as e:
-            raise SystemExit("train: --teacher %s: not a train.py checkpoint (%s)" % (path, e))
+        except CheckpointError as e:
+            raise SystemExit("train: --teacher %s" % e)
         n_cls = t(bm.normalize_u8(x_u8[:1]))["logits"].shape[1]
         if n_cls != classes:
             raise SystemExit("train: --teacher %s: the teacher has %d classes, the data %d"
@@ -350,9 +367,15 @@ def kd_loss(logits, target, temp):
 
 
 def load_checkpoint(path):
-    ck = torch.load(path, map_location="cpu")
-    model = build_from_args(ck["args"])
-    model.load_state_dict(ck["model"])
+    """(model in eval mode, checkpoint dict); CheckpointError naming the file if it is not a
+    train.py checkpoint or its weights do not fit its recorded architecture."""
+    ck = read_checkpoint(path)
+    try:
+        model = build_from_args(ck["args"])
+        model.load_state_dict(ck["model"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError("%s: the weights do not fit the recorded architecture (%s: %s)"
+                              % (path, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
     model.eval()
     return model, ck
 
