@@ -572,7 +572,7 @@ class _ResBlock(nn.Module):
 class ResNetTeacher(nn.Module):
     """A distillation teacher only (train.py --arch resnet): a plain ResNet (He et al.,
     2016) of dense 3x3 convs, three stages of two blocks at 28x28, 14x14 and 7x7 with
-    32, 64, 128 channels times ``width``. It is not bound by the 12M MAdds cap (about 85M
+    32, 64, 128 channels times ``width``. It is not bound by the 12M MAdds cap (80.5M
     at width 1) and has no export: the C engine never runs it. Dense convs train about
     as fast per image on one core as the specialist's depthwise ones do at 7x less MAdds,
     so a teacher that errs differently from the BasisNet chain fits in one session."""
