@@ -563,9 +563,10 @@ def train(args):
             if args.log_every and (bi + 1) % args.log_every == 0:
                 el = time.time() - te
                 eta_ep = el / (bi + 1) * (steps_per_epoch - bi - 1)
-                print("  ep %d %d/%d loss %.4f lr %.2e T %.2f  %.1f img/s  epoch ETA %s  progress %.3f"
-                      % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(prog),
-                         getattr(model, "temperature", 1.0), cnt / el, fmt_t(eta_ep), prog), flush=True)
+                temp = " T %.2f" % model.temperature if is_bn else ""
+                print("  ep %d %d/%d loss %.4f lr %.2e%s  %.1f img/s  epoch ETA %s  progress %.3f"
+                      % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(prog), temp,
+                         cnt / el, fmt_t(eta_ep), prog), flush=True)
         if cnt == 0:
             break
         if in_swa:  # an epoch that started at or after --swa (or the last, cut one): a sample
@@ -580,10 +581,11 @@ def train(args):
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
                "val_light_acc": ev.get("light_acc"), "epoch_s": dt}
         history.append(rec)
-        print("epoch %d/%d loss %.4f (spec %.4f light %.4f) train %.4f val %.4f%s  %.0fs/epoch  "
+        parts = (" (spec %.4f light %.4f)" % (rec["loss_spec"], rec["loss_light"])
+                 if "light_acc" in ev else "")
+        print("epoch %d/%d loss %.4f%s train %.4f val %.4f%s  %.0fs/epoch  "
               "elapsed %s ETA %s (%s UTC)"
-              % (ep, args.epochs, rec["loss"], rec["loss_spec"], rec["loss_light"],
-                 rec["train_acc"], ev["acc"],
+              % (ep, args.epochs, rec["loss"], parts, rec["train_acc"], ev["acc"],
                  " val_light %.4f" % ev["light_acc"] if "light_acc" in ev else "",
                  dt, fmt_t(done), fmt_t(eta),
                  (datetime.datetime.utcnow() + datetime.timedelta(seconds=eta)).strftime("%H:%M")),
