@@ -264,6 +264,53 @@ else
     ko "export --random" "$TMP/random.log"
 fi
 
+# 3b. from_bnm.py turns the export back into a checkpoint: in eval mode it predicts what the
+# trained run predicts (logits within 1e-4), every batch norm has the unit-variance running
+# statistics it was given, a warm restart from it trains and records it; a model of an
+# architecture train.py does not build (the random tiny fixture) and a file that is no model
+# are refused, naming the file
+if timeout 300 "$PY" "$HERE/from_bnm.py" --model "$TMP/smoke.bnm" --data "$DATA" --limit 256 \
+        --check-images 16 --threads 1 --out "$TMP/imp/last.pt" >"$TMP/imp.log" 2>&1 \
+   && timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --epochs 1 --seed 3 \
+        --bases 4 --threads 1 --log-every 0 --erase 0 --init "$TMP/imp/last.pt" \
+        --out "$TMP/impwarm" >>"$TMP/imp.log" 2>&1 \
+   && "$PY" - "$TMP" "$DATA" "$HERE" >>"$TMP/imp.log" 2>&1 <<'EOF'
+import sys, torch
+sys.path.insert(0, sys.argv[3])
+import train as tr, basisnet_model as bm
+t, data = sys.argv[1], sys.argv[2]
+d = tr.load_dataset(data, limit=256)
+a, _ = tr.load_checkpoint(t + "/run/last.pt")
+b, bck = tr.load_checkpoint(t + "/imp/last.pt")
+_, wck = tr.load_checkpoint(t + "/impwarm/last.pt")
+with torch.no_grad():
+    x = bm.normalize_u8(d["val_x"])
+    oa, ob = a(x), b(x)
+err = max(float(((oa[k] - ob[k]).abs() / oa[k].abs().clamp(min=1)).max())
+          for k in ("logits", "light_logits", "alpha"))
+same = bool((oa["logits"].argmax(1) == ob["logits"].argmax(1)).all())
+bns = [m for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+unit = all(bool((m.running_var == 1).all()) for m in bns)
+print("from_bnm: max rel err %.2e over %d val images, same predictions %s, %d batch norms "
+      "unit-variance %s, warm restart init %s" % (err, len(x), same, len(bns), unit,
+                                                  wck["init"]["checkpoint"]))
+sys.exit(0 if err < 1e-4 and same and unit and len(bns) > 20
+         and wck["init"]["checkpoint"] == t + "/imp/last.pt"
+         and bck["init"]["checkpoint"] == t + "/smoke.bnm" else 1)
+EOF
+then ok "from_bnm.py round trip ($(tail -n 1 "$TMP/imp.log" | cut -c11-))"
+else ko "from_bnm.py round trip" "$TMP/imp.log"; fi
+fbnm_refused() {
+    if "$PY" "$HERE/from_bnm.py" --model "$1" --data "$DATA" --limit 64 --out "$TMP/x.pt" \
+            >"$TMP/bad.log" 2>&1; then
+        ko "$3" "$TMP/bad.log"
+    elif grep -q "$2" "$TMP/bad.log"; then ok "$3"; else ko "$3" "$TMP/bad.log"; fi
+}
+fbnm_refused "$TMP/random.bnm" "random.bnm: its layers match no architecture" \
+    "from_bnm.py refuses an architecture train.py does not build"
+fbnm_refused "$TMP/folders" "folders: not a readable model file" \
+    "from_bnm.py refuses a file that is no model"
+
 # 4. bad datasets are refused, naming the problem
 # refused NAME DATA PATTERN [ARGS...]: train.py on DATA (with ARGS) must fail and say PATTERN
 refused() {
