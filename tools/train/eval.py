@@ -233,6 +233,11 @@ def main():
     ap.add_argument("--checkpoint", action="append", required=True,
                     help="BasisNet checkpoint; repeat for more seeds (first = primary)")
     ap.add_argument("--baseline", action="append", default=[], help="NAME=CHECKPOINT")
+    ap.add_argument("--baselines-from", metavar="JSON",
+                    help="take the baseline results recorded in an earlier eval.py JSON (when "
+                         "their checkpoints are not on this machine); --baseline runs evaluated "
+                         "now are added to them. The output records the file under "
+                         "\"baselines_from\"")
     ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=CKPT,CKPT,...",
                     help="also score the mean softmax of these runs (a --teacher ensemble); "
                          "written under \"ensembles\", not plotted")
@@ -260,6 +265,25 @@ def main():
     if data["test_x"] is None:
         print("eval: %s has no test set" % args.data, file=sys.stderr)
         return 2
+    recorded = OrderedDict()
+    if args.baselines_from:
+        try:
+            with open(args.baselines_from) as f:
+                recorded = json.load(f, object_pairs_hook=OrderedDict)
+            if not isinstance(recorded, dict) or "baselines" not in recorded:
+                raise ValueError("no \"baselines\" in it: not an eval.py JSON")
+            recorded = recorded["baselines"]
+            if not isinstance(recorded, dict) or not all(
+                    isinstance(v, list) and all("accuracy" in r and "madds" in r for r in v)
+                    for v in recorded.values()):
+                raise ValueError("\"baselines\" is not a map of NAME to eval.py records")
+        except (OSError, ValueError, KeyError) as e:
+            print("eval: --baselines-from %s: %s" % (args.baselines_from, e), file=sys.stderr)
+            return 2
+        for name, runs in recorded.items():
+            print("eval: baseline %s: %d run(s) as recorded in %s (%s)" % (
+                name, len(runs), args.baselines_from,
+                ", ".join("test %.4f" % r["accuracy"]["test_full"] for r in runs)))
     baselines = []
     for spec in args.baseline:
         name, _, p = spec.partition("=")
@@ -291,6 +315,8 @@ def main():
                                                100 * a["exit_share"], a["mean_madds_early_exit"] / 1e6,
                                                r["madds"]["full"] / 1e6))
     groups = defaultdict(list)
+    for name, runs in recorded.items():
+        groups[name] += runs
     for name, p in baselines:
         two = archs[p] in ("cascade", "basisnet")
         r = eval_two_stage(p, data) if two else eval_static(p, data)
@@ -298,6 +324,8 @@ def main():
         print("eval: baseline %s %s: test %.4f MAdds %.2fM" % (name, p, r["accuracy"]["test_full"],
                                                              r["madds"]["full"] / 1e6))
     res["baselines"] = OrderedDict(groups)
+    if args.baselines_from:
+        res["baselines_from"] = args.baselines_from
     for name, paths in ensembles:
         r = eval_ensemble(paths, data)
         res.setdefault("ensembles", OrderedDict())[name] = r

@@ -235,6 +235,30 @@ EOF
 then ok "train.py --arch resnet teacher ($(tail -n 1 "$TMP/rn.log"))"
 else ko "train.py --arch resnet teacher" "$TMP/rn.log"; fi
 
+# 1h. eval.py --baselines-from: the baselines recorded in 1g's JSON are carried over as they
+# are, a --baseline evaluated now is added beside them (and scores what 1g recorded for the
+# same run), the source is named in the output; a file without baselines is refused by name
+if timeout 300 "$PY" "$HERE/eval.py" --data "$TMP/rnA" --checkpoint "$TMP/kd-rn/last.pt" \
+        --baselines-from "$TMP/rn-eval.json" --baseline now="$TMP/rn/last.pt" \
+        --json "$TMP/rn-eval2.json" >"$TMP/bf.log" 2>&1 \
+   && ! "$PY" "$HERE/eval.py" --data "$TMP/rnA" --checkpoint "$TMP/kd-rn/last.pt" \
+        --baselines-from "$TMP/rn/history.json" --json "$TMP/x.json" >>"$TMP/bf.log" 2>&1 \
+   && grep -q "baselines-from $TMP/rn/history.json: no \"baselines\" in it" "$TMP/bf.log" \
+   && "$PY" - "$TMP" >>"$TMP/bf.log" 2>&1 <<'EOF'
+import json, sys
+t = sys.argv[1]
+a, b = json.load(open(t + "/rn-eval.json")), json.load(open(t + "/rn-eval2.json"))
+print("recorded group kept: %s; evaluated now %.4f vs recorded %.4f; source %s"
+      % (a["baselines"]["rn"] == b["baselines"]["rn"], b["baselines"]["now"][0]["accuracy"]["test_full"],
+         a["baselines"]["rn"][0]["accuracy"]["test_full"], b.get("baselines_from", "")[len(t) + 1:]))
+sys.exit(0 if a["baselines"]["rn"] == b["baselines"]["rn"]
+         and b["baselines"]["now"][0]["accuracy"] == a["baselines"]["rn"][0]["accuracy"]
+         and b["summary"]["rn"] == a["summary"]["rn"]
+         and b["baselines_from"] == t + "/rn-eval.json" else 1)
+EOF
+then ok "eval.py --baselines-from ($(tail -n 1 "$TMP/bf.log"))"
+else ko "eval.py --baselines-from" "$TMP/bf.log"; fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \
