@@ -43,7 +43,7 @@ import train as tr  # noqa: E402
 TOL = 1e-4  # max relative error of the rebuilt network vs the file's reference forward
 
 
-class ImportError_(Exception):
+class ModelFileError(Exception):
     """A model file this tool cannot turn into a checkpoint; the message names the file."""
 
 
@@ -51,13 +51,13 @@ def read_model(path):
     try:
         meta, tensors = ex.read_safetensors(path)
     except (OSError, ValueError, KeyError) as e:
-        raise ImportError_("%s: not a readable model file (%s)" % (path, e))
+        raise ModelFileError("%s: not a readable model file (%s)" % (path, e))
     try:
         arch = json.loads(meta["basisnet"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ImportError_("%s: no basisnet architecture in the metadata (%s)" % (path, e))
+        raise ModelFileError("%s: no basisnet architecture in the metadata (%s)" % (path, e))
     if "light" not in arch or "specialist" not in arch or not arch.get("synth_layers"):
-        raise ImportError_("%s: not a two-stage model (basisnet or cascade); only those can "
+        raise ModelFileError("%s: not a two-stage model (basisnet or cascade); only those can "
                            "be turned back into a checkpoint" % path)
     return arch, {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}
 
@@ -75,7 +75,7 @@ def match_architecture(path, arch):
             mine, _ = model.export()
             if all(mine[k] == arch[k] for k in ("num_bases", "light", "specialist", "synth_layers")):
                 return {"arch": kind, "bases": n, "spec": spec, "width": None}, model
-    raise ImportError_("%s: its layers match no architecture train.py builds (arch basisnet or "
+    raise ModelFileError("%s: its layers match no architecture train.py builds (arch basisnet or "
                        "cascade, --spec %s)" % (path, " or ".join(s for s in sorted(bm.SPEC_CONFIGS)
                                                                  if s != "tiny")))
 
@@ -97,7 +97,7 @@ def load_folded(model, tensors):
         bn.weight.fill_(1.0)
         bn.bias.copy_(tensors[m.name + ".bias"])
         used |= {key, m.name + ".bias"}
-    for name, mod in model.named_modules():
+    for mod in model.modules():
         if isinstance(mod, bm.Linear):
             key = mod.name + (".bases" if mod.synth else ".weight")
             (mod.bases if mod.synth else mod.weight).copy_(tensors[key])
@@ -176,7 +176,7 @@ def main(argv=None):
     try:
         arch, tensors = read_model(args.model)
         a, model = match_architecture(args.model, arch)
-    except ImportError_ as e:
+    except ModelFileError as e:
         print("from_bnm: %s" % e, file=sys.stderr)
         return 2
     used = load_folded(model, tensors)
