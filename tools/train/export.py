@@ -204,6 +204,14 @@ def rel_err(c, t):
     return float(((c - t).abs() / t.abs().clamp(min=1.0)).max())
 
 
+def output_errors(o, light_logits, alpha, specialist_logits):
+    """Max relative errors of a module's outputs o (its forward's dict) against reference
+    light logits, coefficients and specialist logits."""
+    return {"light_logits": rel_err(o["light_logits"], light_logits),
+            "alpha": rel_err(o["alpha"], alpha),
+            "specialist_logits": rel_err(o["logits"], specialist_logits)}
+
+
 # --------------------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------------------
@@ -250,14 +258,11 @@ def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=T
     with torch.no_grad():
         x = bm.normalize_u8(torch.from_numpy(np.array(images_u8)).permute(0, 3, 1, 2)[:, 0])
         o = model(x)
-    errs = {"light_logits": rel_err(o["light_logits"], ll),
-            "alpha": rel_err(o["alpha"], al),
-            "specialist_logits": rel_err(o["logits"], sl)}
+    errs = output_errors(o, ll, al, sl)
     # and the golden file as read back (F32) against the module
     _, g = read_safetensors(gold_path)
-    errs["golden_file"] = max(rel_err(o["light_logits"], g["light_logits"]),
-                              rel_err(o["alpha"], g["alpha"]),
-                              rel_err(o["logits"], g["specialist_logits"]))
+    errs["golden_file"] = max(output_errors(o, g["light_logits"], g["alpha"],
+                                            g["specialist_logits"]).values())
     if verbose:
         print("export: %s (%d bytes), %s (%d bytes)" % (out_path, os.path.getsize(out_path),
               gold_path, os.path.getsize(gold_path)))

@@ -205,8 +205,7 @@ def main(argv=None):
     ll, al, sl = ex.reference_forward(args.model, imgs)
     with torch.no_grad():
         o = model(bm.normalize_u8(data["val_x"][:k]))
-    errs = {"light_logits": ex.rel_err(o["light_logits"], ll), "alpha": ex.rel_err(o["alpha"], al),
-            "logits": ex.rel_err(o["logits"], sl)}
+    errs = ex.output_errors(o, ll, al, sl)
     print("from_bnm: max relative error vs the file's reference forward (%d images): %s"
           % (len(imgs), {n: "%.2e" % v for n, v in errs.items()}), flush=True)
     if not all(v <= TOL for v in errs.values()):
