@@ -335,6 +335,21 @@ fbnm_refused "$TMP/random.bnm" "random.bnm: its layers match no architecture" \
 fbnm_refused "$TMP/folders" "folders: not a readable model file" \
     "from_bnm.py refuses a file that is no model"
 
+# 3c. release.sh: bad usage is refused (exit 2); a checkpoint that eval.py refuses (the
+# resnet teacher of 1g has no early exit) stops the release at its first step with exit 1,
+# and nothing is installed even with --install
+REL=$HERE/release.sh
+sum_models() { cat "$HERE/../../models/"* "$HERE/results/fmnist-eval.json" 2>/dev/null | cksum; }
+before=$(sum_models)
+"$REL" >"$TMP/rel.log" 2>&1; r1=$?
+"$REL" "$TMP/none.pt" >>"$TMP/rel.log" 2>&1; r2=$?
+"$REL" "$TMP/rn/last.pt" --install --no-bench --dir "$TMP/rel" >>"$TMP/rel.log" 2>&1; r3=$?
+if [ $r1 = 2 ] && [ $r2 = 2 ] && grep -q "none.pt: no such file" "$TMP/rel.log" && [ $r3 = 1 ] \
+   && grep -q "release: eval.py failed" "$TMP/rel.log" && ! grep -q "== release: 3" "$TMP/rel.log" \
+   && [ "$(sum_models)" = "$before" ]; then
+    ok "release.sh refuses bad usage and a resnet checkpoint, installs nothing"
+else ko "release.sh refuses bad usage and a resnet checkpoint, installs nothing (exits $r1 $r2 $r3)" "$TMP/rel.log"; fi
+
 # 4. bad datasets are refused, naming the problem
 # refused NAME DATA PATTERN [ARGS...]: train.py on DATA (with ARGS) must fail and say PATTERN
 refused() {

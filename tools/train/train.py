@@ -581,12 +581,14 @@ def train(args):
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
                "val_light_acc": ev.get("light_acc"), "epoch_s": dt}
         history.append(rec)
-        parts = (" (spec %.4f light %.4f)" % (rec["loss_spec"], rec["loss_light"])
-                 if "light_acc" in ev else "")
+        # models without a light stage (static-wide, specialist, resnet) print neither part
+        parts, vlight = "", ""
+        if "light_acc" in ev:
+            parts = " (spec %.4f light %.4f)" % (rec["loss_spec"], rec["loss_light"])
+            vlight = " val_light %.4f" % ev["light_acc"]
         print("epoch %d/%d loss %.4f%s train %.4f val %.4f%s  %.0fs/epoch  "
               "elapsed %s ETA %s (%s UTC)"
-              % (ep, args.epochs, rec["loss"], parts, rec["train_acc"], ev["acc"],
-                 " val_light %.4f" % ev["light_acc"] if "light_acc" in ev else "",
+              % (ep, args.epochs, rec["loss"], parts, rec["train_acc"], ev["acc"], vlight,
                  dt, fmt_t(done), fmt_t(eta),
                  (datetime.datetime.utcnow() + datetime.timedelta(seconds=eta)).strftime("%H:%M")),
               flush=True)
