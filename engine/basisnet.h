@@ -52,6 +52,15 @@ typedef struct {
                        the safe default on a 2-core box) */
 } bn_session_params;
 
+/* Call first thing in main() of a program that runs models. OpenBLAS picks its kernels by
+ * CPU model when it loads and falls back to generic SSE3 ones on a model it does not know
+ * (common on virtual machines), which runs the engine about 2.5x slower (docs/engine.md).
+ * When that happened on a CPU with AVX2 and FMA and OPENBLAS_CORETYPE is not set, this sets
+ * it (SkylakeX with AVX-512, else Haswell) and re-executes the program: same PID, arguments
+ * and open file descriptors, so it is safe before anything else is set up. Returns only when
+ * nothing was re-executed (nothing to fix, the variable set by the user, or exec failed). */
+void bn_blas_reexec_if_generic(char *const argv[]);
+
 bn_status bn_session_new(const bn_model *model, bn_session_params params, bn_session **out,
                          char *err, size_t errlen);
 void bn_session_free(bn_session *session);

@@ -2,11 +2,13 @@
  * outputs share buffers by liveness, both stages share one pool), then runs the light
  * stage, the synthesis and the specialist without allocating. */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bn_log.h"
 #include "engine_internal.h"
@@ -91,23 +93,59 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 
 /* OpenBLAS 0.3.21 picks its kernels by CPU model at load time; on a CPU it does not know
  * (e.g. a virtual "Intel Xeon Processor") it falls back to SSE3 "Prescott" kernels that ran
- * the specialist 2x slower here. Only OPENBLAS_CORETYPE, read before main, can fix it. */
-static void check_blas_core(void)
+ * the whole model 2.5x slower here (docs/engine.md). Only OPENBLAS_CORETYPE, read when the
+ * library loads, can change that: bn_blas_reexec_if_generic sets it and re-executes.
+ * Returns the kernel set that fits this CPU when OpenBLAS runs a generic one, else NULL. */
+static const char *better_blas_core(const char **generic_core)
 {
     static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
                                           "Atom", "Sandybridge", "Unknown"};
     const char *core = openblas_get_corename();
     __builtin_cpu_init();
-    if (!core || !__builtin_cpu_supports("avx2"))
-        return;
+    if (!core || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
     for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
         if (strcasecmp(core, generic[i]) == 0) {
-            BN_LOGW("engine",
-                    "OpenBLAS uses its generic '%s' kernels on this AVX2 CPU (model not recognized): "
-                    "about 2x slower; set OPENBLAS_CORETYPE=%s in the environment",
-                    core, __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
-            return;
+            *generic_core = core;
+            return __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
         }
+    return NULL;
+}
+
+void bn_blas_reexec_if_generic(char *const argv[])
+{
+    const char *core = NULL, *want = better_blas_core(&core);
+    if (!want || getenv("OPENBLAS_CORETYPE")) /* fine as it is, or the user's choice */
+        return;
+    BN_LOGI("engine", "OpenBLAS picked its generic '%s' kernels on this AVX2 CPU; re-executing with "
+            "OPENBLAS_CORETYPE=%s", core, want);
+    /* the file itself, not /proc/self/exe: the process name (ps, pkill, the journal's
+     * _COMM) comes from the path executed */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) {
+        BN_LOGW("engine", "cannot read /proc/self/exe; going on with the generic kernels");
+        return;
+    }
+    self[n] = '\0';
+    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0)
+        return;
+    execv(self, argv);
+    int e = errno;
+    unsetenv("OPENBLAS_CORETYPE");
+    BN_LOGW("engine", "cannot re-execute %s (%s); going on with the generic kernels", self, strerror(e));
+}
+
+/* Sessions of a program that did not call bn_blas_reexec_if_generic (or whose exec failed)
+ * say what it costs, unless OPENBLAS_CORETYPE was set on purpose. */
+static void check_blas_core(void)
+{
+    const char *core = NULL, *want = better_blas_core(&core);
+    if (want && !getenv("OPENBLAS_CORETYPE"))
+        BN_LOGW("engine",
+                "OpenBLAS uses its generic '%s' kernels on this AVX2 CPU (model not recognized): "
+                "about 2.5x slower; set OPENBLAS_CORETYPE=%s in the environment",
+                core, want);
 }
 
 bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session **out, char *err,

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "basisnet.h"
 #include "bn_log.h"
 #include "commands.h"
 
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
 {
     bn_log_set_callback(bn_log_stderr, NULL);
     bn_log_set_level(BN_LOG_WARN);
+    bn_blas_reexec_if_generic(argv); /* before anything is opened: may exec again */
     if (argc < 2) {
         usage(stderr);
         return 2;
