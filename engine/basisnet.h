@@ -54,7 +54,7 @@ typedef struct {
 
 /* Call first thing in main() of a program that runs models. OpenBLAS picks its kernels by
  * CPU model when it loads and falls back to generic SSE3 ones on a model it does not know
- * (common on virtual machines), which runs the engine about 2.5x slower (docs/engine.md).
+ * (common on virtual machines), which runs the engine about 2x slower (docs/engine.md).
  * When that happened on a CPU with AVX2 and FMA and OPENBLAS_CORETYPE is not set, this sets
  * it (SkylakeX with AVX-512, else Haswell) and re-executes the program: same PID, arguments
  * and open file descriptors, so it is safe before anything else is set up. Returns only when

@@ -93,7 +93,7 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 
 /* OpenBLAS 0.3.21 picks its kernels by CPU model at load time; on a CPU it does not know
  * (e.g. a virtual "Intel Xeon Processor") it falls back to SSE3 "Prescott" kernels that ran
- * the whole model 2.5x slower here (docs/engine.md). Only OPENBLAS_CORETYPE, read when the
+ * the whole model 2x slower here (docs/engine.md). Only OPENBLAS_CORETYPE, read when the
  * library loads, can change that: bn_blas_reexec_if_generic sets it and re-executes.
  * Returns the kernel set that fits this CPU when OpenBLAS runs a generic one, else NULL. */
 static const char *better_blas_core(const char **generic_core)
@@ -144,7 +144,7 @@ static void check_blas_core(void)
     if (want && !getenv("OPENBLAS_CORETYPE"))
         BN_LOGW("engine",
                 "OpenBLAS uses its generic '%s' kernels on this AVX2 CPU (model not recognized): "
-                "about 2.5x slower; set OPENBLAS_CORETYPE=%s in the environment",
+                "about 2x slower; set OPENBLAS_CORETYPE=%s in the environment",
                 core, want);
 }
 
