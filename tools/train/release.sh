@@ -82,15 +82,16 @@ step "2. report.py"
 "$PY" tools/train/report.py "$DIR/fmnist-eval.json" | tee "$DIR/report.md" || bad "report.py"
 
 # the numbers the later steps check against: candidate and shipped model
-read -r THR ACC_EE SHARE ACC_FULL VAL NEW_VAL_EE OLD_VAL OLD_TEST < <("$PY" - "$DIR/fmnist-eval.json" "$SHIPPED_JSON" <<'EOF'
+read -r THR ACC_EE SHARE ACC_FULL VAL NEW_VAL_EE OLD_VAL OLD_TEST BETTER < <("$PY" - "$DIR/fmnist-eval.json" "$SHIPPED_JSON" <<'EOF'
 import json, sys
 new = json.load(open(sys.argv[1]))["basisnet"][0]["accuracy"]
 old = json.load(open(sys.argv[2]))["basisnet"][0]["accuracy"]
 print(new["threshold"], new["test_early_exit"], new["exit_share"], new["test_full"],
-      new["val_full"], new["val_early_exit"], old["val_full"], old["test_full"])
+      new["val_full"], new["val_early_exit"], old["val_full"], old["test_full"],
+      int(new["val_full"] > old["val_full"]))  # the selection rule
 EOF
 )
-[ -n "${OLD_TEST:-}" ] || { echo "release: cannot read the accuracy records of $DIR/fmnist-eval.json or $SHIPPED_JSON"; exit 1; }
+[ -n "${BETTER:-}" ] || { echo "release: cannot read the accuracy records of $DIR/fmnist-eval.json or $SHIPPED_JSON"; exit 1; }
 
 step "3. export.py -> $MODEL"
 "$PY" tools/train/export.py --checkpoint "$CKPT" --results "$DIR/fmnist-eval.json" \
@@ -154,7 +155,6 @@ print("test, full path         candidate %.2f%%  shipped %.2f%%  (%+.2f pt; read
 print("early exit (test)       %.2f%% at threshold %.3f, %.1f%% exits (validation %.2f%%)"
       % (100 * ee, thr, 100 * share, 100 * val_ee))
 EOF
-BETTER=$("$PY" -c "import sys; print(int(float(sys.argv[1]) > float(sys.argv[2])))" "$VAL" "$OLD_VAL")
 [ "$failed" = 0 ] && echo "release: all checks passed" || echo "release: some checks FAILED (see above)"
 
 [ "$INSTALL" = 1 ] || exit "$failed"
