@@ -80,6 +80,39 @@ EOF
 then ok "soup.py weight average ($(tail -n 1 "$TMP/soup.log"))"
 else ko "soup.py weight average" "$TMP/soup.log"; fi
 
+# 1c'. paired comparison (paired.py): a checkpoint against itself has no discordant image
+# and no difference; against another, its accuracies are those train.evaluate gives and the
+# discordant counts add up to the difference
+if timeout 300 "$PY" "$HERE/paired.py" --data "$DATA" --limit 500 --checkpoint "$TMP/run/last.pt" \
+        --checkpoint "$TMP/run/last.pt" --checkpoint "$TMP/warm/last.pt" --json "$TMP/paired.json" \
+        >"$TMP/paired.log" 2>&1 \
+   && "$PY" - "$HERE" "$DATA" "$TMP/run/last.pt" "$TMP/warm/last.pt" "$TMP/paired.json" >>"$TMP/paired.log" 2>&1 <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import train as tr
+d = tr.load_dataset(sys.argv[2], limit=500)
+acc = [tr.evaluate(tr.load_checkpoint(p)[0], d["val_x"], d["val_y"])["acc"] for p in sys.argv[3:5]]
+same, other = json.load(open(sys.argv[5]))
+n = len(d["val_y"])
+good = (same["only_candidate"] == same["only_reference"] == 0 and same["diff"] == 0
+        and abs(other["ref_acc"] - acc[0]) < 1e-6 and abs(other["acc"] - acc[1]) < 1e-6
+        and other["only_candidate"] - other["only_reference"] == round((acc[1] - acc[0]) * n)
+        and other["images"] == n)
+import torch
+from paired import paired
+T = lambda v: torch.tensor(v, dtype=torch.bool)
+k1 = paired(T([1, 1, 0, 0, 1]), T([1, 0, 1, 1, 0]))   # 2 and 2 discordant: diff 0, SE sqrt(4)/5
+k2 = paired(T([1, 0, 0, 0]), T([1, 1, 1, 0]))         # 2 and 0: diff 0.5, SE sqrt(2 - 1)/4
+good = good and (k1["only_candidate"], k1["only_reference"], k1["diff"]) == (2, 2, 0) \
+    and abs(k1["se"] - 0.4) < 1e-12 and abs(k2["diff"] - 0.5) < 1e-12 and abs(k2["se"] - 0.25) < 1e-12 \
+    and abs(k2["diff_in_se"] - 2) < 1e-12
+print("self: 0/0 discordant; other: %.4f vs %.4f, %d/%d discordant of %d, SE %.4f" % (
+    other["acc"], other["ref_acc"], other["only_candidate"], other["only_reference"], n, other["se"]))
+sys.exit(0 if good else 1)
+EOF
+then ok "paired.py comparison, SE formula on two known cases ($(tail -n 1 "$TMP/paired.log"))"
+else ko "paired.py comparison" "$TMP/paired.log"; fi
+
 # 1d. distillation (--teacher): with --teacher-weight 1 both outputs learn only the teacher's
 # soft targets, so a student trained on the same images with every label changed ends with
 # bit-identical weights, while another teacher gives other weights; with weight 0.5 the
