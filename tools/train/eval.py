@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import basisnet_model as bm  # noqa: E402
 import train as tr  # noqa: E402
+from paired import paired  # noqa: E402
 from report import chain_total  # noqa: E402
 
 MAX_LOSS = 0.003
@@ -60,13 +61,8 @@ def loss_with_se(ev, y, t):
     that paired difference (images whose correctness changes: b got wrong, c got right)."""
     ex = ev["light_conf"] >= t
     pred = torch.where(ex, ev["light_pred"], ev["pred"])
-    full_ok, ee_ok = ev["pred"] == y, pred == y
-    n = float(len(y))
-    b = float((full_ok & ~ee_ok).sum())
-    c = float((~full_ok & ee_ok).sum())
-    loss = (b - c) / n
-    var = max((b + c) / n - loss * loss, 0.0) / n
-    return loss, var ** 0.5
+    r = paired(ev["pred"] == y, pred == y)
+    return (r["only_reference"] - r["only_candidate"]) / r["images"], r["se"]
 
 
 def choose_threshold(ev_val, y_val):

@@ -17,7 +17,6 @@ session). Choose on validation; read test after the choice.
 
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -28,12 +27,14 @@ import train as tr  # noqa: E402
 
 
 def paired(ref_ok, cand_ok):
-    """ref_ok, cand_ok: bool tensors (image correct). Returns a dict of the comparison."""
+    """ref_ok, cand_ok: bool tensors (image correct). Returns a dict of the comparison.
+    eval.py's early-exit threshold rule uses the same standard error (full path as the
+    reference, early exit as the candidate)."""
     n = len(ref_ok)
     b = int((cand_ok & ~ref_ok).sum())
     c = int((ref_ok & ~cand_ok).sum())
     diff = (b - c) / n
-    se = math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n
+    se = (max((b + c) / n - diff * diff, 0.0) / n) ** 0.5
     return dict(images=n, ref_acc=float(ref_ok.float().mean()), acc=float(cand_ok.float().mean()),
                 diff=diff, only_candidate=b, only_reference=c, se=se,
                 diff_in_se=(diff / se) if se > 0 else 0.0)
