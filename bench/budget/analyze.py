@@ -9,6 +9,9 @@ Reads the label messages basisnetd published on the sample clip (JSON lines from
     budgeted early exit, the peers' method (the full two-stage model on every Nth frame,
     its label repeated in between) at about the same mean compute, the light model alone,
     and the full model on every frame.
+With --stage-times FILE it prints only the median in-daemon stage times of one run (light
+over every frame, synthesis + specialist over the frames the specialist answered), in ms:
+run.sh's budget rule.
 """
 import argparse
 import csv
@@ -135,15 +138,43 @@ def plot_contention(msgs, budget_ms, t_on, t_off, png):
     return t, lat
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return (v[n // 2] + v[(n - 1) // 2]) / 2
+
+
+def stage_times(msgs):
+    """Median light time over every frame and median synthesis + specialist time over the
+    frames the specialist answered (ms), or None when a stage never ran."""
+    light = [m["latency_ms"]["light"] for m in msgs]
+    spec = [m["latency_ms"]["synth"] + m["latency_ms"]["specialist"]
+            for m in msgs if m["stage"] == "specialist"]
+    if not light or not spec:
+        return None
+    return median(light), median(spec)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", required=True)
-    ap.add_argument("--truth", required=True)
-    ap.add_argument("--info", required=True)
-    ap.add_argument("--budget", type=float, required=True)
+    ap.add_argument("--stage-times", metavar="JSONL",
+                    help="print the median in-daemon stage times of one run and exit")
+    ap.add_argument("--dir")
+    ap.add_argument("--truth")
+    ap.add_argument("--info")
+    ap.add_argument("--budget", type=float)
     ap.add_argument("--stress-on", type=float)
     ap.add_argument("--stress-off", type=float)
     a = ap.parse_args()
+    if a.stage_times:
+        st = stage_times(load_messages(a.stage_times))
+        if st is None:
+            sys.exit("analyze: %s: no frame ran both stages" % a.stage_times)
+        print("%.3f %.3f" % st)
+        return
+    for need in ("dir", "truth", "info", "budget"):
+        if getattr(a, need) is None:
+            ap.error("--%s is required" % need)
     d = a.dir
     truth = load_truth(a.truth)
     light_madds, spec_madds = model_madds(a.info)

@@ -6,6 +6,7 @@ set -u
 usage() {
     cat <<'EOF'
 Usage: tools/train/release.sh CHECKPOINT [--install] [--force] [--no-bench] [--dir DIR]
+                              [--reference SHIPPED.pt] [--margin-se K]
 
 Evaluates CHECKPOINT (a train.py or from_bnm.py checkpoint of arch basisnet), exports it,
 and checks the export the way the shipped model is checked:
@@ -13,25 +14,36 @@ and checks the export the way the shipped model is checked:
   1. tools/train/eval.py: test accuracy, early-exit sweep, threshold from validation; the
      baselines are carried over from the shipped results (--baselines-from); plot.
   2. tools/train/report.py: the markdown results table.
-  3. tools/train/export.py: .bnm, golden vectors and labels (self-check within 1e-4).
-  4. build/basisnet eval at the chosen threshold and at 1.01 (full path): the C engine must
+  3. tools/train/paired.py: the candidate against the shipped model, image by image, on
+     validation (the shipped model rebuilt from models/fmnist-basisnet.bnm by from_bnm.py,
+     about 4 minutes, kept in build/release/shipped-SHA/ for the next release; or
+     --reference). The reference must reproduce the shipped validation accuracy.
+  4. tools/train/export.py: .bnm, golden vectors and labels (self-check within 1e-4).
+  5. build/basisnet eval at the chosen threshold and at 1.01 (full path): the C engine must
      reproduce PyTorch's test accuracy within 0.1 point and its exit share within 0.5 point.
-  5. tests/integration/daemon_sample.sh: the daemon on the sample clip, scored against the
+  6. tests/integration/daemon_sample.sh: the daemon on the sample clip, scored against the
      clip's ground truth.
-  6. bench/budget/run.sh: the budget controller under CPU contention (about 5 minutes;
+  7. bench/budget/run.sh: the budget controller under CPU contention (about 5 minutes;
      skipped with --no-bench). Needs the machine otherwise idle.
 
-The candidate is compared with the shipped model on validation accuracy of the full path,
-the rule every shipped model was chosen by; the test accuracy is printed but not used.
+The selection rule: the candidate must get more validation images right than the shipped
+model (full path; a net margin of at least one image), and that margin must be at least K
+standard errors of the paired difference (--margin-se, default 0). The test accuracy is
+printed but not used.
 
 Options:
-  --install   when every check passed and the candidate beats the shipped model on
-              validation, copy the model, golden file and labels to models/, the eval JSON
+  --install   when every check passed and the candidate passes the selection rule, copy
+              the model, golden file and labels to models/, the eval JSON
               to tools/train/results/fmnist-eval.json, the plot to docs/results-training.png
               and the budget results to bench/budget/results/ (as fmnist-TAG.txt and
               contention-fmnist-TAG.png, TAG: the checkpoint's directory name)
-  --force     install even when the candidate does not beat the shipped model on validation
-  --no-bench  skip step 6
+  --force     install even when the candidate does not pass the selection rule
+  --no-bench  skip step 7
+  --reference SHIPPED.pt
+              a checkpoint of the shipped model (train.py or from_bnm.py) for step 3,
+              instead of rebuilding it
+  --margin-se K
+              the margin of the selection rule in paired standard errors (default 0)
   --dir DIR   work directory (default build/release/TAG)
 
 Environment: PYTHON (default /usr/bin/python3), FMNIST_DIR (default
@@ -41,7 +53,7 @@ candidate was not installed, 2 bad usage.
 EOF
 }
 
-CKPT= INSTALL=0 FORCE=0 BENCH=1 DIR=
+CKPT= INSTALL=0 FORCE=0 BENCH=1 DIR= REF= MARGIN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -49,6 +61,12 @@ while [ $# -gt 0 ]; do
         --force) FORCE=1 ;;
         --no-bench) BENCH=0 ;;
         --dir) [ $# -ge 2 ] || { echo "release: --dir needs a value" >&2; exit 2; }; DIR=$2; shift ;;
+        --reference) [ $# -ge 2 ] || { echo "release: --reference needs a value" >&2; exit 2; }
+           REF=$2; shift ;;
+        --margin-se) [ $# -ge 2 ] || { echo "release: --margin-se needs a value" >&2; exit 2; }
+           MARGIN=$2; shift
+           [[ "$MARGIN" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+               || { echo "release: --margin-se $MARGIN: not a number >= 0" >&2; exit 2; } ;;
         -*) echo "release: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) [ -z "$CKPT" ] || { echo "release: one checkpoint only (got $CKPT and $1)" >&2; exit 2; }
            CKPT=$1 ;;
@@ -57,6 +75,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$CKPT" ] || { usage >&2; exit 2; }
 [ -f "$CKPT" ] || { echo "release: $CKPT: no such file" >&2; exit 2; }
+[ -z "$REF" ] || [ -f "$REF" ] || { echo "release: --reference $REF: no such file" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -82,25 +101,53 @@ step "2. report.py"
 "$PY" tools/train/report.py "$DIR/fmnist-eval.json" | tee "$DIR/report.md" || bad "report.py"
 
 # the numbers the later steps check against: candidate and shipped model
-read -r THR ACC_EE SHARE ACC_FULL VAL NEW_VAL_EE OLD_VAL OLD_TEST BETTER < <("$PY" - "$DIR/fmnist-eval.json" "$SHIPPED_JSON" <<'EOF'
+read -r THR ACC_EE SHARE ACC_FULL VAL NEW_VAL_EE OLD_VAL OLD_TEST < <("$PY" - "$DIR/fmnist-eval.json" "$SHIPPED_JSON" <<'EOF'
 import json, sys
 new = json.load(open(sys.argv[1]))["basisnet"][0]["accuracy"]
 old = json.load(open(sys.argv[2]))["basisnet"][0]["accuracy"]
 print(new["threshold"], new["test_early_exit"], new["exit_share"], new["test_full"],
-      new["val_full"], new["val_early_exit"], old["val_full"], old["test_full"],
-      int(new["val_full"] > old["val_full"]))  # the selection rule
+      new["val_full"], new["val_early_exit"], old["val_full"], old["test_full"])
 EOF
 )
-[ -n "${BETTER:-}" ] || { echo "release: cannot read the accuracy records of $DIR/fmnist-eval.json or $SHIPPED_JSON"; exit 1; }
+[ -n "${OLD_TEST:-}" ] || { echo "release: cannot read the accuracy records of $DIR/fmnist-eval.json or $SHIPPED_JSON"; exit 1; }
 
-step "3. export.py -> $MODEL"
+step "3. paired.py: the candidate against the shipped model on validation"
+if [ -z "$REF" ]; then
+    SHA=$(sha256sum models/fmnist-basisnet.bnm | cut -c1-12)
+    REF=build/release/shipped-$SHA/last.pt
+    if [ -f "$REF" ]; then
+        echo "release: the shipped model's checkpoint, rebuilt before: $REF"
+    else
+        "$PY" tools/train/from_bnm.py --model models/fmnist-basisnet.bnm --out "$REF" \
+            --data "$DATA" --threads "$THREADS" || { echo "release: from_bnm.py failed"; exit 1; }
+    fi
+fi
+"$PY" tools/train/paired.py --checkpoint "$REF" --checkpoint "$CKPT" --split val --data "$DATA" \
+    --threads "$THREADS" --json "$DIR/paired-val.json" || { echo "release: paired.py failed"; exit 1; }
+# the selection rule, from the paired counts; the reference must be the shipped model
+read -r NET IN_SE BETTER < <("$PY" - "$DIR/paired-val.json" "$OLD_VAL" "$VAL" "$MARGIN" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+old_val, val, margin = map(float, sys.argv[2:5])
+half = 0.5 / r["images"]
+if abs(r["ref_acc"] - old_val) > half or abs(r["acc"] - val) > half:
+    sys.exit("release: paired.py's accuracies (reference %.4f, candidate %.4f) are not the "
+             "recorded ones (shipped %.4f, candidate %.4f): is the reference the shipped model?"
+             % (r["ref_acc"], r["acc"], old_val, val))
+net = r["only_candidate"] - r["only_reference"]
+print(net, "%.2f" % r["diff_in_se"], int(net >= 1 and r["diff_in_se"] >= margin))
+EOF
+)
+[ -n "${BETTER:-}" ] || { echo "release: cannot apply the selection rule (above)"; exit 1; }
+
+step "4. export.py -> $MODEL"
 "$PY" tools/train/export.py --checkpoint "$CKPT" --results "$DIR/fmnist-eval.json" \
     --name fmnist-basisnet-n4 --out "$MODEL" --data "$DATA" > "$DIR/export.log" 2>&1
 rc=$?
 cat "$DIR/export.log"
 [ $rc = 0 ] || { echo "release: export.py failed"; exit 1; }
 
-step "4. C engine vs PyTorch on the 10,000 test images"
+step "5. C engine vs PyTorch on the 10,000 test images"
 make -s all >/dev/null || { echo "release: make all failed"; exit 1; }
 IMG=$DATA/t10k-images-idx3-ubyte.gz LAB=$DATA/t10k-labels-idx1-ubyte.gz
 build/basisnet eval "$MODEL" --images "$IMG" --labels "$LAB" --threshold "$THR" > "$DIR/c-eval.txt" \
@@ -129,13 +176,13 @@ sys.exit(1 if bad else 0)
 EOF
 [ "${PIPESTATUS[0]}" = 0 ] || bad "C engine parity"
 
-step "5. daemon on the sample clip"
+step "6. daemon on the sample clip"
 SAMPLE_MODEL="$MODEL" bash tests/integration/daemon_sample.sh 2>&1 | tee "$DIR/sample.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || bad "daemon_sample.sh"
 ! grep -q "^SKIP" "$DIR/sample.txt" || bad "daemon_sample.sh skipped the check"
 
 if [ "$BENCH" = 1 ]; then
-    step "6. budget controller benchmark"
+    step "7. budget controller benchmark"
     MODEL="$MODEL" bash bench/budget/run.sh 2>&1 | tee "$DIR/budget.txt"
     if [ "${PIPESTATUS[0]}" = 0 ]; then
         cp build/bench/budget/results.txt "$DIR/budget-results.txt"
@@ -146,11 +193,14 @@ if [ "$BENCH" = 1 ]; then
 fi
 
 step "summary ($DIR)"
-"$PY" - "$VAL" "$OLD_VAL" "$ACC_FULL" "$OLD_TEST" "$THR" "$ACC_EE" "$SHARE" "$NEW_VAL_EE" <<'EOF'
+"$PY" - "$VAL" "$OLD_VAL" "$ACC_FULL" "$OLD_TEST" "$THR" "$ACC_EE" "$SHARE" "$NEW_VAL_EE" \
+    "$NET" "$IN_SE" "$MARGIN" "$BETTER" <<'EOF'
 import sys
-val, old_val, test, old_test, thr, ee, share, val_ee = map(float, sys.argv[1:])
-print("validation, full path   candidate %.2f%%  shipped %.2f%%  (%+.2f pt; the selection rule)"
-      % (100 * val, 100 * old_val, 100 * (val - old_val)))
+val, old_val, test, old_test, thr, ee, share, val_ee, net, in_se, margin, better = map(float, sys.argv[1:])
+print("validation, full path   candidate %.2f%%  shipped %.2f%%  (%+.2f pt, %+d images net, %+.2f paired SE)"
+      % (100 * val, 100 * old_val, 100 * (val - old_val), net, in_se))
+print("selection rule          net >= 1 image and >= %g paired SE: %s"
+      % (margin, "passed" if better else "NOT passed"))
 print("test, full path         candidate %.2f%%  shipped %.2f%%  (%+.2f pt; read after the choice)"
       % (100 * test, 100 * old_test, 100 * (test - old_test)))
 print("early exit (test)       %.2f%% at threshold %.3f, %.1f%% exits (validation %.2f%%)"
@@ -163,7 +213,7 @@ if [ "$failed" != 0 ]; then
     echo "release: not installed: a check failed"; exit 1
 fi
 if [ "$BETTER" != 1 ] && [ "$FORCE" != 1 ]; then
-    echo "release: not installed: the candidate does not beat the shipped model on validation (--force overrides)"
+    echo "release: not installed: the candidate does not pass the selection rule on validation (--force overrides)"
     exit 1
 fi
 step "install"

@@ -377,11 +377,15 @@ before=$(sum_models)
 "$REL" >"$TMP/rel.log" 2>&1; r1=$?
 "$REL" "$TMP/none.pt" >>"$TMP/rel.log" 2>&1; r2=$?
 "$REL" "$TMP/rn/last.pt" --install --no-bench --dir "$TMP/rel" >>"$TMP/rel.log" 2>&1; r3=$?
+"$REL" "$TMP/rn/last.pt" --margin-se -1 >>"$TMP/rel.log" 2>&1; r4=$?
+"$REL" "$TMP/rn/last.pt" --reference "$TMP/none.pt" >>"$TMP/rel.log" 2>&1; r5=$?
 if [ $r1 = 2 ] && [ $r2 = 2 ] && grep -q "none.pt: no such file" "$TMP/rel.log" && [ $r3 = 1 ] \
    && grep -q "release: eval.py failed" "$TMP/rel.log" && ! grep -q "== release: 3" "$TMP/rel.log" \
+   && [ $r4 = 2 ] && grep -q "margin-se -1: not a number >= 0" "$TMP/rel.log" \
+   && [ $r5 = 2 ] && grep -q "reference .*none.pt: no such file" "$TMP/rel.log" \
    && [ "$(sum_models)" = "$before" ]; then
     ok "release.sh refuses bad usage and a resnet checkpoint, installs nothing"
-else ko "release.sh refuses bad usage and a resnet checkpoint, installs nothing (exits $r1 $r2 $r3)" "$TMP/rel.log"; fi
+else ko "release.sh refuses bad usage and a resnet checkpoint, installs nothing (exits $r1 $r2 $r3 $r4 $r5)" "$TMP/rel.log"; fi
 
 # 4. bad datasets are refused, naming the problem
 # refused NAME DATA PATTERN [ARGS...]: train.py on DATA (with ARGS) must fail and say PATTERN
