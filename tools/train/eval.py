@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import basisnet_model as bm  # noqa: E402
 import train as tr  # noqa: E402
 from paired import paired  # noqa: E402
-from report import chain_total  # noqa: E402
+from report import lineage_total  # noqa: E402
 
 MAX_LOSS = 0.003
 SE_MARGIN = 1.0  # standard errors of the validation loss added before comparing to MAX_LOSS
@@ -192,7 +192,7 @@ def plot(results, path):
         a = r["accuracy"]
         full = (r["madds"]["full"]) / 1e6
         ax.plot(full, 100 * a["test_full"], "o", color="C0",
-                label="BasisNet N=%d full path (shipped, %.1f ep)" % (r["bases"], chain_total(r, "epochs"))
+                label="BasisNet N=%d full path (shipped, %.1f ep)" % (r["bases"], lineage_total(r, "epochs"))
                 if i == 0 else None)
         ax.plot(a["mean_madds_early_exit"] / 1e6, 100 * a["test_early_exit"], "*", ms=12,
                 color="C0", label="BasisNet early exit, t=%.3f (chosen on val)" % a["threshold"]

@@ -372,7 +372,7 @@ def main():
     meta = OrderedDict(
         accuracy=acc, calibration=OrderedDict(val_light_confidence=conf),
         train=OrderedDict(command=ck["command"], seed=ck["args"]["seed"], epochs=ck["epoch"],
-                          date=ck["date"]))
+                          train_seconds=round(ck.get("train_seconds", 0)), date=ck["date"]))
     for k in tr.PARENT_KEYS:  # warm restart / weight average / teachers / SWA: how it was made
         if ck.get(k):
             meta["train"][k] = ck[k]

@@ -231,7 +231,8 @@ def main(argv=None):
           "madds": bm.model_madds(model), "params": sum(p.numel() for p in model.parameters()),
           "history": [], "train_seconds": 0,
           "init": {"checkpoint": args.model, "command": t.get("command"), "epochs": t.get("epochs"),
-                   "seed": t.get("seed"), "train_seconds": 0, "init": t.get("init")},
+                   "seed": t.get("seed"), "train_seconds": t.get("train_seconds", 0),
+                   "init": t.get("init")},
           "teachers": t.get("teachers")}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(ck, args.out + ".tmp")

@@ -12,13 +12,25 @@ def pct(x):
     return "%.2f" % (100 * x)
 
 
-def chain_total(x, key):
-    """Sum of x[key] over a run and the runs it was warm-restarted from (its `init` chain):
-    key "epochs" or "train_seconds"."""
-    n, init = x[key], x.get("init")
-    while init:
-        n, init = n + init[key], init.get("init")
-    return n
+def lineage_total(x, key):
+    """Sum of key ("epochs" or "train_seconds") over every run a model came from: its own
+    run, its warm-restart chain and, for a weight average, each member's chain, with a run
+    that several members share (their common start) counted once. A weight average has no
+    training of its own (soup.py records the sum of its members' runs): only its members
+    count. Distillation teachers are not counted."""
+    seen, total, todo = set(), 0, [x]
+    while todo:
+        r = todo.pop()
+        if r.get("soup"):
+            todo += r["soup"]
+        else:
+            ident = (r.get("command"), r.get("seed"), r.get("epochs"), r.get("train_seconds"))
+            if ident not in seen:
+                seen.add(ident)
+                total += r.get(key) or 0
+        if r.get("init"):
+            todo.append(r["init"])
+    return total
 
 
 def how(x):
@@ -42,8 +54,11 @@ def main():
         if "test_early_exit" in a:
             ee = "%.3f / %s / %.1f%% / %s" % (a["threshold"], pct(a["test_early_exit"]),
                                               100 * a["exit_share"], m(a["mean_madds_early_exit"]))
-        print("| %s | %d | %.2f | %d min | %s | %s | %s | %s | %s |" % (
-            name, x["seed"], x["epochs"], round(chain_total(x, "train_seconds") / 60), x.get("params") or "?",
+        soup = x.get("soup")
+        seed = "+".join(str(s["seed"]) for s in soup) if soup else str(x["seed"])
+        epochs = "—" if soup else "%.2f" % x["epochs"]   # a weight average trains no epochs
+        print("| %s | %s | %s | %d min | %s | %s | %s | %s | %s |" % (
+            name, seed, epochs, round(lineage_total(x, "train_seconds") / 60), x.get("params") or "?",
             m(x["madds"]["full"]), pct(a["test_full"]),
             pct(a["test_light"]) if "test_light" in a else "—", ee))
     print()

@@ -64,18 +64,24 @@ else
 fi
 
 # 1c. weight average (soup.py): float weights are the mean of the two runs', BatchNorm
-# statistics are re-estimated, the parents are recorded
+# statistics are re-estimated, the parents are recorded, and report.py's lineage total
+# counts the run both members came from once (the warm run started from the other member)
 if timeout 300 "$PY" "$HERE/soup.py" --data "$DATA" --bn-images 256 --checkpoint "$TMP/run/last.pt" \
         --checkpoint "$TMP/warm/last.pt" --out "$TMP/soup/last.pt" >"$TMP/soup.log" 2>&1 \
-   && "$PY" - "$TMP/run/last.pt" "$TMP/warm/last.pt" "$TMP/soup/last.pt" >>"$TMP/soup.log" 2>&1 <<'EOF'
-import sys, torch
+   && HERE=$HERE "$PY" - "$TMP/run/last.pt" "$TMP/warm/last.pt" "$TMP/soup/last.pt" >>"$TMP/soup.log" 2>&1 <<'EOF'
+import os, sys, torch
+sys.path.insert(0, os.environ["HERE"])
+from report import lineage_total
 a, b, s = (torch.load(p) for p in sys.argv[1:4])
+lin = lineage_total(s, "epochs")
 w = [k for k in s["model"] if k.endswith(".bases") or k.endswith(".weight")]
 err = max(float((s["model"][k] - (a["model"][k] + b["model"][k]) / 2).abs().max()) for k in w)
 bn = [k for k in s["model"] if k.endswith("running_mean")]
 moved = sum(not torch.equal(s["model"][k], a["model"][k]) for k in bn)
-print("%d weight tensors, max error vs mean %.1e; %d/%d BN means re-estimated" % (len(w), err, moved, len(bn)))
-sys.exit(0 if err < 1e-6 and moved == len(bn) and len(s["soup"]) == 2 else 1)
+print("%d weight tensors, max error vs mean %.1e; %d/%d BN means re-estimated; lineage %g epochs"
+      % (len(w), err, moved, len(bn), lin))
+sys.exit(0 if err < 1e-6 and moved == len(bn) and len(s["soup"]) == 2
+         and lin == a["epoch"] + b["epoch"] else 1)
 EOF
 then ok "soup.py weight average ($(tail -n 1 "$TMP/soup.log"))"
 else ko "soup.py weight average" "$TMP/soup.log"; fi
