@@ -248,9 +248,12 @@ PARENT_KEYS = ("init", "soup", "teachers", "swa")
 def parent_record(path, ck):
     """What a derived run (warm restart, weight average, distillation) keeps about a run it
     came from."""
-    return {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
-            "seed": ck["args"]["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
-            "init": ck.get("init")}
+    rec = {"checkpoint": path, "command": ck["command"], "epochs": ck["epoch"],
+           "seed": ck["args"]["seed"], "train_seconds": round(ck.get("train_seconds", 0)),
+           "init": ck.get("init")}
+    if ck.get("soup"):  # a weight average: its members, so that lineage totals reach them
+        rec["soup"] = ck["soup"]
+    return rec
 
 
 def arch_mismatch(prev, cur):
