@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import json
 import re
+import statistics
 import sys
 
 FPS = 30
@@ -138,12 +139,6 @@ def plot_contention(msgs, budget_ms, t_on, t_off, png):
     return t, lat
 
 
-def median(v):
-    v = sorted(v)
-    n = len(v)
-    return (v[n // 2] + v[(n - 1) // 2]) / 2
-
-
 def stage_times(msgs):
     """Median light time over every frame and median synthesis + specialist time over the
     frames the specialist answered (ms), or None when a stage never ran."""
@@ -152,7 +147,7 @@ def stage_times(msgs):
             for m in msgs if m["stage"] == "specialist"]
     if not light or not spec:
         return None
-    return median(light), median(spec)
+    return statistics.median(light), statistics.median(spec)
 
 
 def main():
