@@ -253,14 +253,6 @@ def main():
                 spec, "; missing: " + ", ".join(missing) if missing else ""), file=sys.stderr)
             return 2
         ensembles.append((name, paths))
-    try:
-        data = tr.load_dataset(args.data, need_test=True)
-    except tr.DatasetError as e:
-        print("eval: dataset error: %s" % e, file=sys.stderr)
-        return 2
-    if data["test_x"] is None:
-        print("eval: %s has no test set" % args.data, file=sys.stderr)
-        return 2
     recorded = OrderedDict()
     if args.baselines_from:
         try:
@@ -287,13 +279,25 @@ def main():
             baselines.append((name, p))
         else:
             print("eval: baseline %s: %s missing, skipped" % (name, p))
-    archs = {}
+    archs, run_args = {}, []
     for p in args.checkpoint + [p for _, p in baselines] + [p for _, ps in ensembles for p in ps]:
         try:
-            archs[p] = tr.load_checkpoint(p)[1]["args"]["arch"]
+            a = tr.load_checkpoint(p)[1]["args"]
         except tr.CheckpointError as e:
             print("eval: %s" % e, file=sys.stderr)
             return 2
+        archs[p] = a["arch"]
+        run_args.append((p, a))
+    # thresholds and validation numbers need one validation split for every run
+    split_seed = tr.common_split_seed(run_args, "eval")
+    try:
+        data = tr.load_dataset(args.data, need_test=True, split_seed=split_seed)
+    except tr.DatasetError as e:
+        print("eval: dataset error: %s" % e, file=sys.stderr)
+        return 2
+    if data["test_x"] is None:
+        print("eval: %s has no test set" % args.data, file=sys.stderr)
+        return 2
     res = OrderedDict(basisnet=[], baselines=OrderedDict())
     for p in args.checkpoint:
         arch = archs[p]

@@ -351,7 +351,8 @@ def main():
     if not isinstance(model, bm.BasisNet):
         raise SystemExit("export: only basisnet/cascade checkpoints can be exported (got %s)"
                          % ck["args"]["arch"])
-    data = tr.load_dataset(args.data, seed=ck["args"]["seed"], need_test=True)
+    data = tr.load_dataset(args.data, seed=ck["args"]["seed"], need_test=True,
+                           split_seed=tr.split_seed_of(ck["args"]))
     labels = data["labels"]
     model.eval()
     with torch.no_grad():
@@ -372,7 +373,8 @@ def main():
     meta = OrderedDict(
         accuracy=acc, calibration=OrderedDict(val_light_confidence=conf),
         train=OrderedDict(command=ck["command"], seed=ck["args"]["seed"], epochs=ck["epoch"],
-                          train_seconds=round(ck.get("train_seconds", 0)), date=ck["date"]))
+                          train_seconds=round(ck.get("train_seconds", 0)), date=ck["date"],
+                          split_seed=tr.split_seed_of(ck["args"])))
     for k in tr.PARENT_KEYS:  # warm restart / weight average / teachers / SWA: how it was made
         if ck.get(k):
             meta["train"][k] = ck[k]

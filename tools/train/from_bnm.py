@@ -184,8 +184,10 @@ def main(argv=None):
         print("from_bnm: %s: tensors the architecture does not use: %s"
               % (args.model, sorted(set(tensors) - used)), file=sys.stderr)
         return 2
+    split_seed = (arch.get("train") or {}).get("split_seed", tr.SPLIT_SEED)
     try:
-        data = tr.load_dataset(args.data, need_test=not args.limit, limit=args.limit)
+        data = tr.load_dataset(args.data, need_test=not args.limit, limit=args.limit,
+                               split_seed=split_seed)
     except tr.DatasetError as e:
         print("from_bnm: dataset error: %s" % e, file=sys.stderr)
         return 2
@@ -224,7 +226,8 @@ def main(argv=None):
         print("from_bnm: test full %.4f; the file's metadata says %.4f"
               % (acc["test"]["acc"], shipped), flush=True)
     t = arch.get("train") or {}
-    a.update(seed=t.get("seed", 0), basis_dropout=0.1, imported_from=os.path.abspath(args.model))
+    a.update(seed=t.get("seed", 0), basis_dropout=0.1, split_seed=split_seed,
+             imported_from=os.path.abspath(args.model))
     command = " ".join(["tools/train/from_bnm.py"] + (sys.argv[1:] if argv is None else argv))
     ck = {"args": a, "model": model.state_dict(), "epoch": t.get("epochs", 0), "steps": 0,
           "command": command, "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -61,7 +61,16 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     splits = ("val", "test") if args.split == "both" else (args.split,)
     try:
-        data = tr.load_dataset(args.data, need_test="test" in splits, limit=args.limit)
+        run_args = [(p, tr.read_checkpoint(p)["args"]) for p in args.checkpoint]
+    except tr.CheckpointError as e:
+        print("paired: %s" % e, file=sys.stderr)
+        return 2
+    # validation compares only runs that held out the same images; test is common to all
+    split_seed = (tr.common_split_seed(run_args, "paired") if "val" in splits
+                  else tr.split_seed_of(run_args[0][1]))
+    try:
+        data = tr.load_dataset(args.data, need_test="test" in splits, limit=args.limit,
+                               split_seed=split_seed)
     except tr.DatasetError as e:
         print("paired: %s" % e, file=sys.stderr)
         return 1

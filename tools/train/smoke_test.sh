@@ -298,6 +298,81 @@ EOF
 then ok "eval.py --baselines-from ($(tail -n 1 "$TMP/bf.log"))"
 else ko "eval.py --baselines-from" "$TMP/bf.log"; fi
 
+# 1i. one run on two processes (--procs 2, data parallel), with its own train/validation
+# split (--split-seed): it trains (run from another directory, with a relative --out); the
+# gradient averaging gives the whole batch's gradient; the split seed is recorded and a
+# different split holds out other images; runs of different splits are not mixed on
+# validation (--init, paired.py --split val, soup.py refuse), test comparisons still work
+if (cd "$TMP" && timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 --epochs 3 --seed 3 \
+        --bases 4 --procs 2 --split-seed 7 --out p2 --log-every 0 --erase 0) >"$TMP/p2.log" 2>&1 \
+   && "$PY" - "$HERE" "$TMP/p2" "$DATA" >>"$TMP/p2.log" 2>&1 <<'EOF'
+import json, os, sys, multiprocessing as mp
+sys.path.insert(0, sys.argv[1])
+import torch
+import train as tr
+h = json.load(open(sys.argv[2] + "/history.json"))
+ck = tr.read_checkpoint(sys.argv[2] + "/last.pt")
+loss = [e["loss"] for e in h["history"]]
+good = loss[-1] < loss[0] * 0.97 and ck["args"]["procs"] == 2 and tr.split_seed_of(ck["args"]) == 7
+
+def grads(rank, world, store, q):
+    torch.manual_seed(5)
+    lin = torch.nn.Linear(6, 3)
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    if world == 1:
+        torch.nn.functional.cross_entropy(lin(x), y).backward()
+    else:
+        par = tr._Parallel(rank, world, store)
+        torch.nn.functional.cross_entropy(lin(x[rank::world]), y[rank::world]).backward()
+        par.average_grads(list(lin.parameters()))
+    q.put((rank, world, [p.grad.tolist() for p in lin.parameters()]))  # plain data: the
+    # queue must not hold tensors in shared memory of a process that exits
+
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+store = os.path.abspath(sys.argv[2] + "/grad-store")
+ps = [ctx.Process(target=grads, args=(r, 2, store, q)) for r in range(2)]
+for p in ps:
+    p.start()
+grads(0, 1, None, q)
+got = [q.get(timeout=60) for _ in range(3)]
+for p in ps:
+    p.join()
+full = [g for r, w, g in got if w == 1][0]
+err = max(float((torch.tensor(a) - torch.tensor(b)).abs().max())
+          for r, w, g in got if w == 2 for a, b in zip(g, full))
+good = good and err < 1e-6
+d0, d7 = tr.load_dataset(sys.argv[3], limit=500), tr.load_dataset(sys.argv[3], limit=500, split_seed=7)
+same = len(set(map(bytes, d0["val_x"].numpy())) & set(map(bytes, d7["val_x"].numpy())))
+good = good and len(d0["val_x"]) == len(d7["val_x"]) and same < len(d0["val_x"]) // 2
+print("loss %.4f -> %.4f, split seed %d; averaged gradient vs whole batch: max error %.1e; "
+      "%d of %d validation images shared by two splits" % (loss[0], loss[-1], tr.split_seed_of(
+          ck["args"]), err, same, len(d0["val_x"])))
+sys.exit(0 if good else 1)
+EOF
+then ok "--procs 2 with --split-seed ($(tail -n 1 "$TMP/p2.log"))"
+else ko "--procs 2 with --split-seed" "$TMP/p2.log"; fi
+# refuses PATTERN CMD...: CMD must fail and say PATTERN
+refuses() {
+    pat=$1
+    shift
+    "$@" >"$TMP/split1.log" 2>&1 && { cat "$TMP/split1.log" >>"$TMP/split.log"; return 1; }
+    cat "$TMP/split1.log" >>"$TMP/split.log"
+    grep -q "$pat" "$TMP/split1.log"
+}
+: >"$TMP/split.log"
+n=0
+refuses "trained with split seed 7, this run uses 20261126" "$PY" "$HERE/train.py" --data "$DATA" \
+    --limit 64 --epochs 1 --init "$TMP/p2/last.pt" --out "$TMP/x" && n=$((n + 1))
+refuses "paired: the runs use different train/validation splits" "$PY" "$HERE/paired.py" --data "$DATA" \
+    --limit 500 --checkpoint "$TMP/run/last.pt" --checkpoint "$TMP/p2/last.pt" && n=$((n + 1))
+refuses "soup: the runs use different train/validation splits" "$PY" "$HERE/soup.py" --data "$DATA" \
+    --checkpoint "$TMP/run/last.pt" --checkpoint "$TMP/p2/last.pt" --out "$TMP/x.pt" && n=$((n + 1))
+"$PY" "$HERE/paired.py" --data "$DATA" --limit 500 --split test --checkpoint "$TMP/run/last.pt" \
+    --checkpoint "$TMP/p2/last.pt" >>"$TMP/split.log" 2>&1 && n=$((n + 1))
+if [ "$n" -eq 4 ]; then ok "runs of different splits: --init, paired.py val and soup.py refuse, test compares"
+else ko "runs of different splits refused on validation ($n of 4)" "$TMP/split.log"; fi
+
 # 2. export of the trained checkpoint (self-check asserts folded reference == module)
 if "$PY" "$HERE/export.py" --checkpoint "$TMP/run/last.pt" --data "$DATA" --golden 4 \
         --out "$TMP/smoke.bnm" >"$TMP/export.log" 2>&1 \

@@ -19,7 +19,6 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import basisnet_model as bm  # noqa: E402
 import train as tr  # noqa: E402
 
 
@@ -49,6 +48,7 @@ def main(argv=None):
         if diff:
             raise SystemExit("soup: %s: %s is %r there but %r in %s"
                              % ((p,) + diff + (args.checkpoint[0],)))
+    split_seed = tr.common_split_seed(zip(args.checkpoint, (c["args"] for c in cks)), "soup")
     acc = None
     for ck in cks:
         acc = tr.weight_sum(ck["model"], acc)
@@ -56,7 +56,7 @@ def main(argv=None):
     model = tr.build_from_args(first)
     model.load_state_dict(avg)
     try:
-        data = tr.load_dataset(args.data)
+        data = tr.load_dataset(args.data, split_seed=split_seed)
     except tr.DatasetError as e:
         raise SystemExit("soup: dataset error: %s" % e)
     x = data["train_x"][:args.bn_images] if args.bn_images else data["train_x"]

@@ -10,7 +10,13 @@ Data (--data):
     (DIR/<label>/*.png), or DIR/train/<label>/ and optionally DIR/test/<label>/.
     Images are converted to 8-bit gray, centre-cropped to a square and resized to 28x28.
 The training images are split 55k/5k (or 11/12 : 1/12 for folders) into train/validation
-with a fixed split seed; the test set is never used for choices (only eval.py reads it).
+with a fixed split seed (--split-seed, recorded in the checkpoint; every tool that reads
+validation uses the checkpoint's); the test set is never used for choices (only eval.py
+reads it).
+
+--procs 2 trains one run on two processes (data parallel: each takes half of every batch,
+the gradients are averaged, BatchNorm statistics are per process and averaged at every
+epoch end); on this 2-core machine it is the way to spend both cores on one run.
 """
 
 import argparse
@@ -19,6 +25,8 @@ import gzip
 import hashlib
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import struct
 import sys
@@ -148,9 +156,29 @@ def read_image_folder(root, labels=None):
     return np.stack(xs), np.array(ys, dtype=np.int64), labels
 
 
-def load_dataset(data, seed=None, need_test=False, limit=None):
+def split_seed_of(args):
+    """The train/validation split seed a run used (its checkpoint args; runs made before
+    --split-seed existed used SPLIT_SEED)."""
+    return args.get("split_seed", SPLIT_SEED)
+
+
+def common_split_seed(named_args, tool):
+    """The one split seed of several runs, given as (name, args) pairs. Runs with different
+    splits cannot be compared or combined on validation: SystemExit naming them."""
+    seeds = {}
+    for name, a in named_args:
+        seeds.setdefault(split_seed_of(a), []).append(name)
+    if len(seeds) > 1:
+        raise SystemExit("%s: the runs use different train/validation splits (%s); their "
+                         "validation numbers cannot be compared" % (tool, "; ".join(
+                             "split seed %d: %s" % (k, ", ".join(v)) for k, v in seeds.items())))
+    return next(iter(seeds)) if seeds else SPLIT_SEED
+
+
+def load_dataset(data, seed=None, need_test=False, limit=None, split_seed=SPLIT_SEED):
     """Returns dict with uint8 tensors train_x/val_x/test_x (N,28,28), int64 *_y, labels.
-    The train/validation split uses SPLIT_SEED (fixed, independent of the training seed)."""
+    The train/validation split uses split_seed (fixed, independent of the training seed;
+    SPLIT_SEED unless a run chose another with --split-seed)."""
     if not os.path.exists(data):
         raise DatasetError("%s: no such dataset folder" % data)
     tr_img = _find(data, "train-images-idx3-ubyte")
@@ -181,7 +209,7 @@ def load_dataset(data, seed=None, need_test=False, limit=None):
         te_root = os.path.join(data, "test")
         if need_test and tr_root != data and os.path.isdir(te_root):
             tx, ty, _ = read_image_folder(te_root, labels)
-    g = np.random.RandomState(SPLIT_SEED)
+    g = np.random.RandomState(split_seed)
     perm = g.permutation(len(x))
     vi, ti = perm[:nval], perm[nval:]
     if limit:
@@ -282,6 +310,16 @@ def read_checkpoint(path):
     return ck
 
 
+def check_same_split(path, prev, a, opt):
+    """A run that starts from (--init) or learns from (--teacher) another must use the same
+    train/validation split: otherwise this run's validation images were training images
+    there, and its validation accuracy (every selection) would be biased upward."""
+    if split_seed_of(prev) != split_seed_of(a):
+        raise SystemExit("train: %s %s: trained with split seed %d, this run uses %d: this "
+                         "run's validation images were in its training data"
+                         % (opt, path, split_seed_of(prev), split_seed_of(a)))
+
+
 def init_from(model, a, path):
     """Start from the weights of an earlier run (warm restart: fresh optimizer and LR
     schedule). The earlier run must have the same architecture. Returns the record of
@@ -294,6 +332,7 @@ def init_from(model, a, path):
     diff = arch_mismatch(prev, a)
     if diff:
         raise SystemExit("train: --init %s: %s is %r there but %r here" % ((path,) + diff))
+    check_same_split(path, prev, a, "--init")
     model.load_state_dict(ck["model"])
     rec = parent_record(path, ck)
     print("train: initialised from %s (%s epochs of: %s)" % (path, ck["epoch"], ck["command"]),
@@ -302,7 +341,7 @@ def init_from(model, a, path):
 
 
 @torch.no_grad()
-def teacher_targets(paths, x_u8, temp, classes, bs=500):
+def teacher_targets(paths, x_u8, temp, classes, bs=500, split_args=None):
     """Soft targets of a teacher (the mean of the softmax(logits / temp) of one or more
     trained runs, full path) for every training image and its mirror image, computed once
     on the clean images: (N, 2, classes), index 1 = flipped. The student sees the augmented
@@ -320,6 +359,8 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500):
             t, ck = load_checkpoint(path)
         except CheckpointError as e:
             raise SystemExit("train: --teacher %s" % e)
+        if split_args is not None:
+            check_same_split(path, ck["args"], split_args, "--teacher")
         n_cls = t(bm.normalize_u8(x_u8[:1]))["logits"].shape[1]
         if n_cls != classes:
             raise SystemExit("train: --teacher %s: the teacher has %d classes, the data %d"
@@ -447,12 +488,66 @@ def fmt_t(s):
     return "%d:%02d:%02d" % (s // 3600, s % 3600 // 60, s % 60)
 
 
+class _Parallel:
+    """Data parallelism over `world` processes (gloo, one thread each): every process
+    takes its share of every batch and the gradients are averaged, so a step is the step
+    one process would take on the whole batch (BatchNorm aside: each process normalises
+    its own share, and the running statistics are averaged at every epoch end)."""
+
+    def __init__(self, rank, world, store_path):
+        import torch.distributed as dist
+        self.dist, self.rank, self.world = dist, rank, world
+        dist.init_process_group("gloo", init_method="file://" + store_path,
+                                rank=rank, world_size=world,
+                                timeout=datetime.timedelta(minutes=30))
+        self.flat = None
+
+    def broadcast_float(self, v):
+        t = torch.tensor([v], dtype=torch.float64)
+        self.dist.broadcast(t, 0)
+        return float(t[0])
+
+    def average_grads(self, params):
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        if self.flat is None:
+            self.flat = torch.empty(sum(g.numel() for g in grads))
+        torch.cat([g.reshape(-1) for g in grads], out=self.flat)
+        self.dist.all_reduce(self.flat)
+        self.flat /= self.world
+        off = 0
+        for p, g in zip(params, grads):
+            p.grad = self.flat[off:off + g.numel()].view_as(g).clone()
+            off += g.numel()
+
+    def sum(self, values):
+        t = torch.tensor(values, dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return t.tolist()
+
+    def average_bn_stats(self, model):
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                for b in (m.running_mean, m.running_var):
+                    self.dist.all_reduce(b)
+                    b /= self.world
+
+    def check_in_step(self, model):
+        """The processes' weights must stay identical (same averaged gradients, same
+        optimizer); a difference would mean they trained different models."""
+        s = float(sum(p.double().sum() for p in model.parameters()))
+        t = torch.tensor([s, -s], dtype=torch.float64)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        if float(t[0]) != -float(t[1]):
+            raise RuntimeError("train: --procs: the processes' weights differ (checksums "
+                               "%.17g vs %.17g)" % (float(t[0]), -float(t[1])))
+
+
 def train(args):
+    """Prepare data, model and teacher targets once, then train on --procs processes."""
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(args.seed + 1000)
-    data = load_dataset(args.data, limit=args.limit)
+    data = load_dataset(args.data, limit=args.limit, split_seed=args.split_seed)
     os.makedirs(args.out, exist_ok=True)
     a = vars(args).copy()
     model = build_from_args(a)
@@ -462,17 +557,81 @@ def train(args):
     teachers, soft = None, None
     if args.teacher:
         soft, teachers = teacher_targets(args.teacher, data["train_x"], args.teacher_temp,
-                                         len(data["labels"]))
+                                         len(data["labels"]), split_args=a)
+    ctx = dict(args=args, a=a, data=data, model=model, init=init, teachers=teachers, soft=soft)
+    if args.procs == 1:
+        return train_loop(ctx)
+    # the workers are forked: they inherit data, targets and the identical initial weights
+    store = os.path.abspath(os.path.join(args.out, ".procs-store.%d" % os.getpid()))
+    if os.path.exists(store):
+        os.unlink(store)
+    mp = multiprocessing.get_context("fork")
+    procs = [mp.Process(target=_worker, args=(ctx, r, args.procs, store))
+             for r in range(args.procs)]
+    for p in procs:
+        p.start()
+    failed = None
+    try:
+        live = list(procs)
+        while live and failed is None:
+            multiprocessing.connection.wait([p.sentinel for p in live])
+            for p in list(live):
+                if p.exitcode is not None:
+                    live.remove(p)
+                    if p.exitcode != 0:
+                        failed = p
+    finally:
+        for p in procs:  # one worker failed: the others would wait for it in a collective
+            if p.exitcode is None:
+                p.terminate()
+            p.join()
+        if os.path.exists(store):
+            os.unlink(store)
+    if failed is not None:
+        raise SystemExit("train: --procs %d: worker %d failed (exit %s)"
+                         % (args.procs, procs.index(failed), failed.exitcode))
+    with open(os.path.join(args.out, "history.json")) as f:
+        return json.load(f)["history"]
+
+
+def _worker(ctx, rank, world, store):
+    try:
+        train_loop(ctx, _Parallel(rank, world, store))
+    except KeyboardInterrupt:
+        os._exit(130)
+    except BaseException:  # noqa: BLE001 - report and make the parent stop the others
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def train_loop(ctx, par=None):
+    args, a, data, model = ctx["args"], ctx["a"], ctx["data"], ctx["model"]
+    init, teachers, soft = ctx["init"], ctx["teachers"], ctx["soft"]
+    rank, world = (par.rank, par.world) if par else (0, 1)
+    lead = rank == 0  # only the first process prints, evaluates and writes checkpoints
+    gen = torch.Generator().manual_seed(args.seed + 1000)
+    # one process: batches and augmentation share one generator (as before --procs); more:
+    # the batch order is common, every process augments with its own generator
+    aug_gen = gen if world == 1 else torch.Generator().manual_seed(
+        args.seed + 1000 + 7919 * (rank + 1))
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
-    print("train: %s arch=%s params=%d madds=%s train=%d val=%d threads=%d seed=%d"
-          % (datetime.datetime.utcnow().strftime("%H:%M:%S"), args.arch, nparam, madds,
-             len(data["train_x"]), len(data["val_x"]), args.threads, args.seed), flush=True)
+    if lead:
+        print("train: %s arch=%s params=%d madds=%s train=%d val=%d threads=%d procs=%d "
+              "seed=%d split_seed=%d"
+              % (datetime.datetime.utcnow().strftime("%H:%M:%S"), args.arch, nparam, madds,
+                 len(data["train_x"]), len(data["val_x"]), args.threads, world, args.seed,
+                 args.split_seed), flush=True)
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (no_decay if p.dim() <= 1 else decay).append(p)
+    params = list(model.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
     n = len(data["train_x"])
@@ -483,10 +642,13 @@ def train(args):
 
     def progress(step):
         """Training progress in [0,1]: steps done, or wall time used if --time-budget
-        runs out first (the schedule then compresses so the run still ends annealed)."""
+        runs out first (the schedule then compresses so the run still ends annealed).
+        With --procs, the first process's clock decides for all."""
         p = step / total
         if budget:
             p = max(p, (time.time() - t0) / budget)
+            if par:
+                p = par.broadcast_float(p)
         return min(1.0, p)
 
     swa = args.swa is not None
@@ -530,8 +692,8 @@ def train(args):
         tot_loss = tot_ls = tot_ll = 0.0
         correct = cnt = 0
         for bi in range(steps_per_epoch):
-            idx = perm[bi * args.batch:(bi + 1) * args.batch]
-            x, flip = augment(data["train_x"][idx], gen, erase_p=args.erase)
+            idx = perm[bi * args.batch:(bi + 1) * args.batch][rank::world]
+            x, flip = augment(data["train_x"][idx], aug_gen, erase_p=args.erase)
             y = data["train_y"][idx]
             prog = progress(step)
             if prog >= 1.0:
@@ -556,6 +718,8 @@ def train(args):
                     loss = loss + args.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if par:
+                par.average_grads(params)
             opt.step()
             step += 1
             tot_loss += float(loss) * len(y)
@@ -563,22 +727,29 @@ def train(args):
             tot_ll += float(ll) * len(y)
             correct += int((o["logits"].argmax(1) == y).sum())
             cnt += len(y)
-            if args.log_every and (bi + 1) % args.log_every == 0:
+            if lead and args.log_every and (bi + 1) % args.log_every == 0:
                 el = time.time() - te
                 eta_ep = el / (bi + 1) * (steps_per_epoch - bi - 1)
                 temp = " T %.2f" % model.temperature if is_bn else ""
                 print("  ep %d %d/%d loss %.4f lr %.2e%s  %.1f img/s  epoch ETA %s  progress %.3f"
                       % (ep, bi + 1, steps_per_epoch, tot_loss / cnt, lr_at(prog), temp,
-                         cnt / el, fmt_t(eta_ep), prog), flush=True)
+                         cnt * world / el, fmt_t(eta_ep), prog), flush=True)
+        if par:  # the whole batch's numbers, and one set of BatchNorm statistics
+            tot_loss, tot_ls, tot_ll, correct, cnt = par.sum(
+                [tot_loss, tot_ls, tot_ll, correct, cnt])
+            par.average_bn_stats(model)
+            par.check_in_step(model)
         if cnt == 0:
             break
         if in_swa:  # an epoch that started at or after --swa (or the last, cut one): a sample
             swa_sum = weight_sum(model.state_dict(), swa_sum)
             swa_epochs.append(round(step / steps_per_epoch, 2))
+        if not lead:
+            continue
         ev = evaluate(model, data["val_x"], data["val_y"])
         dt = time.time() - te
         done = time.time() - t0
-        prog = progress(step)
+        prog = step / total if not budget else min(1.0, max(step / total, done / budget))
         eta = done / max(prog, 1e-9) * (1 - prog)
         rec = {"epoch": ep, "steps": step, "epochs_done": step / steps_per_epoch, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
@@ -605,6 +776,8 @@ def train(args):
         if ev["acc"] > best:
             best = ev["acc"]
             torch.save(ck, os.path.join(args.out, "best.pt"))
+    if not lead:
+        return None
     swa_rec = None
     if swa_sum is not None:
         swa_rec = {"start": args.swa, "lr": swa_lr, "samples": len(swa_epochs),
@@ -647,7 +820,16 @@ def main(argv=None):
     ap.add_argument("--width", type=float, default=None,
                     help="width multiplier: static-wide (default: match BasisNet full-path "
                          "MAdds) or resnet (default 1: 32/64/128 channels)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per process (1 is the most efficient per core here)")
+    ap.add_argument("--procs", type=int, default=1, metavar="P",
+                    help="train this run on P processes (data parallel, gloo; each takes "
+                         "1/P of every batch; use --procs 2 --threads 1 for both cores of "
+                         "a 2-core machine)")
+    ap.add_argument("--split-seed", type=int, default=SPLIT_SEED, metavar="S",
+                    help="seed of the train/validation split (default %d, the split of "
+                         "every run before it; a new seed holds out other images, and "
+                         "--init/--teacher runs must share it)" % SPLIT_SEED)
     ap.add_argument("--limit", type=int, default=None, help="use only N training images (smoke)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--batch", type=int, default=128)
@@ -687,6 +869,12 @@ def main(argv=None):
         ap.error("--swa must be in [0, 1)")
     if not 0.0 <= args.teacher_weight <= 1.0 or args.teacher_temp <= 0:
         ap.error("--teacher-weight must be in [0, 1] and --teacher-temp > 0")
+    if args.procs < 1 or args.procs > 64:
+        ap.error("--procs must be 1..64")
+    if args.procs > 1 and args.swa is not None:
+        ap.error("--swa is not supported with --procs > 1")
+    if args.procs > 1 and args.batch % args.procs:
+        ap.error("--batch must be a multiple of --procs")
     if args.arch == "cascade":
         args.bases = 1
     try:
