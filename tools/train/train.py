@@ -595,6 +595,12 @@ def train(args):
 
 
 def _worker(ctx, rank, world, store):
+    try:  # end with the parent: a worker left alone would train on without anyone to report to
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
     try:
         train_loop(ctx, _Parallel(rank, world, store))
     except KeyboardInterrupt:
