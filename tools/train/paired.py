@@ -61,10 +61,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     splits = ("val", "test") if args.split == "both" else (args.split,)
     try:
-        run_args = [(p, tr.read_checkpoint(p)["args"]) for p in args.checkpoint]
+        runs = [(p,) + tr.load_checkpoint(p) for p in args.checkpoint]  # (path, model, ck)
     except tr.CheckpointError as e:
         print("paired: %s" % e, file=sys.stderr)
         return 2
+    run_args = [(p, ck["args"]) for p, _, ck in runs]
     # validation compares only runs that held out the same images; test is common to all
     split_seed = (tr.common_split_seed(run_args, "paired") if "val" in splits
                   else tr.split_seed_of(run_args[0][1]))
@@ -79,8 +80,7 @@ def main(argv=None):
             print("paired: %s has no %s split" % (args.data, s), file=sys.stderr)
             return 1
     ok = {}
-    for path in args.checkpoint:
-        model, _ = tr.load_checkpoint(path)
+    for path, model, _ in runs:
         for s in splits:
             ev = tr.evaluate(model, data[s + "_x"], data[s + "_y"])
             ok[path, s] = torch.as_tensor(ev["pred"]) == torch.as_tensor(data[s + "_y"])

@@ -646,14 +646,15 @@ def train_loop(ctx, par=None):
     budget = args.time_budget * 60.0 if args.time_budget else None
     warm_frac = min(1.0 / args.epochs, 0.1) if args.epochs > 1 else 0.0
 
-    def progress(step):
+    def progress(step, sync=True):
         """Training progress in [0,1]: steps done, or wall time used if --time-budget
         runs out first (the schedule then compresses so the run still ends annealed).
-        With --procs, the first process's clock decides for all."""
+        With --procs, the first process's clock decides for all (sync=False: this
+        process's own clock, for what only the first process prints)."""
         p = step / total
         if budget:
             p = max(p, (time.time() - t0) / budget)
-            if par:
+            if par and sync:
                 p = par.broadcast_float(p)
         return min(1.0, p)
 
@@ -755,7 +756,7 @@ def train_loop(ctx, par=None):
         ev = evaluate(model, data["val_x"], data["val_y"])
         dt = time.time() - te
         done = time.time() - t0
-        prog = step / total if not budget else min(1.0, max(step / total, done / budget))
+        prog = progress(step, sync=False)
         eta = done / max(prog, 1e-9) * (1 - prog)
         rec = {"epoch": ep, "steps": step, "epochs_done": step / steps_per_epoch, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
