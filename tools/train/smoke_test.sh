@@ -15,6 +15,13 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' "$2" | tail -n 20; }
+# fails_saying PATTERN LOG CMD...: CMD must fail and its output (kept in LOG) say PATTERN
+fails_saying() {
+    pat=$1 log=$2
+    shift 2
+    "$@" >"$log" 2>&1 && return 1
+    grep -q "$pat" "$log"
+}
 
 if [ ! -d "$DATA" ]; then
     # no Fashion-MNIST on this machine: make a small synthetic idx dataset instead
@@ -352,13 +359,14 @@ sys.exit(0 if good else 1)
 EOF
 then ok "--procs 2 with --split-seed ($(tail -n 1 "$TMP/p2.log"))"
 else ko "--procs 2 with --split-seed" "$TMP/p2.log"; fi
-# refuses PATTERN CMD...: CMD must fail and say PATTERN
+# refuses PATTERN CMD...: CMD must fail and say PATTERN (all output collected in split.log)
 refuses() {
     pat=$1
     shift
-    "$@" >"$TMP/split1.log" 2>&1 && { cat "$TMP/split1.log" >>"$TMP/split.log"; return 1; }
+    fails_saying "$pat" "$TMP/split1.log" "$@"
+    r=$?
     cat "$TMP/split1.log" >>"$TMP/split.log"
-    grep -q "$pat" "$TMP/split1.log"
+    return $r
 }
 : >"$TMP/split.log"
 n=0
@@ -439,10 +447,8 @@ EOF
 then ok "from_bnm.py round trip ($(tail -n 1 "$TMP/imp.log" | cut -c11-))"
 else ko "from_bnm.py round trip" "$TMP/imp.log"; fi
 fbnm_refused() {
-    if "$PY" "$HERE/from_bnm.py" --model "$1" --data "$DATA" --limit 64 --out "$TMP/x.pt" \
-            >"$TMP/bad.log" 2>&1; then
-        ko "$3" "$TMP/bad.log"
-    elif grep -q "$2" "$TMP/bad.log"; then ok "$3"; else ko "$3" "$TMP/bad.log"; fi
+    if fails_saying "$2" "$TMP/bad.log" "$PY" "$HERE/from_bnm.py" --model "$1" --data "$DATA" \
+            --limit 64 --out "$TMP/x.pt"; then ok "$3"; else ko "$3" "$TMP/bad.log"; fi
 }
 fbnm_refused "$TMP/random.bnm" "random.bnm: its layers match no architecture" \
     "from_bnm.py refuses an architecture train.py does not build"
@@ -473,13 +479,8 @@ else ko "release.sh refuses bad usage and a resnet checkpoint, installs nothing 
 refused() {
     name=$1 data=$2 pattern=$3
     shift 3
-    if "$PY" "$HERE/train.py" --data "$data" --epochs 1 --out "$TMP/x" "$@" >"$TMP/bad.log" 2>&1; then
-        ko "$name" "$TMP/bad.log"
-    elif grep -q "$pattern" "$TMP/bad.log"; then
-        ok "$name"
-    else
-        ko "$name" "$TMP/bad.log"
-    fi
+    if fails_saying "$pattern" "$TMP/bad.log" "$PY" "$HERE/train.py" --data "$data" --epochs 1 \
+            --out "$TMP/x" "$@"; then ok "$name"; else ko "$name" "$TMP/bad.log"; fi
 }
 mkdir -p "$TMP/badmagic"
 printf '\000\000\010\001\000\000\000\001x' | gzip >"$TMP/badmagic/train-images-idx3-ubyte.gz"
