@@ -184,22 +184,22 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 6))
-    prim = results["basisnet"][0]
-    c = sorted(prim["test_curve"], key=lambda p: p["threshold"])
+    runs = results["basisnet"]
+    many = len(runs) > 1
+    c = sorted(runs[0]["test_curve"], key=lambda p: p["threshold"])
     ax.plot([p["mean_madds"] / 1e6 for p in c], [100 * p["acc"] for p in c], "-", color="C0",
             alpha=0.7, label="BasisNet early exit (test, threshold sweep%s)"
-            % (", first run" if len(results["basisnet"]) > 1 else ""))
-    for i, r in enumerate(results["basisnet"]):
+            % (", first run" if many else ""))
+    for i, r in enumerate(runs):
         a = r["accuracy"]
         full = (r["madds"]["full"]) / 1e6
         ax.plot(full, 100 * a["test_full"], "o", color="C0",
                 label="BasisNet N=%d full path (%s%.1f ep)"
-                % (r["bases"], "%d runs, " % len(results["basisnet"])
-                   if len(results["basisnet"]) > 1 else "", lineage_total(r, "epochs"))
+                % (r["bases"], "%d runs, " % len(runs) if many else "", lineage_total(r, "epochs"))
                 if i == 0 else None)
         ax.plot(a["mean_madds_early_exit"] / 1e6, 100 * a["test_early_exit"], "*", ms=12,
                 color="C0", label="BasisNet early exit, threshold chosen on val (t=%s)"
-                % "/".join("%.3f" % q["accuracy"]["threshold"] for q in results["basisnet"])
+                % "/".join("%.3f" % q["accuracy"]["threshold"] for q in runs)
                 if i == 0 else None)
     markers = {"static-wide": ("s", "C1"), "specialist": ("^", "C2"), "light": ("v", "C3"),
                "cascade": ("D", "C4"), "basisnet-short": ("o", "C5"), "basisnet": ("o", "C9")}
