@@ -226,7 +226,10 @@ def main(argv=None):
         print("from_bnm: test full %.4f; the file's metadata says %.4f"
               % (acc["test"]["acc"], shipped), flush=True)
     t = arch.get("train") or {}
+    # data: the folder the batch-norm statistics came from, which must be the dataset the
+    # model was trained on (train.py checks --init/--teacher splits only within one dataset)
     a.update(seed=t.get("seed", 0), basis_dropout=0.1, split_seed=split_seed,
+             data=os.path.abspath(args.data),
              imported_from=os.path.abspath(args.model))
     command = " ".join(["tools/train/from_bnm.py"] + (sys.argv[1:] if argv is None else argv))
     ck = {"args": a, "model": model.state_dict(), "epoch": t.get("epochs", 0), "steps": 0,

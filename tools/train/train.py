@@ -310,11 +310,20 @@ def read_checkpoint(path):
     return ck
 
 
+def same_dataset(prev, a):
+    """Whether two runs trained on the same dataset folder (compared after resolving links;
+    a run that recorded no folder counts as the same one, the safe side)."""
+    p, q = prev.get("data"), a.get("data")
+    return p is None or q is None or os.path.realpath(p) == os.path.realpath(q)
+
+
 def check_same_split(path, prev, a, opt):
-    """A run that starts from (--init) or learns from (--teacher) another must use the same
-    train/validation split: otherwise this run's validation images were training images
-    there, and its validation accuracy (every selection) would be biased upward."""
-    if split_seed_of(prev) != split_seed_of(a):
+    """A run that starts from (--init) or learns from (--teacher) another run on the same
+    dataset must use the same train/validation split: otherwise this run's validation images
+    were training images there, and its validation accuracy (every selection) would be
+    biased upward. On another dataset (e.g. fine-tuning the shipped Fashion-MNIST model on
+    frames of one's own cameras) the two splits share no images, so any seed is fine."""
+    if same_dataset(prev, a) and split_seed_of(prev) != split_seed_of(a):
         raise SystemExit("train: %s %s: trained with split seed %d, this run uses %d: this "
                          "run's validation images were in its training data"
                          % (opt, path, split_seed_of(prev), split_seed_of(a)))
@@ -550,6 +559,7 @@ def train(args):
     data = load_dataset(args.data, limit=args.limit, split_seed=args.split_seed)
     os.makedirs(args.out, exist_ok=True)
     a = vars(args).copy()
+    a["data"] = os.path.abspath(args.data)  # same_dataset() compares it across directories
     model = build_from_args(a)
     if isinstance(model, (bm.StaticNet, bm.ResNetTeacher)):
         a["width"] = model.width
