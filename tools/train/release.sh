@@ -209,13 +209,19 @@ fi
 
 step "summary ($DIR)"
 "$PY" - "$VAL" "$OLD_VAL" "$ACC_FULL" "$OLD_TEST" "$THR" "$ACC_EE" "$SHARE" "$NEW_VAL_EE" \
-    "$NET" "$IN_SE" "$MARGIN" "$BETTER" <<'EOF'
+    "$NET" "$IN_SE" "$MARGIN" "$BETTER" "$OTHER_SPLIT" <<'EOF'
 import sys
-val, old_val, test, old_test, thr, ee, share, val_ee, net, in_se, margin, better = map(float, sys.argv[1:])
-print("validation, full path   candidate %.2f%%  shipped %.2f%%  (%+.2f pt, %+d images net, %+.2f paired SE)"
-      % (100 * val, 100 * old_val, 100 * (val - old_val), net, in_se))
-print("selection rule          net >= 1 image and >= %g paired SE: %s"
-      % (margin, "passed" if better else "NOT passed"))
+val, old_val, test, old_test, thr, ee, share, val_ee, net, in_se, margin, better, other = map(
+    float, sys.argv[1:])
+if other:
+    print("validation, full path   candidate %.2f%%  shipped %.2f%%  (other splits: not comparable)"
+          % (100 * val, 100 * old_val))
+    print("selection rule          not applied (--other-split)")
+else:
+    print("validation, full path   candidate %.2f%%  shipped %.2f%%  (%+.2f pt, %+d images net, %+.2f paired SE)"
+          % (100 * val, 100 * old_val, 100 * (val - old_val), net, in_se))
+    print("selection rule          net >= 1 image and >= %g paired SE: %s"
+          % (margin, "passed" if better else "NOT passed"))
 print("test, full path         candidate %.2f%%  shipped %.2f%%  (%+.2f pt; read after the choice)"
       % (100 * test, 100 * old_test, 100 * (test - old_test)))
 print("early exit (test)       %.2f%% at threshold %.3f, %.1f%% exits (validation %.2f%%)"
