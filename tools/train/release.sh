@@ -130,14 +130,16 @@ if [ -z "$REF" ]; then
             --data "$DATA" --threads "$THREADS" || { echo "release: from_bnm.py failed"; exit 1; }
     fi
 fi
+PSPLIT=val
 if [ "$OTHER_SPLIT" = 1 ]; then
+    PSPLIT=test
     echo "release: --other-split: the selection rule cannot be applied; on test, for the record:"
-    "$PY" tools/train/paired.py --checkpoint "$REF" --checkpoint "$CKPT" --split test --data "$DATA" \
-        --threads "$THREADS" --json "$DIR/paired-test.json" || { echo "release: paired.py failed"; exit 1; }
+fi
+"$PY" tools/train/paired.py --checkpoint "$REF" --checkpoint "$CKPT" --split $PSPLIT --data "$DATA" \
+    --threads "$THREADS" --json "$DIR/paired-$PSPLIT.json" || { echo "release: paired.py failed"; exit 1; }
+if [ "$OTHER_SPLIT" = 1 ]; then
     NET=0 IN_SE=0 BETTER=0
 else
-"$PY" tools/train/paired.py --checkpoint "$REF" --checkpoint "$CKPT" --split val --data "$DATA" \
-    --threads "$THREADS" --json "$DIR/paired-val.json" || { echo "release: paired.py failed"; exit 1; }
 # the selection rule, from the paired counts; the reference must be the shipped model
 read -r NET IN_SE BETTER < <("$PY" - "$DIR/paired-val.json" "$OLD_VAL" "$VAL" "$MARGIN" <<'EOF'
 import json, sys
