@@ -116,7 +116,7 @@ static void engine_set_free(engine_set *e)
 static void budget_params_from_config(const bn_config *cfg, budget_params *bp)
 {
     budget_params_init(bp);
-    bp->mode = (budget_ctl_mode)cfg->budget.mode;
+    bp->mode = cfg->budget.mode;
     bp->latency_ms = cfg->budget.latency_ms;
     bp->min = cfg->budget.min;
     bp->max = cfg->budget.max;
@@ -188,7 +188,7 @@ static bn_status engine_set_open(const bn_config *cfg, engine_set *e, char *err,
 static json_t *budget_json(const budget_params *bp)
 {
     return json_pack("{s:s, s:f, s:f, s:f, s:f}", "mode",
-                     budget_mode_name((budget_mode)bp->mode), "latency_ms",
+                     budget_mode_name(bp->mode), "latency_ms",
                      proto_round(bp->latency_ms, 4), "min", proto_round(bp->min, 4), "max",
                      proto_round(bp->max, 4), "fixed_threshold",
                      proto_round(bp->fixed_threshold, 4));
@@ -659,7 +659,7 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
     budget_params bp = a->eng.bp;
     bool rebuild = false;
     if (s->has_threshold) {
-        bp.mode = BUDGET_CTL_OFF;
+        bp.mode = BUDGET_OFF;
         bp.fixed_threshold = s->threshold;
         rebuild = true;
     }
@@ -673,8 +673,8 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
     }
     if (s->has_budget_ms) {
         bp.latency_ms = s->budget_ms;
-        if (bp.mode == BUDGET_CTL_OFF && !s->has_threshold) {
-            bp.mode = BUDGET_CTL_MEAN;  /* a budget means: control to it */
+        if (bp.mode == BUDGET_OFF && !s->has_threshold) {
+            bp.mode = BUDGET_MEAN;  /* a budget means: control to it */
             rebuild = true;
         }
     }
@@ -705,7 +705,7 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
     a->eng.bp = bp;
     rebuild_hello(a);   /* new clients see the budget now in force */
     BN_LOGI(MOD, "set by pid %d: budget mode %s, %.3g ms, threshold [%.3g, %.3g], fixed %.3g",
-            (int)server_client_pid(c), budget_mode_name((budget_mode)bp.mode), bp.latency_ms,
+            (int)server_client_pid(c), budget_mode_name(bp.mode), bp.latency_ms,
             bp.min, bp.max, bp.fixed_threshold);
     json_t *r = proto_reply_json("set", cmd->id);
     json_object_set_new(r, "budget", budget_json(&bp));

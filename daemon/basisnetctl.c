@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "protocol.h"
 #include "stats.h"
 
@@ -419,7 +420,7 @@ static int cmd_set(conn *c, const char *path, int argc, char **argv)
         const char *arg, *key;
         double lo, hi;
     } keys[] = {
-        {"budget-ms", "budget_ms", 0.1, 10000},
+        {"budget-ms", "budget_ms", BUDGET_LATENCY_MS_MIN, BUDGET_LATENCY_MS_MAX},
         {"threshold", "threshold", 0, 1},
         {"threshold-min", "threshold_min", 0, 1},
         {"threshold-max", "threshold_max", 0, 1},

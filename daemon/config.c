@@ -62,10 +62,6 @@ typedef struct {
     const char *why;           /* KEY_REFUSED: the message */
 } key_spec;
 
-static const char *const source_kind_names[] = {"v4l2", "file", "test", "pipeline", NULL};
-static const char *const format_names[] = {"auto", "raw", "mjpeg", NULL};
-static const char *const aspect_names[] = {"crop", "letterbox", "stretch", NULL};
-static const char *const budget_mode_names[] = {"off", "mean", "deadline", NULL};
 /* Same order as bn_log_level. */
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
@@ -109,8 +105,8 @@ static const key_spec keys[] = {
     K_INT(source.width, 16, 7680),
     K_INT(source.height, 16, 7680),
     K_INT(source.fps, 1, 240),
-    K_ENUM(source.format, format_names, 0),
-    K_ENUM(source.aspect, aspect_names, 0),
+    K_ENUM(source.format, source_format_names, 0),
+    K_ENUM(source.aspect, aspect_mode_names, 0),
     {FIELD(source.controls), .type = KEY_CONTROLS},
     K_INT(source.retry_initial_ms, 10, 60000),
     K_INT(source.retry_max_ms, 100, 600000),
@@ -121,7 +117,7 @@ static const key_spec keys[] = {
 
     K_SECTION("budget", 0),
     K_ENUM(budget.mode, budget_mode_names, 0),
-    K_DOUBLE(budget.latency_ms, 0.1, 10000),
+    K_DOUBLE(budget.latency_ms, BUDGET_LATENCY_MS_MIN, BUDGET_LATENCY_MS_MAX),
     K_DOUBLE(budget.min, 0, 1),
     K_DOUBLE(budget.max, 0, 1),
     K_INT(budget.window, 1, 100000),
@@ -1194,18 +1190,4 @@ bn_status config_load(const char *path, bn_config *cfg, char *err, size_t errlen
     bn_status s = config_load_buffer(path, buf, len, cfg, err, errlen);
     free(buf);
     return s;
-}
-
-const char *source_kind_name(source_kind k)
-{
-    return (unsigned)k < sizeof source_kind_names / sizeof source_kind_names[0] - 1
-               ? source_kind_names[k]
-               : "unknown";
-}
-
-const char *budget_mode_name(budget_mode m)
-{
-    return (unsigned)m < sizeof budget_mode_names / sizeof budget_mode_names[0] - 1
-               ? budget_mode_names[m]
-               : "unknown";
 }

@@ -8,37 +8,8 @@
 #include <stddef.h>
 
 #include "bn_error.h"
-
-#define BN_PATH_MAX 4096
-#define BN_NAME_MAX 64
-#define BN_PIPELINE_MAX 2048
-#define BN_MAX_CONTROLS 32
-
-typedef enum { SOURCE_V4L2 = 0, SOURCE_FILE, SOURCE_TEST, SOURCE_PIPELINE } source_kind;
-typedef enum { ASPECT_CROP = 0, ASPECT_LETTERBOX, ASPECT_STRETCH } aspect_mode;
-typedef enum { BUDGET_OFF = 0, BUDGET_MEAN, BUDGET_DEADLINE } budget_mode;
-typedef enum { PIXFMT_AUTO = 0, PIXFMT_RAW, PIXFMT_MJPEG } source_format;
-
-typedef struct {
-    char name[BN_NAME_MAX];     /* V4L2 control name as the driver reports it, lower-cased,
-                                   spaces as '_' (e.g. "brightness", "white_balance_automatic") */
-    long long value;
-} source_control;
-
-typedef struct {
-    source_kind kind;
-    char device[BN_PATH_MAX];       /* v4l2: /dev/videoN or /dev/v4l/by-id/... */
-    char path[BN_PATH_MAX];         /* file: path of a file GStreamer can decode */
-    bool loop;                      /* file: start again at EOS */
-    char pattern[BN_NAME_MAX];      /* test: videotestsrc pattern name (smpte, ball, ...) */
-    char pipeline[BN_PIPELINE_MAX]; /* pipeline: gst-launch description without a sink */
-    int width, height, fps;         /* requested capture size and rate */
-    source_format format;           /* v4l2: auto, raw or mjpeg */
-    aspect_mode aspect;             /* how to fit the capture into the model's input */
-    source_control controls[BN_MAX_CONTROLS];
-    int n_controls;
-    int retry_initial_ms, retry_max_ms; /* reconnect back-off */
-} source_config;
+#include "budget.h"
+#include "source_config.h"
 
 typedef struct {
     int threads;        /* BLAS threads (1 recommended on 2 cores) */
@@ -46,7 +17,7 @@ typedef struct {
 } engine_config;
 
 typedef struct {
-    budget_mode mode;
+    budget_mode mode;   /* one enum with the controller (engine/budget.h) */
     double latency_ms;  /* budget per frame */
     double min, max;    /* threshold bounds */
     int window;         /* frames of light confidences kept */
@@ -106,7 +77,5 @@ bn_status config_load(const char *path, bn_config *cfg, char *err, size_t errlen
 bn_status config_load_buffer(const char *name, const char *data, size_t len, bn_config *cfg,
                              char *err, size_t errlen);
 
-const char *source_kind_name(source_kind k);
-const char *budget_mode_name(budget_mode m);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "basisnet.h"
+#include "budget.h"
 
 typedef struct {
     const char *name;
@@ -273,7 +274,7 @@ static bn_status key_changes(json_t *v, proto_command *cmd, char *err, size_t er
 static bn_status key_budget_ms(json_t *v, proto_command *cmd, char *err, size_t errlen)
 {
     cmd->set.has_budget_ms = true;
-    return want_number(v, "budget_ms", 0.1, 10000.0, &cmd->set.budget_ms, err, errlen);
+    return want_number(v, "budget_ms", BUDGET_LATENCY_MS_MIN, BUDGET_LATENCY_MS_MAX, &cmd->set.budget_ms, err, errlen);
 }
 
 static bn_status key_threshold(json_t *v, proto_command *cmd, char *err, size_t errlen)

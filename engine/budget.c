@@ -81,7 +81,7 @@ struct budget_ctl {
 void budget_params_init(budget_params *p)
 {
     memset(p, 0, sizeof *p);
-    p->mode = BUDGET_CTL_MEAN;
+    p->mode = BUDGET_MEAN;
     p->latency_ms = 50.0;
     p->min = 0.0;
     p->max = 1.0;
@@ -97,13 +97,29 @@ static bn_status bad(char *err, size_t n, const char *msg, double v)
     return BN_ERR_INVALID_ARG;
 }
 
+const char *const budget_mode_names[] = {"off", "mean", "deadline", NULL};
+
+const char *budget_mode_name(budget_mode m)
+{
+    for (int i = 0; budget_mode_names[i]; i++)
+        if ((int)m == i)
+            return budget_mode_names[i];
+    return "unknown";
+}
+
+/* NaN fails both comparisons. */
+static bool latency_in_range(double ms)
+{
+    return ms >= BUDGET_LATENCY_MS_MIN && ms <= BUDGET_LATENCY_MS_MAX;
+}
+
 bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (p->mode != BUDGET_CTL_OFF && p->mode != BUDGET_CTL_MEAN && p->mode != BUDGET_CTL_DEADLINE)
+    if (p->mode != BUDGET_OFF && p->mode != BUDGET_MEAN && p->mode != BUDGET_DEADLINE)
         return bad(err, errlen, "mode must be off, mean or deadline", (double)p->mode);
-    if (p->mode != BUDGET_CTL_OFF && !(p->latency_ms > 0 && isfinite(p->latency_ms)))
-        return bad(err, errlen, "latency_ms must be a positive number", p->latency_ms);
+    if (p->mode != BUDGET_OFF && !latency_in_range(p->latency_ms))
+        return bad(err, errlen, "latency_ms must be from 0.1 to 10000", p->latency_ms);
     if (!(p->min >= 0 && isfinite(p->min)))
         return bad(err, errlen, "min must be >= 0", p->min);
     if (!(p->max >= p->min && isfinite(p->max))) {
@@ -135,7 +151,7 @@ bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t
         !b->hz_ring)
         goto nomem;
     b->ratio = DEFAULT_RATIO;
-    b->threshold = (float)(p->mode == BUDGET_CTL_OFF ? p->fixed_threshold : p->min);
+    b->threshold = (float)(p->mode == BUDGET_OFF ? p->fixed_threshold : p->min);
     *out = b;
     return BN_OK;
 nomem:
@@ -279,15 +295,15 @@ float budget_next_threshold(budget_ctl *b)
 {
     const budget_params *p = &b->p;
     switch (p->mode) {
-    case BUDGET_CTL_OFF:
+    case BUDGET_OFF:
         b->threshold = (float)p->fixed_threshold;
         return b->threshold;
-    case BUDGET_CTL_DEADLINE:
+    case BUDGET_DEADLINE:
         update_unattainable(b);
         b->f_target = 1.0;
         b->threshold = (float)p->max;
         return b->threshold;
-    case BUDGET_CTL_MEAN:
+    case BUDGET_MEAN:
         break;
     }
     update_unattainable(b);
@@ -348,17 +364,17 @@ budget_decision budget_should_run_specialist(budget_ctl *b, float light_score,
      * one would lock itself in. After a window without a run, one frame may run when the
      * mean prediction (no margin) fits. */
     double pred_mean = (double)elapsed_ns + spec_predict_ns(b, elapsed_ns, false);
-    if (b->p.mode == BUDGET_CTL_DEADLINE && pred > b->budget_ns && b->since_spec >= b->p.window &&
+    if (b->p.mode == BUDGET_DEADLINE && pred > b->budget_ns && b->since_spec >= b->p.window &&
         pred_mean <= b->budget_ns)
         pred = pred_mean;
     d.predicted_total_ms = pred / 1e6;
-    if (b->p.mode == BUDGET_CTL_DEADLINE && pred > b->budget_ns) {
+    if (b->p.mode == BUDGET_DEADLINE && pred > b->budget_ns) {
         d.reason = BUDGET_EXIT_DEADLINE;
         d.predicted_total_ms = (double)elapsed_ns / 1e6;
         b->deadline_exits++;
         return d;
     }
-    if (b->p.mode == BUDGET_CTL_MEAN && horizon_spent(b, pred_mean)) {
+    if (b->p.mode == BUDGET_MEAN && horizon_spent(b, pred_mean)) {
         d.reason = BUDGET_EXIT_HORIZON;
         d.predicted_total_ms = (double)elapsed_ns / 1e6;
         b->horizon_exits++;
@@ -434,7 +450,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
     /* Integral on the per-frame latency error, in specialist shares. Frozen while the
      * threshold sits at a bound in the direction the error pushes (anti-windup), and
      * while the budget is out of reach (nothing to correct). */
-    if (b->p.mode != BUDGET_CTL_MEAN || b->unattainable || !b->l_known)
+    if (b->p.mode != BUDGET_MEAN || b->unattainable || !b->l_known)
         return;
     double e = (lat_ns - b->budget_ns) / t_spec_ns(b);
     e = e > ERR_LIMIT ? ERR_LIMIT : e < -ERR_LIMIT ? -ERR_LIMIT : e;
@@ -456,7 +472,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
 
 bn_status budget_set_latency(budget_ctl *b, double ms)
 {
-    if (!(ms > 0) || !isfinite(ms))
+    if (!latency_in_range(ms))
         return BN_ERR_INVALID_ARG;
     if (ms != b->p.latency_ms)
         BN_LOGI(MOD, "budget %.2f ms -> %.2f ms", b->p.latency_ms, ms);
@@ -480,7 +496,7 @@ void budget_get_stats(budget_ctl *b, budget_stats *st)
     st->target_spec_share = b->f_target;
     st->t_light_ms = b->l_known ? b->l_hat / 1e6 : 0.0;
     st->t_spec_ms = b->l_known ? t_spec_ns(b) / 1e6 : 0.0;
-    st->unattainable = b->l_known && b->p.mode != BUDGET_CTL_OFF && b->l_hat > b->budget_ns;
+    st->unattainable = b->l_known && b->p.mode != BUDGET_OFF && b->l_hat > b->budget_ns;
     st->frames = b->frames;
     st->deadline_exits = b->deadline_exits;
     st->horizon_exits = b->horizon_exits;

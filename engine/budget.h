@@ -24,16 +24,24 @@
 
 #include "bn_error.h"
 
-/* Same values, in the same order, as budget_mode in daemon/config.h (the engine does not
- * include daemon headers), so the daemon may convert with a plain cast. */
+/* The one budget mode enum: the config (budget.mode), `set` and the controller share it. */
 typedef enum {
-    BUDGET_CTL_OFF = 0,   /* fixed threshold, no control */
-    BUDGET_CTL_MEAN,      /* mean latency per frame <= budget */
-    BUDGET_CTL_DEADLINE,  /* every frame <= budget: skip the specialist when it cannot fit */
-} budget_ctl_mode;
+    BUDGET_OFF = 0,       /* fixed threshold, no control */
+    BUDGET_MEAN,          /* mean latency per frame <= budget */
+    BUDGET_DEADLINE,      /* every frame <= budget: skip the specialist when it cannot fit */
+} budget_mode;
+
+/* "off", "mean", "deadline", NULL: indexed by budget_mode. */
+extern const char *const budget_mode_names[];
+/* The spelling of m, or "unknown". */
+const char *budget_mode_name(budget_mode m);
+
+/* The one accepted range of a latency budget per frame, in ms (config, `set`, basisnetctl). */
+#define BUDGET_LATENCY_MS_MIN 0.1
+#define BUDGET_LATENCY_MS_MAX 10000.0
 
 typedef struct {
-    budget_ctl_mode mode;
+    budget_mode mode;
     double latency_ms;       /* budget B per frame; > 0 unless mode is off */
     double min, max;         /* threshold bounds, 0 <= min <= max; max is the most
                                 specialist-heavy threshold the controller may choose,
@@ -103,7 +111,7 @@ void budget_observe(budget_ctl *b, float light_score, uint64_t ns_light, uint64_
 bn_status budget_set_latency(budget_ctl *b, double ms);
 
 typedef struct {
-    budget_ctl_mode mode;
+    budget_mode mode;
     double budget_ms;
     double mean_ms, p99_ms;    /* observed latency per frame (light + spec) over the window */
     int window_frames;         /* frames those figures cover */

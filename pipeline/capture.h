@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "bn_error.h"
-#include "config.h"
+#include "source_config.h"
 
 typedef struct capture capture;
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "bn_error.h"
-#include "config.h"
+#include "source_config.h"
 
 /* One capture mode: a pixel format at one frame size and one frame rate. */
 typedef struct {

@@ -60,7 +60,7 @@ typedef struct {
     double noise;              /* lognormal sigma of per-frame costs */
     int slowdown_at;           /* frame from which both costs double (0: never) */
     double budget_ms;
-    budget_ctl_mode mode;
+    budget_mode mode;
     double min, max;
     int window;
     int frames;
@@ -221,7 +221,7 @@ static void test_rejects_bad_params(void **state)
     p.latency_ms = 0;
     assert_int_equal(budget_new(&p, &b, err, sizeof err), BN_ERR_INVALID_ARG);
     assert_non_null(strstr(err, "latency_ms"));
-    p.mode = BUDGET_CTL_OFF; /* no budget needed without control */
+    p.mode = BUDGET_OFF; /* no budget needed without control */
     assert_int_equal(budget_new(&p, &b, err, sizeof err), BN_OK);
     budget_free(b);
 
@@ -249,7 +249,7 @@ static void test_off_mode_returns_fixed_threshold(void **state)
 {
     (void)state;
     scenario sc = {.conf = CONF_BETA3, .light_ms = 2, .spec_ms = 6, .noise = 0.1,
-                   .budget_ms = 1, .mode = BUDGET_CTL_OFF, .min = 0, .max = 1,
+                   .budget_ms = 1, .mode = BUDGET_OFF, .min = 0, .max = 1,
                    .frames = 500, .seed = 1};
     trace t;
     run_scenario(&sc, &t);
@@ -300,7 +300,7 @@ static void test_mean_mode_converges(void **state)
     for (size_t k = 0; k < 3; k++) {
         for (uint64_t seed = 1; seed <= 5; seed++) {
             scenario sc = {.conf = CONF_KINDS[k], .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                           .budget_ms = 5, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                           .budget_ms = 5, .mode = BUDGET_MEAN, .min = 0, .max = 1,
                            .frames = 1200, .seed = seed};
             trace t;
             run_scenario(&sc, &t);
@@ -328,7 +328,7 @@ static void test_correlated_frames(void **state)
         for (size_t k = 0; k < 3; k++) {
             for (uint64_t seed = 1; seed <= 10; seed++) {
                 scenario sc = {.conf = CONF_KINDS[k], .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                               .budget_ms = 5, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                               .budget_ms = 5, .mode = BUDGET_MEAN, .min = 0, .max = 1,
                                .frames = 3000, .seed = seed, .calibrate = true, .hold = 15,
                                .horizon = guard ? 100 : -1};
                 trace t;
@@ -424,7 +424,7 @@ static void test_no_oscillation(void **state)
     (void)state;
     for (size_t k = 0; k < 3; k++) {
         scenario sc = {.conf = CONF_KINDS[k], .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                       .budget_ms = 5, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                       .budget_ms = 5, .mode = BUDGET_MEAN, .min = 0, .max = 1,
                        .frames = 2000, .seed = 7};
         trace t;
         run_scenario(&sc, &t);
@@ -452,7 +452,7 @@ static void test_recovers_from_slowdown(void **state)
     for (size_t k = 0; k < 3; k++) {
         for (uint64_t seed = 1; seed <= 5; seed++) {
             scenario sc = {.conf = CONF_KINDS[k], .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                           .budget_ms = 6, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                           .budget_ms = 6, .mode = BUDGET_MEAN, .min = 0, .max = 1,
                            .frames = 2000, .slowdown_at = 1000, .seed = seed, .calibrate = true};
             trace t;
             run_scenario(&sc, &t);
@@ -479,7 +479,7 @@ static void test_respects_min_max(void **state)
     const double budgets[] = {1.0, 5.0, 100.0};
     for (int i = 0; i < 3; i++) {
         scenario sc = {.conf = CONF_BETA3, .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                       .budget_ms = budgets[i], .mode = BUDGET_CTL_MEAN, .min = 0.55,
+                       .budget_ms = budgets[i], .mode = BUDGET_MEAN, .min = 0.55,
                        .max = 0.8, .frames = 800, .seed = 3};
         trace t;
         run_scenario(&sc, &t);
@@ -502,7 +502,7 @@ static void test_deadline_mode(void **state)
 {
     (void)state;
     scenario sc = {.conf = CONF_BETA3, .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                   .budget_ms = 11, .mode = BUDGET_CTL_DEADLINE, .min = 0, .max = 0.9,
+                   .budget_ms = 11, .mode = BUDGET_DEADLINE, .min = 0, .max = 0.9,
                    .frames = 2000, .slowdown_at = 1000, .seed = 11, .calibrate = true};
     trace t;
     run_scenario(&sc, &t);
@@ -532,7 +532,7 @@ static void test_deadline_probe_unlocks(void **state)
 {
     (void)state;
     scenario sc = {.conf = CONF_BETA3, .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                   .budget_ms = 11, .mode = BUDGET_CTL_DEADLINE, .min = 0, .max = 0.9,
+                   .budget_ms = 11, .mode = BUDGET_DEADLINE, .min = 0, .max = 0.9,
                    .frames = 1000, .seed = 12};
     trace t;
     run_scenario(&sc, &t);
@@ -557,7 +557,7 @@ static void test_deadline_reason_direct(void **state)
     (void)state;
     budget_params p;
     budget_params_init(&p);
-    p.mode = BUDGET_CTL_DEADLINE;
+    p.mode = BUDGET_DEADLINE;
     p.latency_ms = 10;
     p.max = 0.9;
     budget_ctl *b;
@@ -632,7 +632,7 @@ static void test_calibration_first_frames(void **state)
     (void)state;
     for (uint64_t seed = 1; seed <= 5; seed++) {
         scenario sc = {.conf = CONF_MIXTURE, .light_ms = 2, .spec_ms = 6, .noise = 0.15,
-                       .budget_ms = 4, .mode = BUDGET_CTL_MEAN, .min = 0, .max = 1,
+                       .budget_ms = 4, .mode = BUDGET_MEAN, .min = 0, .max = 1,
                        .frames = 100, .seed = seed, .calibrate = true};
         trace t;
         run_scenario(&sc, &t);

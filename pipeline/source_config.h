@@ -1,0 +1,47 @@
+/* What the user asked of a video source: the plain-value struct the capture module opens
+ * and the daemon's config parser fills (daemon/config.c). Owned by pipeline/ so that capture
+ * depends on nothing above it; the daemon's bn_config embeds it. */
+#ifndef BN_SOURCE_CONFIG_H
+#define BN_SOURCE_CONFIG_H
+
+#include <stdbool.h>
+
+#define BN_PATH_MAX 4096
+#define BN_NAME_MAX 64
+#define BN_PIPELINE_MAX 2048
+#define BN_MAX_CONTROLS 32
+
+typedef enum { SOURCE_V4L2 = 0, SOURCE_FILE, SOURCE_TEST, SOURCE_PIPELINE } source_kind;
+typedef enum { ASPECT_CROP = 0, ASPECT_LETTERBOX, ASPECT_STRETCH } aspect_mode;
+typedef enum { PIXFMT_AUTO = 0, PIXFMT_RAW, PIXFMT_MJPEG } source_format;
+
+/* NULL-terminated spellings, indexed by the enums above (config keys, messages). */
+extern const char *const source_kind_names[];
+extern const char *const source_format_names[];
+extern const char *const aspect_mode_names[];
+
+typedef struct {
+    char name[BN_NAME_MAX];     /* V4L2 control name as the driver reports it, lower-cased,
+                                   spaces as '_' (e.g. "brightness", "white_balance_automatic") */
+    long long value;
+} source_control;
+
+typedef struct {
+    source_kind kind;
+    char device[BN_PATH_MAX];       /* v4l2: /dev/videoN or /dev/v4l/by-id/... */
+    char path[BN_PATH_MAX];         /* file: path of a file GStreamer can decode */
+    bool loop;                      /* file: start again at EOS */
+    char pattern[BN_NAME_MAX];      /* test: videotestsrc pattern name (smpte, ball, ...) */
+    char pipeline[BN_PIPELINE_MAX]; /* pipeline: gst-launch description without a sink */
+    int width, height, fps;         /* requested capture size and rate */
+    source_format format;           /* v4l2: auto, raw or mjpeg */
+    aspect_mode aspect;             /* how to fit the capture into the model's input */
+    source_control controls[BN_MAX_CONTROLS];
+    int n_controls;
+    int retry_initial_ms, retry_max_ms; /* reconnect back-off */
+} source_config;
+
+/* "v4l2", "file", "test", "pipeline"; "unknown" out of range. */
+const char *source_kind_name(source_kind k);
+
+#endif
