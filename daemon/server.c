@@ -768,6 +768,18 @@ static void authorize(server *s, server_client *c)
                     (s->has_control_gid && peer_in_group(c->fd, &c->cred, s->control_gid));
 }
 
+bn_status server_check_access(const char *group, const char *control_group, char *err,
+                              size_t errlen)
+{
+    gid_t gid;
+    if (group && *group && lookup_group("publish.group", group, &gid, err, errlen) != BN_OK)
+        return BN_ERR_CONFIG;
+    if (control_group && *control_group &&
+        lookup_group("publish.control_group", control_group, &gid, err, errlen) != BN_OK)
+        return BN_ERR_CONFIG;
+    return BN_OK;
+}
+
 bn_status server_set_access(server *s, unsigned mode, const char *group,
                             const char *control_group, char *err, size_t errlen)
 {

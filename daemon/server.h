@@ -54,6 +54,10 @@ void server_send_json(server *s, server_client *c, json_t *msg);
 
 /* Writes what is queued, waiting at most timeout_ms in total (used on shutdown). */
 void server_flush(server *s, int timeout_ms);
+/* Checks that the groups server_set_access would apply exist, changing nothing (reload
+ * checks every part of a new config before it switches any). */
+bn_status server_check_access(const char *group, const char *control_group, char *err,
+                              size_t errlen);
 /* Applies a reloaded publish.mode/group/control_group: the socket file's mode and group,
  * and the control group for new and connected clients. Every name is checked before
  * anything changes; on error nothing changes. */

@@ -113,9 +113,8 @@ static bool latency_in_range(double ms)
     return ms >= BUDGET_LATENCY_MS_MIN && ms <= BUDGET_LATENCY_MS_MAX;
 }
 
-bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t errlen)
+bn_status budget_params_check(const budget_params *p, char *err, size_t errlen)
 {
-    *out = NULL;
     if (p->mode != BUDGET_OFF && p->mode != BUDGET_MEAN && p->mode != BUDGET_DEADLINE)
         return bad(err, errlen, "mode must be off, mean or deadline", (double)p->mode);
     if (p->mode != BUDGET_OFF && !latency_in_range(p->latency_ms))
@@ -134,7 +133,15 @@ bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t
         return bad(err, errlen, "horizon must be from 0 to 1048576 frames", p->horizon);
     if (!isfinite(p->fixed_threshold))
         return bad(err, errlen, "fixed threshold must be a number", p->fixed_threshold);
+    return BN_OK;
+}
 
+bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    bn_status st = budget_params_check(p, err, errlen);
+    if (st != BN_OK)
+        return st;
     budget_ctl *b = calloc(1, sizeof *b);
     if (!b)
         goto nomem;

@@ -58,6 +58,9 @@ typedef struct budget_ctl budget_ctl;
 /* Defaults: mode mean, 50 ms, min 0, max 1, window 256, horizon 100, fixed threshold 0.9. */
 void budget_params_init(budget_params *p);
 
+/* Validates p without allocating: BN_OK, or BN_ERR_INVALID_ARG with the message below. */
+bn_status budget_params_check(const budget_params *p, char *err, size_t errlen);
+
 /* Validates p and allocates the controller. BN_ERR_INVALID_ARG with a message naming the
  * field (e.g. "budget: min 0.9 > max 0.5") on bad params; BN_ERR_NOMEM. */
 bn_status budget_new(const budget_params *p, budget_ctl **out, char *err, size_t errlen);

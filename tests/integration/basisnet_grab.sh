@@ -77,7 +77,7 @@ print("segments", seg)
 PY
     ok "clip: frames match the truth file's images, the frames at 0, 1, 2, 3, 4 s exactly"
 else
-    echo "skip: $FMNIST missing, content of the clip frames not checked"
+    fail "$FMNIST missing (dataset-fashion-mnist, tools/install-deps.sh): clip frames not checked"
 fi
 
 # ---- a second run adds, never overwrites --------------------------------------------------

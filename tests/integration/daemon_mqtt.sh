@@ -3,7 +3,7 @@
 # change and source payloads are the socket's JSON lines; stats appear on P/stats; the
 # status topic says online, then offline after a clean stop; stats show the broker state.
 source "$(dirname "$0")/daemon_common.bash"
-command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null || { echo "SKIP: no mosquitto"; exit 0; }
+command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null || { echo "SKIP: no mosquitto"; exit 77; }
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > "$T/mosq.conf"
 mosquitto -c "$T/mosq.conf" >"$T/mosq.log" 2>&1 &

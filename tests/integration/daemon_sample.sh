@@ -8,7 +8,7 @@ MODEL=${SAMPLE_MODEL:-$ROOT/models/fmnist-basisnet.bnm}
 CLIP=$ROOT/samples/fmnist-sample.mkv
 TRUTH=$ROOT/samples/fmnist-sample.truth.csv
 if [ ! -f "$MODEL" ] || [ ! -f "$CLIP" ]; then
-    echo "SKIP: needs $MODEL and $CLIP"; exit 0
+    echo "SKIP: needs $MODEL and $CLIP"; exit 77
 fi
 THR=${SAMPLE_THRESHOLD:-0.9}
 cat > "$T/s.yaml" <<EOC

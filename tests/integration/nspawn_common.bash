@@ -1,11 +1,11 @@
 # Shared by the systemd-nspawn tests (sourced, not run: tests/run-tests.sh runs only *.sh).
 #
 # nspawn_enter "$@": first thing in a test. Without root, systemd-nspawn or unshare it prints
-# SKIP and exits 0 (the test passes); otherwise it re-runs the test script in a private mount
+# SKIP and exits 77 (counted as skipped; a skip fails `make check` unless allowed); otherwise it re-runs the test script in a private mount
 # namespace, so that every mount below goes away with it.
 nspawn_enter() {
     if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v unshare >/dev/null; then
-        echo "SKIP: needs root, systemd-nspawn and unshare"; exit 0
+        echo "SKIP: needs root, systemd-nspawn and unshare"; exit 77
     fi
     if [ "${BN_IN_UNSHARE:-}" != 1 ]; then
         BN_IN_UNSHARE=1 exec unshare -m --propagation private bash "$0" "$@"

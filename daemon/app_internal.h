@@ -1,0 +1,113 @@
+/* The daemon runtime's state, shared by its parts (not a public interface):
+ *   app.c          lifecycle: start-up, the source and inference thread, event sources, stop
+ *   app_publish.c  messages: hello, labels, change and source events, stats
+ *   app_reload.c   the engine set (model, session, budget parameters), reload, --check-config
+ *   app_commands.c control commands from socket clients
+ * Everything here runs on the event loop's thread; the inference thread sees only what
+ * infer_params hands it. */
+#ifndef BN_APP_INTERNAL_H
+#define BN_APP_INTERNAL_H
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "basisnet.h"
+#include "budget.h"
+#include "capture.h"
+#include "config.h"
+#include "debounce.h"
+#include "infer.h"
+#include "mqtt.h"
+#include "outqueue.h"
+#include "protocol.h"
+#include "server.h"
+#include "stats.h"
+
+/* What a reload replaces as a whole: the model, its session and the budget parameters.
+ * The controller itself is created from bp when inference starts and is owned by the
+ * inference thread from then on. */
+typedef struct {
+    bn_model *model;
+    bn_session *session;
+    budget_params bp;
+    uint64_t t_light_ns, t_spec_ns; /* warm-up stage costs: the controller's first guesses */
+} engine_set;
+
+typedef struct app {
+    app_options opt;
+    bn_config cfg;
+    engine_set eng;
+    const bn_model_info *info;
+    capture *cap;
+    infer *inf;
+    server *srv;
+    mqtt_client *mqtt;          /* NULL without an mqtt: section */
+    GMainLoop *loop;
+    GSource *result_src, *tick_src;
+    GSource *retry_src;         /* pending source re-open (camera missing at start/reload) */
+    int retry_ms;
+    guint sig_term, sig_int, sig_hup;
+
+    daemon_stats stats;
+    debounce deb;
+    uint64_t label_seq, change_seq, dropped_frames;
+    pub_msg *hello;
+
+    capture_state src_state;
+    bool src_was_lost;
+    char src_msg[512];
+
+    bool ready;
+    uint64_t wd_usec;           /* 0: no watchdog */
+    gint64 last_progress_us, last_status_us, last_mqtt_stats_us, start_us;
+    uint64_t tick_frames, tick_heartbeat;
+    double fps;
+    gint64 fps_time_us;
+    uint64_t fps_frames;
+
+    uint64_t reloads_ok, reloads_failed;
+    char reload_error[1024];
+    int exit_code;
+} app;
+
+/* ---- app.c: source and inference ---- */
+bn_status app_open_capture(app *a, const bn_config *cfg, const bn_model_info *mi, capture **out,
+                           char *err, size_t errlen);
+/* Starts the inference thread on a->cap with a new controller from a->eng.bp. */
+bn_status app_start_infer(app *a, char *err, size_t errlen);
+/* Stops the inference thread, publishes what it left in its queue and frees it. */
+void app_stop_infer(app *a);
+void app_attach_results(app *a);
+void app_cancel_retry(app *a);
+/* Opens a->cfg's source and starts inference; a missing source is retried, not an error. */
+bn_status app_source_begin(app *a, char *err, size_t errlen);
+
+/* ---- app_publish.c ---- */
+uint64_t app_mono_ns(void);
+int64_t app_real_ns(void);
+const char *app_capture_state_name(capture_state s);
+json_t *app_budget_json(const budget_params *bp);
+void app_rebuild_hello(app *a);
+pub_msg *app_hello_cb(void *user);
+void app_publish_source(app *a, const char *state, const char *message);
+void app_publish_result(app *a, const infer_result *r);
+json_t *app_stats_json(app *a);
+/* The periodic stats message on MQTT (stats_interval_s). */
+void app_publish_mqtt_stats(app *a);
+
+/* ---- app_reload.c ---- */
+bn_status app_engine_set_open(const bn_config *cfg, engine_set *e, char *err, size_t errlen);
+void app_engine_set_free(engine_set *e);
+/* A controller for bp, calibrated with the model's validation confidences and the costs. */
+budget_ctl *app_budget_create(const budget_params *bp, const bn_model_info *mi, uint64_t t_light,
+                              uint64_t t_spec, char *err, size_t errlen);
+/* SIGHUP / `reload`: all or nothing; logs and counts the outcome. */
+bn_status app_do_reload(app *a, char *err, size_t errlen);
+
+/* ---- app_commands.c ---- */
+void app_on_command(server *srv, server_client *c, const proto_command *cmd, void *user);
+
+#endif
