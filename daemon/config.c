@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "bn_log.h"
+#include "rtsp.h"
 
 /* A config is a few KiB; anything this large is a mistake (a video file passed by
  * accident). The bound also caps libyaml's quadratic anchor bookkeeping: a file of
@@ -28,6 +29,8 @@
 #define SUGGEST_MAX 64
 /* Unknown keys after this many problems get no "did you mean". */
 #define SUGGEST_ERRORS 100
+/* source.retry_max_ms of an rtsp source when the config does not set it. */
+#define RTSP_RETRY_MAX_MS 1000
 /* Deepest [ / { nesting accepted (see flow_too_deep_at). */
 #define FLOW_DEPTH_MAX 64
 
@@ -49,6 +52,7 @@ enum {
     KF_NONEMPTY = 1u << 1, /* an empty string makes no sense for this key */
     KF_NAME = 1u << 2,     /* letters, digits, '_', '-', '.': used in topics and unit names */
     KF_TOPIC = 1u << 3,    /* MQTT topic: no wildcards, no empty levels at the ends */
+    KF_RTSP_URL = 1u << 4, /* rtsp:// URL; may carry a password, so never echoed */
 };
 
 typedef struct {
@@ -69,6 +73,7 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 _Static_assert(sizeof(source_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(source_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(aspect_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(rtsp_transport) == sizeof(int), "enum size");
 _Static_assert(sizeof(budget_mode) == sizeof(int), "enum size");
 
 /* A key's dotted path is the spelling of its bn_config member, so each row names the
@@ -110,6 +115,11 @@ static const key_spec keys[] = {
     {FIELD(source.controls), .type = KEY_CONTROLS},
     K_INT(source.retry_initial_ms, 10, 60000),
     K_INT(source.retry_max_ms, 100, 600000),
+    K_STRING(source.url, KF_NONEMPTY | KF_RTSP_URL),
+    K_ENUM(source.transport, rtsp_transport_names, 0),
+    K_INT(source.latency_ms, 0, 10000),
+    K_PATH(source.credentials_file, KF_NONEMPTY),
+    K_INT(source.timeout_ms, 500, 600000),
 
     K_SECTION("engine", 0),
     K_INT(engine.threads, 1, 64),
@@ -165,6 +175,7 @@ static const key_rule rules[] = {
     {"source.kind", SOURCE_V4L2, "source.device"},
     {"source.kind", SOURCE_FILE, "source.path"},
     {"source.kind", SOURCE_PIPELINE, "source.pipeline"},
+    {"source.kind", SOURCE_RTSP, "source.url"},
     {"mqtt.cert_file", -1, "mqtt.key_file"},
     {"mqtt.cert_file", -1, "mqtt.ca_file"}, /* a client certificate only makes sense with TLS */
     {"mqtt.key_file", -1, "mqtt.cert_file"},
@@ -661,6 +672,16 @@ static bool set_string(parse_ctx *c, const key_spec *k, const char *path, const 
         err_expected(c, k, path, v);
         return false;
     }
+    if (k->flags & KF_RTSP_URL) {
+        char why[BN_PATH_MAX + 200];
+        char url[BN_PATH_MAX];
+        memcpy(url, s, len);
+        url[len] = '\0';
+        if (rtsp_url_check(url, why, sizeof why) != BN_OK) {
+            err_at(c, &v->start_mark, "key '%s': %s", path, why);
+            return false;
+        }
+    }
     char *dst = field(c, k);
     if (k->type == KEY_PATH) {
         char tmp[BN_PATH_MAX];
@@ -939,6 +960,12 @@ static void fill_derived(parse_ctx *c)
         const char *from = len > max ? id + (len - max) : id;
         memcpy(cfg->mqtt.client_id, from, strlen(from) + 1);
     }
+    /* An IP camera that comes back is picked up within a second: a retry against a closed
+     * port costs one refused connection, unlike reopening a V4L2 device. */
+    source_config *s = &cfg->source;
+    if (s->kind == SOURCE_RTSP && !c->seen[key_index("source.retry_max_ms")])
+        s->retry_max_ms = s->retry_initial_ms > RTSP_RETRY_MAX_MS ? s->retry_initial_ms
+                                                                   : RTSP_RETRY_MAX_MS;
 }
 
 static void set_base_dir(parse_ctx *c, const char *name)
@@ -1075,6 +1102,9 @@ void config_init(bn_config *cfg)
     s->aspect = ASPECT_CROP;
     s->retry_initial_ms = 500;
     s->retry_max_ms = 10000;
+    s->transport = RTSP_TRANSPORT_AUTO;
+    s->latency_ms = 200;
+    s->timeout_ms = 5000;
 
     cfg->engine.threads = 1;
     cfg->engine.threshold = 0.9;

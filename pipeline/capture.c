@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bn_log.h"
+#include "rtsp.h"
 #include "v4l2_probe.h"
 
 #define MOD "capture"
@@ -30,6 +31,8 @@ struct capture {
     GstElement *pipeline;
     GSource *bus_source;
     GSource *retry_source;
+    GSource *stall_source;   /* rtsp: frame timeout check (source.timeout_ms) */
+    uint64_t started_mono_ns;
     int retry_delay_ms;
     bool lost_reported;      /* "source lost" said; next first frame says "recovered" */
     bool ever_running;
@@ -40,6 +43,7 @@ struct capture {
     GCond cond;
     GstSample *latest;       /* one slot: a new frame replaces an unpulled one */
     uint64_t latest_mono_ns;
+    uint64_t last_frame_mono_ns;
     capture_state state;
     bool closed;
     bool flushing;           /* teardown running: an every_frame wait must give up */
@@ -63,12 +67,6 @@ static uint64_t mono_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static const char *kind_name(source_kind k)
-{
-    static const char *const names[] = {"v4l2", "file", "test", "pipeline"};
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
 /* Appends to a fixed buffer; returns false when it did not fit. */
@@ -129,12 +127,18 @@ static void source_label(const capture *c, char *buf, size_t len)
     case SOURCE_V4L2: snprintf(buf, len, "device '%.200s'", c->cfg.device); break;
     case SOURCE_FILE: snprintf(buf, len, "video file '%.200s'", c->cfg.path); break;
     case SOURCE_TEST: snprintf(buf, len, "test source"); break;
+    case SOURCE_RTSP: {
+        char masked[BN_PATH_MAX];
+        rtsp_url_mask(c->cfg.url, masked, sizeof masked);
+        snprintf(buf, len, "RTSP source '%.200s'", masked);
+        break;
+    }
     default: snprintf(buf, len, "pipeline '%.200s'", c->cfg.pipeline); break;
     }
 }
 
 /* "v4l2src0: Could not read from resource. (not-negotiated: ...)" from an ERROR message. */
-static bn_status describe_error_message(GstMessage *msg, char *buf, size_t len)
+static bn_status describe_error_message(const capture *c, GstMessage *msg, char *buf, size_t len)
 {
     GError *e = NULL;
     gchar *dbg = NULL;
@@ -142,13 +146,17 @@ static bn_status describe_error_message(GstMessage *msg, char *buf, size_t len)
     const char *who = GST_MESSAGE_SRC(msg) ? GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) : "pipeline";
     bn_status st = status_from_gerror(e);
     const char *nn = dbg ? strstr(dbg, "not-negotiated") : NULL;
-    if (nn)
+    if (c->cfg.kind == SOURCE_RTSP && rtsp_explain_error(e, dbg, buf, len, &st))
+        ;   /* said in the user's terms; GStreamer's words are in the debug line below */
+    else if (nn)
         snprintf(buf, len, "%s: %s (not-negotiated: the source's formats cannot be converted to "
                            "the model input)", who, e ? e->message : "error");
     else if (e && e->domain == GST_RESOURCE_ERROR && dbg && strstr(dbg, "No such device"))
         snprintf(buf, len, "%s: %s (device unplugged)", who, e->message), st = BN_ERR_NO_DEVICE;
     else
         snprintf(buf, len, "%s: %s", who, e ? e->message : "error");
+    if (dbg)
+        g_strdelimit(dbg, "\n", ' ');   /* one log line */
     BN_LOGD(MOD, "error detail: %s", dbg ? dbg : "(none)");
     if (e)
         g_error_free(e);
@@ -288,6 +296,16 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
         ok = appendf(desc, len, &off, "%s", s->pipeline);
         pipeline_tail_size(s->pipeline, &src_w, &src_h);
         break;
+    case SOURCE_RTSP:
+        if (!s->url[0]) {
+            snprintf(err, errlen, "source.kind is rtsp but source.url is empty");
+            return BN_ERR_CONFIG;
+        }
+        /* Only the video stream is linked (a camera's audio stream stays unlinked);
+         * decodebin picks the depayloader and the highest-ranked decoder (hardware first). */
+        ok = appendf(desc, len, &off,
+                     "rtspsrc name=bnsrc ! application/x-rtp,media=video ! decodebin");
+        break;
     default:
         snprintf(err, errlen, "unknown source kind %d", (int)s->kind);
         return BN_ERR_INVALID_ARG;
@@ -326,6 +344,8 @@ static bn_status set_source_properties(capture *c, GstElement *src, char *err, s
         g_object_set(src, "pattern", ev->value, NULL);
         break;
     }
+    case SOURCE_RTSP:
+        return rtsp_configure_src(src, s, err, errlen);
     default:
         break;
     }
@@ -410,7 +430,7 @@ static bn_status take_bus_error(capture *c, bool may_wait, char *err, size_t err
     char label[256], why[768];
     source_label(c, label, sizeof label);
     if (m) {
-        st = describe_error_message(m, why, sizeof why);
+        st = describe_error_message(c, m, why, sizeof why);
         gst_message_unref(m);
     } else {
         snprintf(why, sizeof why, "failed to start (no error message from GStreamer)");
@@ -436,7 +456,7 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
     if (!p || gerr) {
         gchar **missing = gst_parse_context_get_missing_elements(pctx);
         snprintf(err, errlen, "cannot build %s pipeline '%s': %s%s%s",
-                 kind_name(c->cfg.kind), c->cfg.kind == SOURCE_PIPELINE ? c->cfg.pipeline : desc,
+                 source_kind_name(c->cfg.kind), c->cfg.kind == SOURCE_PIPELINE ? c->cfg.pipeline : desc,
                  gerr ? gerr->message : "unknown parse error",
                  missing && missing[0] ? " (missing element: " : "",
                  missing && missing[0] ? missing[0] : "");
@@ -488,16 +508,21 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
 
     g_mutex_lock(&c->lock);
     c->synced = sync;
+    c->started_mono_ns = mono_now_ns();
     /* Truncated to the stats field (512 bytes). */
     g_strlcpy(c->description, desc, sizeof c->description);
-    if (c->cfg.kind == SOURCE_V4L2 || c->cfg.kind == SOURCE_FILE) {
-        /* Show the path the property carries, as gst-launch would take it. */
+    if (c->cfg.kind == SOURCE_V4L2 || c->cfg.kind == SOURCE_FILE || c->cfg.kind == SOURCE_RTSP) {
+        /* Show the path the property carries, as gst-launch would take it (an RTSP URL
+         * with its user info masked). */
         char *at = strstr(desc, "name=bnsrc");
+        char masked[BN_PATH_MAX];
+        rtsp_url_mask(c->cfg.url, masked, sizeof masked);
         if (at) {
             *at = '\0';
             gchar *shown = g_strdup_printf("%s%s=\"%s\"%s", desc,
                                            c->cfg.kind == SOURCE_V4L2 ? "device" : "location",
-                                           c->cfg.kind == SOURCE_V4L2 ? c->cfg.device : c->cfg.path,
+                                           c->cfg.kind == SOURCE_V4L2 ? c->cfg.device
+                                           : c->cfg.kind == SOURCE_RTSP ? masked : c->cfg.path,
                                            at + strlen("name=bnsrc"));
             g_strlcpy(c->description, shown, sizeof c->description);
             g_free(shown);
@@ -513,7 +538,11 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
         teardown(c);
         return st;
     }
-    BN_LOGI(MOD, "pipeline: %s", c->description);
+    /* Once at open; each retry's (the same graph) at debug level. */
+    if (wait)
+        BN_LOGI(MOD, "pipeline: %s", c->description);
+    else
+        BN_LOGD(MOD, "pipeline: %s", c->description);
     return BN_OK;
 }
 
@@ -576,7 +605,8 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user)
         }
         if (clk)
             gst_object_unref(clk);
-        bool live_or_synced = c->synced || c->cfg.kind == SOURCE_V4L2 || c->cfg.kind == SOURCE_TEST;
+        bool live_or_synced = c->synced || c->cfg.kind == SOURCE_V4L2 ||
+                              c->cfg.kind == SOURCE_TEST || c->cfg.kind == SOURCE_RTSP;
         if (mono_clock && live_or_synced && GST_CLOCK_TIME_IS_VALID(rt) &&
             GST_CLOCK_TIME_IS_VALID(base) && base + rt <= now)
             mono = base + rt;
@@ -602,6 +632,7 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user)
     }
     c->latest = s;
     c->latest_mono_ns = mono;
+    c->last_frame_mono_ns = now;
     if (c->state != CAPTURE_RUNNING) {
         c->state = CAPTURE_RUNNING;
         c->notify_running = true;
@@ -677,6 +708,29 @@ static gboolean on_retry(gpointer user)
     return G_SOURCE_REMOVE;
 }
 
+/* A network source can stop without an error: UDP packets that no longer arrive, a server
+ * that hangs. No frame for source.timeout_ms since the last one (or since the pipeline
+ * started) is a loss like any other. */
+static gboolean on_stall_check(gpointer user)
+{
+    capture *c = user;
+    if (!c->pipeline)
+        return G_SOURCE_CONTINUE;   /* lost already: the retry timer owns the next step */
+    g_mutex_lock(&c->lock);
+    uint64_t last = c->last_frame_mono_ns > c->started_mono_ns ? c->last_frame_mono_ns
+                                                               : c->started_mono_ns;
+    bool live = c->state == CAPTURE_RUNNING || c->state == CAPTURE_STARTING;
+    g_mutex_unlock(&c->lock);
+    if (live && mono_now_ns() - last > (uint64_t)c->cfg.timeout_ms * 1000000ull) {
+        char label[256], reason[512];
+        source_label(c, label, sizeof label);
+        snprintf(reason, sizeof reason, "%s: no frame for %d ms (source.timeout_ms)", label,
+                 c->cfg.timeout_ms);
+        source_failed(c, BN_ERR_TIMEOUT, reason);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 static void schedule_retry(capture *c)
 {
     if (c->retry_source)
@@ -694,7 +748,7 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user)
     switch (GST_MESSAGE_TYPE(msg)) {
     case GST_MESSAGE_ERROR: {
         char why[384], label[256];
-        bn_status st = describe_error_message(msg, why, sizeof why);
+        bn_status st = describe_error_message(c, msg, why, sizeof why);
         source_label(c, label, sizeof label);
         snprintf(reason, sizeof reason, "%s: %s", label, why);
         source_failed(c, st, reason);
@@ -719,7 +773,9 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user)
             return G_SOURCE_CONTINUE;
         }
         /* A camera, test or user pipeline that ends is a failure to recover from. */
-        source_failed(c, BN_ERR_EOS, "unexpected end of stream");
+        source_failed(c, BN_ERR_EOS, c->cfg.kind == SOURCE_RTSP
+                                         ? "the RTSP server ended the stream or closed the connection"
+                                         : "unexpected end of stream");
         return G_SOURCE_REMOVE;
     case GST_MESSAGE_WARNING: {
         GError *e = NULL;
@@ -772,6 +828,11 @@ bn_status capture_open(const source_config *cfg, const capture_params *params, c
     c->state = CAPTURE_STARTING;
     c->retry_delay_ms = c->cfg.retry_initial_ms;
 
+    if (c->cfg.kind == SOURCE_RTSP && c->cfg.timeout_ms > 0) {
+        c->stall_source = g_timeout_source_new((guint)(c->cfg.timeout_ms / 4));
+        g_source_set_callback(c->stall_source, on_stall_check, c, NULL);
+        g_source_attach(c->stall_source, c->ctx);
+    }
     bn_status st = start_pipeline(c, true, err, errlen);
     if (st != BN_OK) {
         if (params->wait_for_device && (st == BN_ERR_NO_DEVICE || st == BN_ERR_BUSY)) {
@@ -910,11 +971,13 @@ void capture_close(capture *c)
         g_source_destroy(ns);
         g_source_unref(ns);
     }
-    if (c->retry_source) {
-        g_source_destroy(c->retry_source);
-        g_source_unref(c->retry_source);
-        c->retry_source = NULL;
-    }
+    GSource *timers[] = {c->retry_source, c->stall_source};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i]) {
+            g_source_destroy(timers[i]);
+            g_source_unref(timers[i]);
+        }
+    c->retry_source = c->stall_source = NULL;
     teardown(c);
     g_main_context_unref(c->ctx);
     g_mutex_clear(&c->lock);

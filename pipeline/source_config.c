@@ -3,7 +3,8 @@
 
 #include <stddef.h>
 
-const char *const source_kind_names[] = {"v4l2", "file", "test", "pipeline", NULL};
+const char *const source_kind_names[] = {"v4l2", "file", "test", "pipeline", "rtsp", NULL};
+const char *const rtsp_transport_names[] = {"auto", "tcp", "udp", NULL};
 const char *const source_format_names[] = {"auto", "raw", "mjpeg", NULL};
 const char *const aspect_mode_names[] = {"crop", "letterbox", "stretch", NULL};
 

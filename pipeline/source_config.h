@@ -11,7 +11,9 @@
 #define BN_PIPELINE_MAX 2048
 #define BN_MAX_CONTROLS 32
 
-typedef enum { SOURCE_V4L2 = 0, SOURCE_FILE, SOURCE_TEST, SOURCE_PIPELINE } source_kind;
+typedef enum { SOURCE_V4L2 = 0, SOURCE_FILE, SOURCE_TEST, SOURCE_PIPELINE, SOURCE_RTSP } source_kind;
+/* rtsp: lower transports rtspsrc may use (auto: UDP first, then TCP interleaved). */
+typedef enum { RTSP_TRANSPORT_AUTO = 0, RTSP_TRANSPORT_TCP, RTSP_TRANSPORT_UDP } rtsp_transport;
 typedef enum { ASPECT_CROP = 0, ASPECT_LETTERBOX, ASPECT_STRETCH } aspect_mode;
 typedef enum { PIXFMT_AUTO = 0, PIXFMT_RAW, PIXFMT_MJPEG } source_format;
 
@@ -19,6 +21,7 @@ typedef enum { PIXFMT_AUTO = 0, PIXFMT_RAW, PIXFMT_MJPEG } source_format;
 extern const char *const source_kind_names[];
 extern const char *const source_format_names[];
 extern const char *const aspect_mode_names[];
+extern const char *const rtsp_transport_names[];
 
 typedef struct {
     char name[BN_NAME_MAX];     /* V4L2 control name as the driver reports it, lower-cased,
@@ -39,9 +42,15 @@ typedef struct {
     source_control controls[BN_MAX_CONTROLS];
     int n_controls;
     int retry_initial_ms, retry_max_ms; /* reconnect back-off */
+    char url[BN_PATH_MAX];          /* rtsp: rtsp://[user:password@]host[:port]/path */
+    rtsp_transport transport;       /* rtsp: auto, tcp or udp */
+    int latency_ms;                 /* rtsp: jitter buffer (rtspsrc latency) */
+    char credentials_file[BN_PATH_MAX]; /* rtsp: file whose first line is user:password;
+                                       read at each (re)connect, never logged */
+    int timeout_ms;                 /* rtsp: no frame for this long while running = lost */
 } source_config;
 
-/* "v4l2", "file", "test", "pipeline"; "unknown" out of range. */
+/* "v4l2", "file", "test", "pipeline", "rtsp"; "unknown" out of range. */
 const char *source_kind_name(source_kind k);
 
 #endif

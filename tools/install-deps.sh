@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
-gstreamer1.0-plugins-good gstreamer1.0-tools libv4l-dev v4l-utils
+gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-tools
+python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 libv4l-dev v4l-utils
 libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenblas0-pthread
 libmosquitto-dev mosquitto mosquitto-clients libpng-dev libjpeg-dev zlib1g-dev
 python3-torch python3-numpy python3-matplotlib python3-pil python3-opencv dataset-fashion-mnist

@@ -73,7 +73,7 @@ expect_errors $fix/bad-out-of-range.yaml \
 expect_errors $fix/bad-missing-required.yaml \
     "$fix/bad-missing-required.yaml:1:1: missing required key 'model'"
 expect_errors $fix/bad-enum.yaml \
-    "$fix/bad-enum.yaml:3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, got \"usb\""
+    "$fix/bad-enum.yaml:3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, rtsp, got \"usb\""
 expect_errors $fix/bad-duplicate.yaml \
     "$fix/bad-duplicate.yaml:5:3: duplicate key 'source.fps' (first given at line 4, column 3)"
 expect_errors $fix/bad-not-utf8.yaml "$fix/bad-not-utf8.yaml:4:12: not valid UTF-8 (byte 0xe9)"

@@ -302,7 +302,7 @@ static const struct {
      "@:6:14: key 'engine.threshold': expected a number from 0 to 1, got \"1.5\""},
     {"bad-missing-required.yaml", ":1:1: missing required key 'model'"},
     {"bad-enum.yaml",
-     ":3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, got \"usb\""},
+     ":3:9: key 'source.kind': expected one of v4l2, file, test, pipeline, rtsp, got \"usb\""},
     {"bad-duplicate.yaml", ":5:3: duplicate key 'source.fps' (first given at line 4, column 3)"},
     {"bad-not-utf8.yaml", ":4:12: not valid UTF-8 (byte 0xe9); the config must be UTF-8 text"},
     {"bad-syntax.yaml",
