@@ -1,8 +1,12 @@
 /* The daemon runtime's state, shared by its parts (not a public interface):
- *   app.c          lifecycle: start-up, the source and inference thread, event sources, stop
- *   app_publish.c  messages: hello, labels, change and source events, stats
- *   app_reload.c   the engine set (model, session, budget parameters), reload, --check-config
+ *   app.c          lifecycle: start-up, housekeeping tick, signals, stop
  *   app_commands.c control commands from socket clients
+ *   app_reload.c   reload, all or nothing
+ *   app_source.c   the source and the inference thread, results, source state
+ *   app_publish.c  messages: hello, labels, change and source events, stats
+ *   app_engine.c   the engine set (model, session, budget parameters)
+ *   app_check.c    --check-config
+ * Each part calls only parts listed below it, except app.c, which starts them all.
  * Everything here runs on the event loop's thread; the inference thread sees only what
  * infer_params hands it. */
 #ifndef BN_APP_INTERNAL_H
@@ -73,7 +77,9 @@ typedef struct app {
     int exit_code;
 } app;
 
-/* ---- app.c: source and inference ---- */
+/* ---- app_source.c ---- */
+/* READY=1 to systemd, once. */
+void app_set_ready(app *a, const char *why);
 bn_status app_open_capture(app *a, const bn_config *cfg, const bn_model_info *mi, capture **out,
                            char *err, size_t errlen);
 /* Starts the inference thread on a->cap with a new controller from a->eng.bp. */
@@ -98,12 +104,13 @@ json_t *app_stats_json(app *a);
 /* The periodic stats message on MQTT (stats_interval_s). */
 void app_publish_mqtt_stats(app *a);
 
-/* ---- app_reload.c ---- */
+/* ---- app_engine.c ---- */
 bn_status app_engine_set_open(const bn_config *cfg, engine_set *e, char *err, size_t errlen);
 void app_engine_set_free(engine_set *e);
 /* A controller for bp, calibrated with the model's validation confidences and the costs. */
 budget_ctl *app_budget_create(const budget_params *bp, const bn_model_info *mi, uint64_t t_light,
                               uint64_t t_spec, char *err, size_t errlen);
+/* ---- app_reload.c ---- */
 /* SIGHUP / `reload`: all or nothing; logs and counts the outcome. */
 bn_status app_do_reload(app *a, char *err, size_t errlen);
 

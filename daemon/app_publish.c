@@ -122,6 +122,21 @@ static void print_label(const proto_label *l)
            l->reason ? "  (" : "", l->reason ? l->reason : "", l->reason ? ")" : "");
 }
 
+/* A label or change message carries its label, class and score beside the line, for the
+ * subscribers' filters (--label, --min-score). */
+static void publish_labelled(app *a, json_t *o, msg_kind kind, mqtt_topic topic,
+                             const proto_label *l)
+{
+    pub_msg *m = json_to_msg(o, kind);
+    if (!m)
+        return;
+    snprintf(m->label, sizeof m->label, "%s", l->label);
+    m->class_id = l->class_id;
+    m->score = l->score;
+    publish(a, m, topic);
+    pub_msg_unref(m);
+}
+
 void app_publish_result(app *a, const infer_result *r)
 {
     uint64_t now = app_mono_ns();
@@ -150,14 +165,7 @@ void app_publish_result(app *a, const infer_result *r)
     stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light, l.ms_synth,
                         l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
 
-    pub_msg *m = json_to_msg(proto_label_json(&l), MSG_LABEL);
-    if (m) {
-        snprintf(m->label, sizeof m->label, "%s", l.label);
-        m->class_id = l.class_id;
-        m->score = l.score;
-        publish(a, m, MQTT_LABEL);
-        pub_msg_unref(m);
-    }
+    publish_labelled(a, proto_label_json(&l), MSG_LABEL, MQTT_LABEL, &l);
     if (a->opt.print)
         print_label(&l);
 
@@ -166,14 +174,7 @@ void app_publish_result(app *a, const infer_result *r)
         json_t *c = proto_change_json(++a->change_seq, l.pts_ns, l.time_ns, l.label, l.class_id,
                                       l.score, prev >= 0 ? label_name(a, prev) : NULL,
                                       a->deb.need);
-        pub_msg *cm = json_to_msg(c, MSG_CHANGE);
-        if (cm) {
-            snprintf(cm->label, sizeof cm->label, "%s", l.label);
-            cm->class_id = l.class_id;
-            cm->score = l.score;
-            publish(a, cm, MQTT_CHANGE);
-            pub_msg_unref(cm);
-        }
+        publish_labelled(a, c, MSG_CHANGE, MQTT_CHANGE, &l);
         app_rebuild_hello(a);
     }
 }

@@ -1,4 +1,4 @@
-/* The engine set (model, session, budget parameters) and reload. A reload is all or nothing:
+/* Reload (SIGHUP, `reload`). A reload is all or nothing:
  * every part of the new config is parsed, opened or checked first (config, model, session,
  * budget, socket groups, MQTT client, capture); only when all of it succeeded does anything
  * observable switch (socket access and limits, MQTT, engine, config, hello). On any failure
@@ -12,82 +12,6 @@
 #include "bn_log.h"
 
 #define MOD "daemon"
-
-void app_engine_set_free(engine_set *e)
-{
-    bn_session_free(e->session);
-    e->session = NULL;
-    bn_model_close(e->model);
-    e->model = NULL;
-}
-
-static void budget_params_from_config(const bn_config *cfg, budget_params *bp)
-{
-    budget_params_init(bp);
-    bp->mode = cfg->budget.mode;
-    bp->latency_ms = cfg->budget.latency_ms;
-    bp->min = cfg->budget.min;
-    bp->max = cfg->budget.max;
-    bp->window = cfg->budget.window;
-    bp->horizon = cfg->budget.horizon;
-    bp->fixed_threshold = cfg->engine.threshold;
-}
-
-/* Runs both stages once on a grey image: warms caches and gives the budget controller
- * measured cost guesses, so the first real frames already respect the budget. */
-static void warm_up(engine_set *e)
-{
-    const bn_model_info *mi = bn_model_get_info(e->model);
-    size_t stride = (size_t)mi->width * (size_t)mi->channels;
-    uint8_t *img = malloc(stride * (size_t)mi->height);
-    e->t_light_ns = e->t_spec_ns = 0;
-    if (!img)
-        return;
-    memset(img, 128, stride * (size_t)mi->height);
-    bn_result r;
-    if (bn_run_light(e->session, img, stride, &r) == BN_OK) {
-        e->t_light_ns = r.ns_light;
-        if (bn_run_specialist(e->session, &r) == BN_OK)
-            e->t_spec_ns = r.ns_synth + r.ns_specialist;
-    }
-    free(img);
-}
-
-budget_ctl *app_budget_create(const budget_params *bp, const bn_model_info *mi, uint64_t t_light,
-                              uint64_t t_spec, char *err, size_t errlen)
-{
-    budget_ctl *b = NULL;
-    if (budget_new(bp, &b, err, errlen) != BN_OK)
-        return NULL;
-    budget_calibrate(b, mi->val_light_confidence, mi->n_val_light_confidence, t_light, t_spec);
-    return b;
-}
-
-bn_status app_engine_set_open(const bn_config *cfg, engine_set *e, char *err, size_t errlen)
-{
-    memset(e, 0, sizeof *e);
-    char msg[1024];
-    bn_status st = bn_model_open(cfg->model, &e->model, msg, sizeof msg);
-    if (st != BN_OK) {
-        snprintf(err, errlen, "model %s: %s", cfg->model, msg);
-        return st;
-    }
-    bn_session_params sp = {.threads = cfg->engine.threads};
-    st = bn_session_new(e->model, sp, &e->session, msg, sizeof msg);
-    if (st != BN_OK) {
-        snprintf(err, errlen, "model %s: session: %s", cfg->model, msg);
-        app_engine_set_free(e);
-        return st;
-    }
-    budget_params_from_config(cfg, &e->bp);
-    if (budget_params_check(&e->bp, msg, sizeof msg) != BN_OK) {
-        snprintf(err, errlen, "%s", msg);
-        app_engine_set_free(e);
-        return BN_ERR_CONFIG;
-    }
-    warm_up(e);
-    return BN_OK;
-}
 
 static bool same_source(const bn_config *x, const bn_config *y)
 {
@@ -254,26 +178,5 @@ bn_status app_do_reload(app *a, char *err, size_t errlen)
         BN_LOGE(MOD, "reload rejected, the previous config keeps running:\n%s", err);
     }
     sd_notify(0, "READY=1");
-    return st;
-}
-
-bn_status app_check_config(const char *path, char *err, size_t errlen)
-{
-    bn_config *cfg = malloc(sizeof *cfg);
-    if (!cfg) {
-        snprintf(err, errlen, "out of memory");
-        return BN_ERR_NOMEM;
-    }
-    config_init(cfg);
-    bn_status st = config_load(path, cfg, err, errlen);
-    if (st == BN_OK) {
-        bn_model *m = NULL;
-        char msg[1024];
-        st = bn_model_open(cfg->model, &m, msg, sizeof msg);
-        if (st != BN_OK)
-            snprintf(err, errlen, "%s: model %s: %s", path, cfg->model, msg);
-        bn_model_close(m);
-    }
-    free(cfg);
     return st;
 }
