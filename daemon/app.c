@@ -142,6 +142,12 @@ int app_run(const app_options *opt)
     }
     if (opt->socket_override)
         snprintf(a->cfg.publish.socket, sizeof a->cfg.publish.socket, "%s", opt->socket_override);
+    /* The same checks and messages as --check-config, before anything starts. */
+    if (config_check_resources(&a->cfg, opt->listen_fd >= 0 ? CONFIG_CHECK_NO_SOCKET : 0, err,
+                               sizeof err) != BN_OK) {
+        BN_LOGE(MOD, "config rejected:\n%s", err);
+        goto out;
+    }
     bn_log_set_level((bn_log_level)a->cfg.log_level);
     debounce_init(&a->deb, a->cfg.publish.change_frames);
 

@@ -1,6 +1,8 @@
-/* --check-config: what can be checked of a config without starting the daemon. */
+/* --check-config: what can be checked of a config without starting the daemon, with the
+ * messages start-up gives for the same problems (config_check.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "app_internal.h"
 
@@ -14,11 +16,20 @@ bn_status app_check_config(const char *path, char *err, size_t errlen)
     config_init(cfg);
     bn_status st = config_load(path, cfg, err, errlen);
     if (st == BN_OK) {
+        /* Every problem at once: the resources, then the model. */
+        st = config_check_resources(cfg, 0, err, errlen);
         bn_model *m = NULL;
         char msg[1024];
-        st = bn_model_open(cfg->model, &m, msg, sizeof msg);
-        if (st != BN_OK)
-            snprintf(err, errlen, "%s: model %s: %s", path, cfg->model, msg);
+        bn_status mst = bn_model_open(cfg->model, &m, msg, sizeof msg);
+        if (mst != BN_OK) {
+            size_t used = strlen(err);
+            if (used + 2 < errlen) {
+                if (used)
+                    err[used++] = '\n';
+                config_model_error(cfg, msg, err + used, errlen - used);
+            }
+            st = st != BN_OK ? st : mst;
+        }
         bn_model_close(m);
     }
     free(cfg);

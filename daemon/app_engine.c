@@ -62,13 +62,15 @@ bn_status app_engine_set_open(const bn_config *cfg, engine_set *e, char *err, si
     char msg[1024];
     bn_status st = bn_model_open(cfg->model, &e->model, msg, sizeof msg);
     if (st != BN_OK) {
-        snprintf(err, errlen, "model %s: %s", cfg->model, msg);
+        config_model_error(cfg, msg, err, errlen);   /* msg starts with the path */
         return st;
     }
     bn_session_params sp = {.threads = cfg->engine.threads};
     st = bn_session_new(e->model, sp, &e->session, msg, sizeof msg);
     if (st != BN_OK) {
-        snprintf(err, errlen, "model %s: session: %s", cfg->model, msg);
+        char why[BN_PATH_MAX + 1100];
+        snprintf(why, sizeof why, "%s: session: %s", cfg->model, msg);
+        config_model_error(cfg, why, err, errlen);
         app_engine_set_free(e);
         return st;
     }

@@ -22,6 +22,7 @@
 #include "budget.h"
 #include "capture.h"
 #include "config.h"
+#include "config_check.h"
 #include "debounce.h"
 #include "infer.h"
 #include "mqtt.h"

@@ -55,6 +55,10 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
     if (a->opt.socket_override)
         snprintf(n->cfg->publish.socket, sizeof n->cfg->publish.socket, "%s",
                  a->opt.socket_override);
+    /* The socket stays open across a reload: its directory is not checked again. */
+    st = config_check_resources(n->cfg, CONFIG_CHECK_NO_SOCKET, err, errlen);
+    if (st != BN_OK)
+        return st;
     st = app_engine_set_open(n->cfg, &n->eng, err, errlen);
     if (st != BN_OK)
         return st;

@@ -163,6 +163,7 @@ static const key_spec keys[] = {
     K_BOOL(mqtt.publish_labels),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
+_Static_assert(N_KEYS <= CONFIG_KEYS_MAX, "config_origin has a slot for every key");
 
 /* "when key `when` is set (to `value`, or to anything when value is -1), `needs` must be". */
 typedef struct {
@@ -1152,11 +1153,27 @@ bn_status config_load_buffer(const char *name, const char *data, size_t len, bn_
     set_base_dir(c, c->name);
     config_init(cfg);
     parse_document(c, data ? data : "", len);
+    snprintf(cfg->origin.file, sizeof cfg->origin.file, "%s", c->name);
+    for (int i = 0; i < N_KEYS; i++)
+        if (c->seen[i]) {
+            cfg->origin.line[i] = (unsigned)c->mark[i].line + 1;
+            cfg->origin.column[i] = (unsigned)c->mark[i].column + 1;
+        }
     bn_status st = c->err.count ? BN_ERR_CONFIG : BN_OK;
     if (st != BN_OK)
         BN_LOGD("config", "%s: %d problem(s)", c->name, c->err.count);
     free(c);
     return st;
+}
+
+void config_where(const bn_config *cfg, const char *key, char *buf, size_t len)
+{
+    int i = key_index(key);
+    const config_origin *o = &cfg->origin;
+    if (i >= 0 && o->line[i])
+        snprintf(buf, len, "%s:%u:%u: key '%s'", o->file, o->line[i], o->column[i], key);
+    else
+        snprintf(buf, len, "%s: key '%s' (default)", o->file, key);
 }
 
 bn_status config_load(const char *path, bn_config *cfg, char *err, size_t errlen)

@@ -51,6 +51,15 @@ typedef struct {
     bool publish_labels;            /* every label message, or only change/source/stats */
 } mqtt_config;
 
+/* Where each key was written, so that checks after parsing (files, pipelines, the model)
+ * report FILE:LINE:COLUMN like the parser does (config_where). Indexed by the key table. */
+#define CONFIG_KEYS_MAX 128
+typedef struct {
+    char file[BN_PATH_MAX];         /* the config's name as given ("" for config_init only) */
+    unsigned line[CONFIG_KEYS_MAX]; /* 1-based; 0 = not written (the default applies) */
+    unsigned column[CONFIG_KEYS_MAX];
+} config_origin;
+
 typedef struct {
     char camera[BN_NAME_MAX];       /* camera name in messages and topics */
     char model[BN_PATH_MAX];        /* model file (.bnm); relative paths are relative to the
@@ -62,6 +71,7 @@ typedef struct {
     mqtt_config mqtt;
     int log_level;                  /* bn_log_level */
     int stats_interval_s;           /* STATUS= / stats message period */
+    config_origin origin;
 } bn_config;
 
 /* Defaults for every optional key. */
@@ -77,5 +87,8 @@ bn_status config_load(const char *path, bn_config *cfg, char *err, size_t errlen
 bn_status config_load_buffer(const char *name, const char *data, size_t len, bn_config *cfg,
                              char *err, size_t errlen);
 
+/* "FILE:LINE:COLUMN: key 'KEY'" where the key was written, or "FILE: key 'KEY' (default)"
+ * when it was not: the start of a message about that key's value found after parsing. */
+void config_where(const bn_config *cfg, const char *key, char *buf, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "bn_log.h"
 #include "rtsp.h"
+#include "source_check.h"
 #include "v4l2_probe.h"
 
 #define MOD "capture"
@@ -328,20 +329,10 @@ static bn_status set_source_properties(capture *c, GstElement *src, char *err, s
         g_object_set(src, "location", s->path, NULL);
         break;
     case SOURCE_TEST: {
-        const char *pat = s->pattern[0] ? s->pattern : "smpte";
-        GParamSpec *ps = g_object_class_find_property(G_OBJECT_GET_CLASS(src), "pattern");
-        GEnumClass *ec = ps && G_IS_PARAM_SPEC_ENUM(ps) ? G_PARAM_SPEC_ENUM(ps)->enum_class : NULL;
-        GEnumValue *ev = ec ? g_enum_get_value_by_nick(ec, pat) : NULL;
-        if (!ev) {
-            size_t off = 0;
-            int n = snprintf(err, errlen, "unknown test pattern '%s'; videotestsrc knows:", pat);
-            off = n > 0 && (size_t)n < errlen ? (size_t)n : errlen - 1;
-            for (guint i = 0; ec && i < ec->n_values; i++)
-                if (!appendf(err, errlen, &off, " %s", ec->values[i].value_nick))
-                    break;
+        int v = source_test_pattern(src, s->pattern[0] ? s->pattern : "smpte", err, errlen);
+        if (v < 0)
             return BN_ERR_CONFIG;
-        }
-        g_object_set(src, "pattern", ev->value, NULL);
+        g_object_set(src, "pattern", v, NULL);
         break;
     }
     case SOURCE_RTSP:

@@ -54,6 +54,12 @@ cp $fix/good-minimal.yaml $fix/good-full.yaml "$tmp/fix/"
 for link in "$tmp/models/fmnist-basisnet.bnm" "$tmp/fix/model.bnm" "$tmp/fix/models/full.bnm"; do
     ln -s "$PWD/$model" "$link"
 done
+# The files the good configs name must exist too: --check-config reads them.
+mkdir -p "$tmp/samples" "$tmp/fix/clips" "$tmp/fix/tls" "$tmp/secrets"
+cp samples/fmnist-sample.mkv "$tmp/samples/"
+touch "$tmp/fix/clips/door.mkv" "$tmp/fix/tls/client.crt" "$tmp/fix/tls/client.key" \
+    "$tmp/secrets/mqtt-password" "$tmp/ca.pem"
+sed -i "s|/etc/ssl/certs/ca.pem|$tmp/ca.pem|" "$tmp/fix/good-full.yaml"
 for f in "$tmp"/configs/*.yaml "$tmp"/fix/*.yaml; do
     expect_ok "$f"
 done
@@ -107,6 +113,69 @@ expect_errors $fix/bad-many.yaml \
     "$fix/bad-many.yaml:4:3: missing required key 'source.path' (needed when source.kind is file)"
 # A file that is not there is an error too, and says which file.
 expect_errors $fix/no-such-file.yaml "$fix/no-such-file.yaml: cannot open: No such file or directory"
+
+# Checks after parsing, against the machine, each at the key's position: written into the
+# scratch tree next to a model. The same message (same position) comes from start-up.
+post() {   # post NAME SOURCE-LINES [EXTRA-TOP-LEVEL-LINES]: writes $tmp/fix/NAME.yaml
+    printf 'model: model.bnm\nsource:\n%b\npublish:\n  socket: %s\n%b' "$2" "${SOCK_PATH:-$tmp/s.sock}" "${3:-}" \
+        > "$tmp/fix/$1.yaml"
+}
+pf=$tmp/fix
+post bad-pipeline-syntax '  kind: pipeline\n  pipeline: "videotestsrc ! ! videoconvert"'
+expect_errors $pf/bad-pipeline-syntax.yaml \
+    "$pf/bad-pipeline-syntax.yaml:4:3: key 'source.pipeline': the GStreamer description does not parse: "
+post bad-pipeline-element '  kind: pipeline\n  pipeline: videotestsrc ! no-such-element'
+expect_errors $pf/bad-pipeline-element.yaml \
+    "$pf/bad-pipeline-element.yaml:4:3: key 'source.pipeline': the GStreamer description does not parse: " \
+    "(missing element: no-such-element)"
+post bad-pattern '  kind: test\n  pattern: zebra'
+expect_errors $pf/bad-pattern.yaml \
+    "$pf/bad-pattern.yaml:4:3: key 'source.pattern': unknown test pattern 'zebra'; videotestsrc knows: smpte"
+post bad-clip '  kind: file\n  path: clips/none.mkv'
+expect_errors $pf/bad-clip.yaml \
+    "$pf/bad-clip.yaml:4:3: key 'source.path': cannot read video file '$pf/clips/none.mkv': No such file or directory"
+post bad-cred '  kind: rtsp\n  url: rtsp://127.0.0.1:9/cam\n  credentials_file: cam.cred'
+expect_errors $pf/bad-cred.yaml \
+    "$pf/bad-cred.yaml:5:3: key 'source.credentials_file': cannot read source.credentials_file '$pf/cam.cred': No such file or directory"
+post bad-url '  kind: rtsp\n  url: http://user:s3cr@cam/x'
+expect_errors $pf/bad-url.yaml \
+    "$pf/bad-url.yaml:4:8: key 'source.url': 'http://***@cam/x' is not an RTSP URL"
+SOCK_PATH=$tmp/no/such/dir/d.sock post bad-socket-dir '  kind: test'
+expect_errors $pf/bad-socket-dir.yaml \
+    "$pf/bad-socket-dir.yaml:5:3: key 'publish.socket': the socket's directory $tmp/no/such/dir does not exist and cannot be created in $tmp/no/such: "
+post bad-mqtt-files '  kind: test' 'mqtt:\n  host: localhost\n  ca_file: ca.pem\n  username: u\n  password_file: pw\n'
+expect_errors $pf/bad-mqtt-files.yaml \
+    "$pf/bad-mqtt-files.yaml:8:3: key 'mqtt.ca_file': cannot read '$pf/ca.pem': No such file or directory" \
+    "$pf/bad-mqtt-files.yaml:10:3: key 'mqtt.password_file': cannot read '$pf/pw': No such file or directory"
+printf 'not a model' > "$pf/broken.bnm"
+post bad-model '  kind: test\n  pattern: zebra'
+sed -i 's|^model: model.bnm|model: broken.bnm|' "$pf/bad-model.yaml"
+expect_errors $pf/bad-model.yaml \
+    "$pf/bad-model.yaml:4:3: key 'source.pattern': unknown test pattern 'zebra'" \
+    "$pf/bad-model.yaml:1:1: key 'model': $pf/broken.bnm: "
+# The path is printed once in a model error.
+n=$("$bin" --check-config "$pf/bad-model.yaml" 2>&1 | grep -o "$pf/broken.bnm" | wc -l)
+[ "$n" -eq 1 ] || { echo "FAIL: the model path is printed $n times"; failed=$((failed + 1)); }
+# Start-up refuses the same configs with the same positioned messages.
+for name in bad-pattern bad-clip bad-pipeline-element; do
+    want=$("$bin" --check-config "$pf/$name.yaml" 2>&1 | head -1)
+    if timeout 20 "$bin" --config "$pf/$name.yaml" >/dev/null 2>"$tmp/start.log" \
+        || ! grep -qF -- "$want" "$tmp/start.log"; then
+        echo "FAIL: start-up with $name.yaml did not stop with: $want"; sed 's/^/    /' "$tmp/start.log"
+        failed=$((failed + 1))
+    else
+        echo "ok:   start-up refuses $name.yaml with the same message"
+    fi
+done
+sed -i 's|^model: broken.bnm|model: model.bnm|; s|zebra|ball|' "$pf/bad-model.yaml"
+printf 'not a model' > "$pf/model2.bnm"
+sed -i 's|^model: model.bnm|model: model2.bnm|' "$pf/bad-model.yaml"
+want="$pf/bad-model.yaml:1:1: key 'model': $pf/model2.bnm: "
+if timeout 20 "$bin" --config "$pf/bad-model.yaml" >/dev/null 2>"$tmp/start.log" || ! grep -qF -- "$want" "$tmp/start.log"; then
+    echo "FAIL: start-up with a broken model did not say: $want"; sed 's/^/    /' "$tmp/start.log"; failed=$((failed + 1))
+else
+    echo "ok:   start-up refuses a broken model at the model key"
+fi
 
 if [ $failed -ne 0 ]; then
     echo "check_config: $failed case(s) failed"

@@ -1,0 +1,99 @@
+/* Post-parse config checks (see config_check.h). */
+#include "config_check.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "source_check.h"
+
+typedef struct {
+    const bn_config *cfg;
+    char *buf;
+    size_t cap, len;
+    int count;
+} problems;
+
+__attribute__((format(printf, 3, 4))) static void add(problems *p, const char *key,
+                                                      const char *fmt, ...)
+{
+    char where[BN_PATH_MAX + 128];
+    config_where(p->cfg, key, where, sizeof where);
+    if (p->len + 1 < p->cap) {
+        int n = snprintf(p->buf + p->len, p->cap - p->len, "%s%s: ", p->count ? "\n" : "",
+                         where);
+        p->len = n < 0 || (size_t)n >= p->cap - p->len ? p->cap - 1 : p->len + (size_t)n;
+        va_list ap;
+        va_start(ap, fmt);
+        n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
+        va_end(ap);
+        p->len = n < 0 || (size_t)n >= p->cap - p->len ? p->cap - 1 : p->len + (size_t)n;
+    }
+    p->count++;
+}
+
+/* The server creates one missing level of the socket's directory (server.c), so the nearest
+ * of the directory and its parent that exists must let this user create entries. */
+static void check_socket_dir(problems *p)
+{
+    char dir[BN_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", p->cfg->publish.socket);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
+    if (access(dir, F_OK) == 0) {
+        if (access(dir, W_OK | X_OK) != 0)
+            add(p, "publish.socket", "the socket's directory %s is not writable by this user: %s",
+                dir, strerror(errno));
+        return;
+    }
+    char parent[BN_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    if (access(parent, W_OK | X_OK) != 0)
+        add(p, "publish.socket",
+            "the socket's directory %s does not exist and cannot be created in %s: %s "
+            "(a systemd unit with RuntimeDirectory= creates it when the service starts)",
+            dir, parent, strerror(errno));
+}
+
+static void check_readable(problems *p, const char *key, const char *path)
+{
+    if (path[0] && access(path, R_OK) != 0)
+        add(p, key, "cannot read '%s': %s", path, strerror(errno));
+}
+
+bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err, size_t errlen)
+{
+    problems p = {.cfg = cfg, .buf = err, .cap = errlen};
+    if (errlen)
+        err[0] = '\0';
+    const char *key = NULL;
+    char msg[2048];
+    if (source_check(&cfg->source, &key, msg, sizeof msg) != BN_OK)
+        add(&p, key, "%s", msg);
+    if (!(flags & CONFIG_CHECK_NO_SOCKET))
+        check_socket_dir(&p);
+    if (cfg->mqtt.enabled) {
+        check_readable(&p, "mqtt.ca_file", cfg->mqtt.ca_file);
+        check_readable(&p, "mqtt.cert_file", cfg->mqtt.cert_file);
+        check_readable(&p, "mqtt.key_file", cfg->mqtt.key_file);
+        check_readable(&p, "mqtt.password_file", cfg->mqtt.password_file);
+    }
+    return p.count ? BN_ERR_CONFIG : BN_OK;
+}
+
+void config_model_error(const bn_config *cfg, const char *msg, char *err, size_t errlen)
+{
+    char where[BN_PATH_MAX + 128];
+    config_where(cfg, "model", where, sizeof where);
+    snprintf(err, errlen, "%s: %s", where, msg);
+}

@@ -1,0 +1,22 @@
+/* Checks of a parsed config against the machine, without starting anything: the source
+ * (pipeline_check via pipeline/source_check.h), the socket's directory, MQTT's files, and
+ * the model file. Used by --check-config and at start-up and reload, so that the same
+ * problem gets the same message, at the key's FILE:LINE:COLUMN, in all three. */
+#ifndef BN_CONFIG_CHECK_H
+#define BN_CONFIG_CHECK_H
+
+#include <stddef.h>
+
+#include "bn_error.h"
+#include "config.h"
+
+enum { CONFIG_CHECK_NO_SOCKET = 1u << 0 }; /* the socket is passed by systemd: no directory */
+
+/* Every problem found, one per line ("FILE:LINE:COL: key 'source.path': cannot read ...").
+ * The model is not opened here (see config_model_error). */
+bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err, size_t errlen);
+
+/* Prefixes a model-open message with the position of the `model` key. */
+void config_model_error(const bn_config *cfg, const char *msg, char *err, size_t errlen);
+
+#endif
