@@ -18,6 +18,7 @@
 
 #include "bn_log.h"
 #include "rtsp.h"
+#include "suggest.h"
 
 /* A config is a few KiB; anything this large is a mistake (a video file passed by
  * accident). The bound also caps libyaml's quadratic anchor bookkeeping: a file of
@@ -25,8 +26,6 @@
 #define CONFIG_MAX_BYTES (256 * 1024)
 /* Longest value echoed back in a message; the rest is elided. */
 #define SHOW_MAX 48
-/* Longest key name compared when looking for a close known key. */
-#define SUGGEST_MAX 64
 /* Unknown keys after this many problems get no "did you mean". */
 #define SUGGEST_ERRORS 100
 /* source.retry_max_ms of an rtsp source when the config does not set it. */
@@ -423,38 +422,6 @@ static const char *leaf_name(const char *path)
     return dot ? dot + 1 : path;
 }
 
-/* Edit distance where swapping two neighbouring letters counts as one edit (optimal
- * string alignment): "fsp" is one typo away from "fps". */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > SUGGEST_MAX || lb > SUGGEST_MAX)
-        return SIZE_MAX;
-    size_t rows[3][SUGGEST_MAX + 1];
-    size_t *pp = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            if (prev[j] + 1 < best)
-                best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                pp[j - 2] + 1 < best)
-                best = pp[j - 2] + 1;
-            cur[j] = best;
-        }
-        size_t *t = pp;
-        pp = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb];
-}
-
 /* The known key closest to an unknown one: a typo in the name (source.fsp), or the right
  * name in the wrong section (fps at the top level). NULL when nothing is close. */
 static const char *suggest_key(const char *path, const char *name)
@@ -468,10 +435,10 @@ static const char *suggest_key(const char *path, const char *name)
          * keeps a file full of junk keys cheap to reject. */
         size_t lp = strlen(path), lk = strlen(keys[i].path);
         size_t ln = strlen(name), ll = strlen(leaf_name(keys[i].path));
-        size_t d = (lp > lk ? lp - lk : lk - lp) <= 2 ? edit_distance(path, keys[i].path)
+        size_t d = (lp > lk ? lp - lk : lk - lp) <= 2 ? suggest_distance(path, keys[i].path)
                                                        : SIZE_MAX;
         size_t d_leaf = (ln > ll ? ln - ll : ll - ln) <= 1
-                            ? edit_distance(name, leaf_name(keys[i].path))
+                            ? suggest_distance(name, leaf_name(keys[i].path))
                             : SIZE_MAX;
         if (d_leaf != SIZE_MAX && d_leaf + 1 < d)
             d = d_leaf + 1;

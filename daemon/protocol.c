@@ -357,6 +357,8 @@ static bn_status parse_object(json_t *root, proto_command *cmd, char *err, size_
         return BN_ERR_INVALID_ARG;
     }
     const char *n = json_string_value(name);
+    if (strlen(n) < sizeof cmd->name)   /* a longer one is not echoed: no cut UTF-8 */
+        strcpy(cmd->name, n);
     cmd->kind = PROTO_CMD_COUNT;
     for (int k = 0; k < PROTO_CMD_COUNT; k++)
         if (strcmp(cmd_table[k].name, n) == 0)

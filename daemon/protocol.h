@@ -14,6 +14,7 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX_FILTER_LABELS 64
 #define PROTO_LABEL_MAX 64
+#define PROTO_NAME_MAX 32
 #define PROTO_ID_MAX 64
 
 /* What the event loop knows about one classified frame. */
@@ -58,6 +59,8 @@ typedef struct {
 typedef struct {
     proto_cmd_kind kind;
     char id[PROTO_ID_MAX];      /* optional "id" echoed in the reply, serialized JSON ("" = none) */
+    char name[PROTO_NAME_MAX];  /* "cmd" as sent when it was a short string, also when unknown
+                                   (the error reply carries it); "" otherwise */
     proto_filter filter;        /* subscribe */
     proto_set set;              /* set */
 } proto_command;

@@ -215,7 +215,9 @@ void server_publish(server *s, pub_msg *m)
 
 static void reply_error(server_client *c, const proto_command *cmd, const char *msg)
 {
-    const char *name = cmd && cmd->kind < PROTO_CMD_COUNT ? proto_cmd_name(cmd->kind) : NULL;
+    const char *name = !cmd ? NULL
+                       : cmd->kind < PROTO_CMD_COUNT ? proto_cmd_name(cmd->kind)
+                       : cmd->name[0] ? cmd->name : NULL;   /* unknown, but readable */
     server_send_json(c->srv, c, proto_error_json(name, cmd ? cmd->id : NULL, msg));
 }
 

@@ -187,6 +187,13 @@ static void test_minimal_file_gets_defaults(void **state)
     config_init(ref);
     memcpy(ref->model, cfg->model, sizeof ref->model);
     ref->source.kind = SOURCE_TEST;
+    /* Positions of the keys written (config_where), none for the defaults. */
+    char where[BN_PATH_MAX + 128];
+    config_where(cfg, "source.kind", where, sizeof where);
+    assert_string_equal(where, "tests/fixtures/config/good-minimal.yaml:4:3: key 'source.kind'");
+    config_where(cfg, "source.fps", where, sizeof where);
+    assert_string_equal(where, "tests/fixtures/config/good-minimal.yaml: key 'source.fps' (default)");
+    ref->origin = cfg->origin;
     assert_memory_equal(cfg, ref, sizeof *ref);
     free(ref);
 }

@@ -274,6 +274,7 @@ static void test_bad_input(void **state)
     send_str(f, c, "{\"cmd\":\"launch\"}\r\n\n   \n");
     r = read_line(f, c, 1000);
     assert_non_null(strstr(r, "unknown command 'launch'"));
+    assert_non_null(strstr(r, "\"cmd\":\"launch\""));   /* readable, so echoed */
     send_str(f, c, "{\"cmd\":\"stats\"}\n{\"cmd\":\"ping\",\"id\":\"p\"}\n");
     assert_non_null(strstr(read_line(f, c, 1000), "\"cmd\":\"stats\""));
     assert_non_null(strstr(read_line(f, c, 1000), "\"cmd\":\"ping\",\"ok\":true,\"id\":\"p\""));
