@@ -7,9 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "basisnet.h"
 #include "bn_error.h"
 
-#define BASISNETD_VERSION "0.1.0"
+#define BASISNETD_VERSION BASISNET_VERSION
 
 typedef struct {
     const char *config_path;

@@ -15,9 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basisnet.h"
 #include "budget.h"
 #include "protocol.h"
 #include "stats.h"
+#include "suggest.h"
 
 #define DEFAULT_SOCKET "/run/basisnetd/basisnetd.sock"
 
@@ -28,7 +30,12 @@ enum {
     EXIT_NO_DAEMON = 3,
     EXIT_PERMISSION = 4,
     EXIT_PROTOCOL = 5,  /* connection lost, timeout, unreadable answer */
+    EXIT_VERSION = 6,   /* the daemon speaks a protocol version this client does not know */
 };
+
+/* --reconnect: waits between attempts, doubling up to the cap. */
+#define RECONNECT_FIRST_MS 100
+#define RECONNECT_MAX_MS 2000
 
 static const char usage[] =
     "Usage: basisnetctl [--socket PATH] [--timeout SEC] COMMAND [ARGS]\n"
@@ -36,12 +43,17 @@ static const char usage[] =
     "Talks to basisnetd over its Unix socket (protocol v1).\n"
     "\n"
     "Commands:\n"
-    "  subscribe [--count N] [--label L]... [--min-score S] [--changes] [--format json|text]\n"
-    "        print label messages as they come (one JSON object a line, or a line for\n"
-    "        people with --format text: time, label, score, stage, latency). --label keeps\n"
-    "        only those labels (repeatable), --min-score drops less confident labels,\n"
-    "        --changes prints only change events (the debounced stable label), --count\n"
-    "        exits after N label (or change) messages.\n"
+    "  subscribe [--count N] [--label L]... [--min-score S] [--changes]\n"
+    "            [--format json|text|tsv] [--reconnect]\n"
+    "        print label messages as they come (one JSON object a line; a line for people\n"
+    "        with --format text: time, label, score, stage, latency; tab-separated fields\n"
+    "        for scripts with --format tsv, see docs/protocol.md). --label keeps only\n"
+    "        those labels (repeatable; checked against the model's labels, case-sensitive),\n"
+    "        --min-score drops less confident labels, --changes prints only change events\n"
+    "        (the debounced stable label), --count exits after N label (or change)\n"
+    "        messages. Source events are printed too, and the source's state at connect\n"
+    "        when it is not running. --reconnect: when the daemon goes away (restart),\n"
+    "        wait for it and subscribe again instead of exiting.\n"
     "  stats [--prometheus]\n"
     "        print the daemon's statistics as JSON, or in the Prometheus text format\n"
     "        (for node_exporter's textfile collector).\n"
@@ -64,13 +76,17 @@ static const char usage[] =
     "\n"
     "Exit status: 0 success; 1 the daemon refused the command (the reason is printed);\n"
     "2 bad command line; 3 no daemon (socket missing or nobody listening); 4 permission\n"
-    "denied (socket or command); 5 connection lost, timeout or unreadable answer.\n";
+    "denied (socket or command); 5 connection lost, timeout or unreadable answer;\n"
+    "6 the daemon speaks a protocol version this basisnetctl does not know.\n";
 
 typedef struct {
     int fd;
     char buf[1 << 16];
     size_t len;
     int timeout_ms;     /* -1: forever */
+    bool eof;           /* the daemon closed the connection (or reset it) */
+    bool quiet;         /* --reconnect attempts: no message per failed connect */
+    json_t *hello;      /* the daemon's hello on this connection */
 } conn;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -81,8 +97,23 @@ static int usage_error(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+static int handshake(conn *c);
+
+static void disconnect(conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->len = 0;
+    c->eof = false;
+    json_decref(c->hello);
+    c->hello = NULL;
+}
+
+/* Connects and reads the daemon's hello (its protocol version is checked there). */
 static int connect_daemon(conn *c, const char *path)
 {
+    disconnect(c);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
         fprintf(stderr, "basisnetctl: socket path too long (%zu bytes, max %zu): %s\n",
@@ -96,8 +127,10 @@ static int connect_daemon(conn *c, const char *path)
         return EXIT_PROTOCOL;
     }
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-        return EXIT_OK;
+        return handshake(c);
     int e = errno;
+    if (c->quiet)
+        return e == EACCES || e == EPERM ? EXIT_PERMISSION : EXIT_NO_DAEMON;
     switch (e) {
     case ENOENT:
     case ENOTDIR:
@@ -160,7 +193,9 @@ static json_t *read_msg(conn *c, int *rc)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            fprintf(stderr, "basisnetctl: the daemon closed the connection\n");
+            if (!c->quiet)
+                fprintf(stderr, "basisnetctl: the daemon closed the connection\n");
+            c->eof = true;
             *rc = EXIT_PROTOCOL;
             return NULL;
         }
@@ -186,6 +221,35 @@ static int report_error(const json_t *o)
         return EXIT_PERMISSION;
     }
     return EXIT_REFUSED;
+}
+
+/* The first message on a connection: a hello of a protocol version this client knows
+ * (docs/protocol.md: clients refuse unknown versions), or the error a full daemon sends. */
+static int handshake(conn *c)
+{
+    int rc;
+    json_t *o = read_msg(c, &rc);
+    if (!o)
+        return rc;
+    const char *type = str(o, "type");
+    const json_t *v = json_object_get(o, "v");
+    if (strcmp(type, "error") == 0) {
+        rc = report_error(o);
+    } else if (strcmp(type, "hello") != 0 || !json_is_integer(v)) {
+        fprintf(stderr, "basisnetctl: the daemon's first message is not a hello with a "
+                        "protocol version (\"v\")\n");
+        rc = EXIT_PROTOCOL;
+    } else if (json_integer_value(v) != PROTO_VERSION) {
+        fprintf(stderr, "basisnetctl: the daemon speaks protocol v%lld; this basisnetctl (%s) "
+                        "knows only v%d: use the basisnetctl that came with the daemon\n",
+                (long long)json_integer_value(v), BASISNET_VERSION, PROTO_VERSION);
+        rc = EXIT_VERSION;
+    } else {
+        c->hello = o;
+        return EXIT_OK;
+    }
+    json_decref(o);
+    return rc;
 }
 
 static int send_cmd(conn *c, json_t *cmd)
@@ -247,6 +311,14 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+typedef enum { FMT_JSON, FMT_TEXT, FMT_TSV } out_format;
+
+static long long lost_of(const json_t *o)
+{
+    const json_t *lost = json_object_get(o, "lost");
+    return json_is_integer(lost) ? (long long)json_integer_value(lost) : 0;
+}
+
 static void print_text(const json_t *o)
 {
     const char *type = str(o, "type");
@@ -266,116 +338,274 @@ static void print_text(const json_t *o)
     } else {
         return;
     }
-    const json_t *lost = json_object_get(o, "lost");
-    if (json_is_integer(lost))
-        printf("  (%lld messages lost: this client read too slowly)\n",
-               (long long)json_integer_value(lost));
+    if (lost_of(o))
+        printf("  (%lld messages lost: this client read too slowly)\n", lost_of(o));
 }
 
-static int cmd_subscribe(conn *c, const char *path, int argc, char **argv)
+/* One TSV field: tab, newline, carriage return and backslash escaped as \t \n \r \\, so a
+ * line is always one message and a field never splits. */
+static void tsv_field(const char *s, bool last)
 {
-    static const struct option opts[] = {
-        {"count", required_argument, NULL, 'n'},   {"label", required_argument, NULL, 'l'},
-        {"min-score", required_argument, NULL, 'm'}, {"changes", no_argument, NULL, 'C'},
-        {"format", required_argument, NULL, 'f'},  {NULL, 0, NULL, 0},
-    };
-    long count = -1;
-    bool text = false, changes = false, filtered = false;
-    double min_score = 0;
-    json_t *labels = NULL;
-    int o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "+n:l:m:Cf:", opts, NULL)) != -1) {
-        switch (o) {
-        case 'n': {
-            char *end;
-            errno = 0;
-            count = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || count < 1) {
-                json_decref(labels);
-                return usage_error("--count needs a positive integer, got '%s'", optarg);
-            }
-            break;
-        }
-        case 'l':
-            if (!labels)
-                labels = json_array();
-            json_array_append_new(labels, json_string(optarg));
-            filtered = true;
-            break;
-        case 'm':
-            if (!parse_double(optarg, 0, 1, &min_score)) {
-                json_decref(labels);
-                return usage_error("--min-score needs a number from 0 to 1, got '%s'", optarg);
-            }
-            filtered = true;
-            break;
-        case 'C': changes = true; filtered = true; break;
-        case 'f':
-            if (strcmp(optarg, "text") == 0) {
-                text = true;
-            } else if (strcmp(optarg, "json") != 0) {
-                json_decref(labels);
-                return usage_error("--format is json or text, got '%s'", optarg);
-            }
-            break;
-        default: json_decref(labels); return EXIT_USAGE;
+    for (; *s; s++) {
+        switch (*s) {
+        case '\t': fputs("\\t", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        default: putchar(*s);
         }
     }
-    if (optind < argc) {
-        json_decref(labels);
-        return usage_error("subscribe: unexpected argument '%s'", argv[optind]);
+    putchar(last ? '\n' : '\t');
+}
+
+/* label  TIME SEQ LABEL CLASS SCORE STAGE TOTAL_MS LOST
+ * change TIME SEQ LABEL CLASS SCORE PREVIOUS FRAMES LOST
+ * source TIME STATE MESSAGE LOST                           (docs/protocol.md) */
+static void print_tsv(const json_t *o)
+{
+    const char *type = str(o, "type");
+    char num[6][40];
+    snprintf(num[0], sizeof num[0], "%lld", (long long)json_integer_value(json_object_get(o, "seq")));
+    snprintf(num[1], sizeof num[1], "%lld", (long long)json_integer_value(json_object_get(o, "class")));
+    snprintf(num[2], sizeof num[2], "%.4f", json_number_value(json_object_get(o, "score")));
+    snprintf(num[3], sizeof num[3], "%.3f",
+             json_number_value(json_object_get(json_object_get(o, "latency_ms"), "total")));
+    snprintf(num[4], sizeof num[4], "%lld", (long long)json_integer_value(json_object_get(o, "frames")));
+    snprintf(num[5], sizeof num[5], "%lld", lost_of(o));
+    if (strcmp(type, "source") == 0) {
+        const char *f[] = {type, str(o, "time"), str(o, "state"), str(o, "message"), num[5]};
+        for (size_t i = 0; i < 5; i++)
+            tsv_field(f[i], i == 4);
+        return;
     }
+    bool change = strcmp(type, "change") == 0;
+    if (!change && strcmp(type, "label") != 0)
+        return;
+    const json_t *prev = json_object_get(o, "previous");
+    const char *f[] = {type, str(o, "time"), num[0], str(o, "label"), num[1], num[2],
+                       change ? (json_is_string(prev) ? json_string_value(prev) : "") : str(o, "stage"),
+                       change ? num[4] : num[3], num[5]};
+    for (size_t i = 0; i < 9; i++)
+        tsv_field(f[i], i == 8);
+}
+
+static void print_msg(const json_t *m, out_format fmt)
+{
+    if (fmt == FMT_TEXT) {
+        print_text(m);
+    } else if (fmt == FMT_TSV) {
+        print_tsv(m);
+    } else {
+        char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+        if (s)
+            puts(s);
+        free(s);
+    }
+}
+
+/* --label values must be labels of the model (hello.labels), spelled exactly: a filter
+ * that can never match would print nothing forever. */
+static int check_labels(const json_t *hello, const json_t *want)
+{
+    const json_t *known = json_object_get(hello, "labels");
+    size_t n = json_array_size(known), i;
+    const char **names = calloc(n + 1, sizeof *names);
+    if (!names)
+        return EXIT_PROTOCOL;
+    for (i = 0; i < n; i++)
+        names[i] = json_is_string(json_array_get(known, i))
+                       ? json_string_value(json_array_get(known, i)) : "";
+    int rc = EXIT_OK;
+    const json_t *w;
+    json_array_foreach(want, i, w) {
+        const char *l = json_string_value(w), *nocase = NULL;
+        bool found = false;
+        for (size_t k = 0; k < n && !found; k++) {
+            found = strcmp(l, names[k]) == 0;
+            if (!nocase && strcasecmp(l, names[k]) == 0)
+                nocase = names[k];
+        }
+        if (found)
+            continue;
+        const char *hint = nocase ? nocase : suggest_closest(l, names, (int)n);
+        fprintf(stderr, "basisnetctl: --label '%s' is not a label of model '%s' (labels are "
+                        "case-sensitive)%s%s%s\nbasisnetctl: its labels:",
+                l, str(hello, "model"), hint ? "; did you mean '" : "", hint ? hint : "",
+                hint ? "'?" : "");
+        for (size_t k = 0; k < n; k++)
+            fprintf(stderr, "%s '%s'", k ? "," : "", names[k]);
+        fputc('\n', stderr);
+        rc = EXIT_USAGE;
+        break;
+    }
+    free(names);
+    return rc;
+}
+
+typedef struct {
+    json_t *labels;     /* --label values, or NULL */
+    double min_score;
+    bool changes, filtered, reconnect;
+    out_format fmt;
+    long count;         /* -1: forever */
+    int answer_timeout_ms; /* --timeout, for the hello and the filter's reply */
+} sub_opts;
+
+/* Connects, checks the labels, sends the filter and prints the source state when the
+ * source is not running (so that a subscriber of a camera that is down sees why nothing
+ * comes). */
+static int sub_open(conn *c, const char *path, const sub_opts *so)
+{
+    c->timeout_ms = so->answer_timeout_ms;
     int rc = connect_daemon(c, path);
-    if (rc != EXIT_OK) {
-        json_decref(labels);
-        return rc;
-    }
-    if (filtered) {
-        json_t *cmd = json_pack("{s:s, s:f, s:b}", "cmd", "subscribe", "min_score", min_score,
-                                "changes", changes);
-        if (labels)
-            json_object_set_new(cmd, "labels", labels);
+    if (rc == EXIT_OK && so->labels)
+        rc = check_labels(c->hello, so->labels);
+    if (rc == EXIT_OK && so->filtered) {
+        json_t *cmd = json_pack("{s:s, s:f, s:b}", "cmd", "subscribe", "min_score",
+                                so->min_score, "changes", so->changes);
+        if (so->labels)
+            json_object_set(cmd, "labels", so->labels);
         json_t *reply = NULL;
         rc = request(c, cmd, &reply);
         json_decref(reply);
-        if (rc != EXIT_OK)
-            return rc;
+    }
+    if (rc != EXIT_OK)
+        return rc;
+    const json_t *src = json_object_get(c->hello, "source");
+    if (*str(src, "state") && strcmp(str(src, "state"), "running") != 0) {
+        if (so->fmt == FMT_JSON) {
+            print_msg(c->hello, FMT_JSON);
+        } else {
+            char t[40];
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            proto_format_time((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, t, sizeof t);
+            json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "type", "source", "time", t, "state",
+                                  str(src, "state"), "message", str(src, "message"));
+            print_msg(m, so->fmt);
+            json_decref(m);
+        }
+        fflush(stdout);
     }
     c->timeout_ms = -1;
-    long seen = 0;
-    const char *want = changes ? "change" : "label";
-    while (count < 0 || seen < count) {
+    return EXIT_OK;
+}
+
+/* Prints messages until count is reached, the reader of stdout goes away, or an error. */
+static int sub_stream(conn *c, const sub_opts *so, long *seen)
+{
+    const char *want = so->changes ? "change" : "label";
+    int rc = EXIT_OK;
+    while (so->count < 0 || *seen < so->count) {
         json_t *m = read_msg(c, &rc);
         if (!m)
             return rc;
         const char *type = str(m, "type");
-        bool show = strcmp(type, "label") == 0 || strcmp(type, "change") == 0 ||
-                    strcmp(type, "source") == 0;
         if (strcmp(type, "error") == 0) {
             rc = report_error(m);
             json_decref(m);
             return rc;
         }
-        if (show) {
-            if (text) {
-                print_text(m);
-            } else {
-                char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-                if (s)
-                    puts(s);
-                free(s);
-            }
+        if (strcmp(type, "label") == 0 || strcmp(type, "change") == 0 ||
+            strcmp(type, "source") == 0) {
+            print_msg(m, so->fmt);
             if (fflush(stdout) != 0) {   /* reader went away (| head) */
                 json_decref(m);
                 return EXIT_OK;
             }
         }
         if (strcmp(type, want) == 0)
-            seen++;
+            (*seen)++;
         json_decref(m);
     }
     return EXIT_OK;
+}
+
+static int parse_subscribe(int argc, char **argv, sub_opts *so)
+{
+    static const struct option opts[] = {
+        {"count", required_argument, NULL, 'n'},   {"label", required_argument, NULL, 'l'},
+        {"min-score", required_argument, NULL, 'm'}, {"changes", no_argument, NULL, 'C'},
+        {"format", required_argument, NULL, 'f'},  {"reconnect", no_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const formats[] = {"json", "text", "tsv"};
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "+n:l:m:Cf:R", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n': {
+            char *end;
+            errno = 0;
+            so->count = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || so->count < 1)
+                return usage_error("--count needs a positive integer, got '%s'", optarg);
+            break;
+        }
+        case 'l':
+            if (!so->labels)
+                so->labels = json_array();
+            json_array_append_new(so->labels, json_string(optarg));
+            so->filtered = true;
+            break;
+        case 'm':
+            if (!parse_double(optarg, 0, 1, &so->min_score))
+                return usage_error("--min-score needs a number from 0 to 1, got '%s'", optarg);
+            so->filtered = true;
+            break;
+        case 'C': so->changes = true; so->filtered = true; break;
+        case 'R': so->reconnect = true; break;
+        case 'f': {
+            size_t k = 0;
+            while (k < 3 && strcmp(optarg, formats[k]) != 0)
+                k++;
+            if (k == 3)
+                return usage_error("--format is json, text or tsv, got '%s'", optarg);
+            so->fmt = (out_format)k;
+            break;
+        }
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return usage_error("subscribe: unexpected argument '%s'", argv[optind]);
+    return EXIT_OK;
+}
+
+static int cmd_subscribe(conn *c, const char *path, int argc, char **argv)
+{
+    sub_opts so = {.count = -1, .fmt = FMT_JSON, .answer_timeout_ms = c->timeout_ms};
+    int rc = parse_subscribe(argc, argv, &so);
+    long seen = 0;
+    int delay_ms = RECONNECT_FIRST_MS;
+    if (rc == EXIT_OK)
+        rc = sub_open(c, path, &so);
+    while (rc == EXIT_OK || so.reconnect) {
+        if (rc == EXIT_OK) {
+            if (c->quiet) {
+                fprintf(stderr, "basisnetctl: reconnected\n");
+                c->quiet = false;
+                delay_ms = RECONNECT_FIRST_MS;
+            }
+            rc = sub_stream(c, &so, &seen);
+            if (rc == EXIT_OK)
+                break;   /* --count reached or stdout closed */
+        }
+        /* Only a daemon that went away is waited for; a refusal is final. */
+        bool gone = rc == EXIT_NO_DAEMON || (rc == EXIT_PROTOCOL && c->eof);
+        if (!so.reconnect || !gone)
+            break;
+        if (!c->quiet)
+            fprintf(stderr, "basisnetctl: the daemon went away; reconnecting (--reconnect)\n");
+        c->quiet = true;
+        fflush(stdout);
+        /* Nothing else to do while the daemon is away: a plain wait between attempts. */
+        poll(NULL, 0, delay_ms);
+        delay_ms = delay_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay_ms * 2;
+        rc = sub_open(c, path, &so);
+    }
+    json_decref(so.labels);
+    return rc;
 }
 
 static int cmd_stats(conn *c, const char *path, int argc, char **argv)
@@ -501,7 +731,7 @@ int main(int argc, char **argv)
                 return usage_error("--timeout needs seconds (> 0), got '%s'", optarg);
             break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        case 'V': printf("basisnetctl (protocol v%d)\n", PROTO_VERSION); return EXIT_OK;
+        case 'V': printf("basisnetctl %s (protocol v%d)\n", BASISNET_VERSION, PROTO_VERSION); return EXIT_OK;
         default: fputs("Try 'basisnetctl --help'.\n", stderr); return EXIT_USAGE;
         }
     }
@@ -532,8 +762,7 @@ int main(int argc, char **argv)
         rc = cmd_set(c, path, cargc, cargv);
     else
         rc = cmd_simple(c, path, cmd, cargc, cargv);
-    if (c->fd >= 0)
-        close(c->fd);
+    disconnect(c);
     free(c);
     return rc;
 }

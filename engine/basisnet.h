@@ -12,6 +12,9 @@
 
 #include "bn_error.h"
 
+/* The project's release: basisnetd, basisnetctl and basisnet print it (--version). */
+#define BASISNET_VERSION "0.1.0"
+
 #define BN_MAX_CLASSES 1000
 #define BN_LABEL_MAX 64
 

@@ -7,9 +7,6 @@
 #include "bn_log.h"
 #include "commands.h"
 
-#ifndef BN_VERSION
-#define BN_VERSION "0.1.0"
-#endif
 
 static const struct {
     const char *name;
@@ -48,7 +45,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("basisnet %s\n", BN_VERSION);
+        printf("basisnet %s\n", BASISNET_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
