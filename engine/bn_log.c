@@ -64,18 +64,40 @@ static int stderr_is_journal(void)
     return cached;
 }
 
+/* Timestamps: wall-clock UTC ISO 8601 by default; BASISNET_LOG_CLOCK=monotonic prints seconds
+ * since boot instead (for correlating with the kernel log). journald adds its own. */
+static int log_clock_monotonic(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *c = getenv("BASISNET_LOG_CLOCK");
+        cached = c && strcmp(c, "monotonic") == 0;
+    }
+    return cached;
+}
+
 void bn_log_stderr(bn_log_level level, const char *module, const char *msg, void *user)
 {
     (void)user;
     static const int syslog_prio[] = {3, 4, 6, 7};
     static const char *const tags[] = {"E", "W", "I", "D"};
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     char thread[16] = "";
     pthread_getname_np(pthread_self(), thread, sizeof thread);
-    if (stderr_is_journal())
+    if (stderr_is_journal()) {
         fprintf(stderr, "<%d>%s[%s]: %s\n", syslog_prio[level], module, thread, msg);
-    else
-        fprintf(stderr, "[%6lld.%06ld] %s %s[%s]: %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000,
-                tags[level], module, thread, msg);
+        return;
+    }
+    struct timespec ts;
+    char when[40];
+    if (log_clock_monotonic()) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(when, sizeof when, "%6lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + n, sizeof when - n, ".%06ldZ", ts.tv_nsec / 1000);
+    }
+    fprintf(stderr, "[%s] %s %s[%s]: %s\n", when, tags[level], module, thread, msg);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -89,9 +90,9 @@ static void test_level_parse(void **state)
     assert_int_equal(bn_log_level_parse(NULL), -1);
 }
 
-static void test_stderr_sink_format(void **state)
+/* One line of bn_log_stderr output, captured from stderr. */
+static void capture_stderr_line(char *buf, size_t size)
 {
-    (void)state;
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     fflush(stderr);
@@ -103,14 +104,32 @@ static void test_stderr_sink_format(void **state)
     dup2(saved, STDERR_FILENO);
     close(saved);
     close(fds[1]);
-    char buf[256] = "";
-    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    ssize_t n = read(fds[0], buf, size - 1);
     close(fds[0]);
     assert_true(n > 0);
-    /* "[  123.456789] E pipeline[thread]: device lost\n" */
-    double t;
+    buf[n] = 0;
+}
+
+static void test_stderr_sink_format(void **state)
+{
+    (void)state;
+    /* Default clock (BASISNET_LOG_CLOCK unset): "[2026-12-06T00:08:12.345678Z] E pipeline[..." */
+    unsetenv("BASISNET_LOG_CLOCK");
+    char buf[256];
+    capture_stderr_line(buf, sizeof buf);
+    struct tm tm = {0};
+    long usec = -1;
     char tag, rest[200];
-    assert_int_equal(sscanf(buf, "[%lf] %c %199[^\n]", &t, &tag, rest), 3);
+    assert_int_equal(sscanf(buf, "[%4d-%2d-%2dT%2d:%2d:%2d.%6ldZ] %c %199[^\n]", &tm.tm_year,
+                            &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &usec,
+                            &tag, rest),
+                     9);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t logged = timegm(&tm);
+    time_t now = time(NULL);
+    assert_true(logged <= now && now - logged < 5); /* wall clock, UTC, not seconds since boot */
+    assert_in_range(usec, 0, 999999);
     assert_int_equal(tag, 'E');
     assert_non_null(strstr(rest, "pipeline["));
     assert_non_null(strstr(rest, "]: device lost"));
