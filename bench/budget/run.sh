@@ -14,7 +14,7 @@
 # so a budget from the hot loop buys fewer specialist runs than it means to (docs/budget.md).
 # Environment: MODEL (default models/fmnist-basisnet.bnm), BUDGET_MS (a fixed budget
 # instead), BUDGET_FROM (daemon, the default, or bench: the stage times of `basisnet bench`,
-# the rule up to the twelfth session), STRESS_CPUS (default 1), STRESS_SECONDS (default 20),
+# the earlier rule), STRESS_CPUS (default 1), STRESS_SECONDS (default 20),
 # TABLE (default 1; 0 skips the budget and light accuracy runs, e.g. for a random-weight
 # model whose labels mean nothing).
 set -eu

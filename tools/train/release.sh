@@ -50,7 +50,7 @@ Options:
               (paired.py refuses to compare across splits on validation): step 3 compares
               the two on test instead, for the record only, and the rule counts as not
               passed, so installing needs --force. Use it only for a decision fixed before
-              the run (docs/results-training.md, sixteenth session)
+              the run (docs/results-training.md)
   --dir DIR   work directory (default build/release/TAG)
 
 Environment: PYTHON (default /usr/bin/python3), FMNIST_DIR (default
