@@ -65,15 +65,12 @@ static int stderr_is_journal(void)
 }
 
 /* Timestamps: wall-clock UTC ISO 8601 by default; BASISNET_LOG_CLOCK=monotonic prints seconds
- * since boot instead (for correlating with the kernel log). journald adds its own. */
+ * since boot instead (for correlating with the kernel log). journald adds its own. Read on
+ * every line: logging is not a hot path. */
 static int log_clock_monotonic(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *c = getenv("BASISNET_LOG_CLOCK");
-        cached = c && strcmp(c, "monotonic") == 0;
-    }
-    return cached;
+    const char *c = getenv("BASISNET_LOG_CLOCK");
+    return c && strcmp(c, "monotonic") == 0;
 }
 
 void bn_log_stderr(bn_log_level level, const char *module, const char *msg, void *user)

@@ -135,6 +135,24 @@ static void test_stderr_sink_format(void **state)
     assert_non_null(strstr(rest, "]: device lost"));
 }
 
+static void test_stderr_sink_monotonic(void **state)
+{
+    (void)state;
+    /* BASISNET_LOG_CLOCK=monotonic: "[  123.456789] E pipeline[thread]: device lost" */
+    setenv("BASISNET_LOG_CLOCK", "monotonic", 1);
+    char buf[256];
+    capture_stderr_line(buf, sizeof buf);
+    unsetenv("BASISNET_LOG_CLOCK");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t;
+    char tag, rest[200];
+    assert_int_equal(sscanf(buf, "[%lf] %c %199[^\n]", &t, &tag, rest), 3);
+    assert_true(t <= (double)ts.tv_sec + 1 && (double)ts.tv_sec - t < 5);
+    assert_int_equal(tag, 'E');
+    assert_non_null(strstr(rest, "]: device lost"));
+}
+
 static void test_status_names_are_distinct(void **state)
 {
     (void)state;
@@ -158,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_long_message_is_truncated_not_overflowed),
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_stderr_sink_format),
+        cmocka_unit_test(test_stderr_sink_monotonic),
         cmocka_unit_test(test_status_names_are_distinct),
     };
     return cmocka_run_group_tests_name("engine_log", tests, NULL, NULL);
