@@ -39,8 +39,8 @@ CMOCKA_LIBS   = $(call lazy,CMOCKA_LIBS,pkg-config --libs cmocka)
 BLAS_CFLAGS   = $(call lazy,BLAS_CFLAGS,pkg-config --cflags openblas)
 BLAS_LIBS     = $(call lazy,BLAS_LIBS,pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
-# x86-64-v3 = AVX2 + FMA + F16C: what the kernels are written for (see docs/engine.md).
-ARCH_FLAGS ?= -march=x86-64-v3
+# Baseline x86-64 by default: the kernels pick AVX2 or AVX-512 at run time (engine/cpu.h).
+ARCH_FLAGS ?=
 OPT ?= -O2
 WARN := -Wall -Wextra -Werror -Wno-error=deprecated-declarations
 CFLAGS ?=
@@ -136,7 +136,7 @@ FUZZ_CFLAGS = -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipelin
                $(PKG_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRCS := $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h daemon/*.h)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lm -pthread

@@ -52,7 +52,6 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     bn_log_set_callback(bn_log_stderr, NULL);
-    bn_blas_reexec_if_generic(argv); /* before anything is opened: may exec again */
     enum { OPT_CHECK = 256, OPT_EOS };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},

@@ -1,4 +1,4 @@
-/* libbasisnet: two-stage BasisNet inference on the CPU (OpenBLAS).
+/* libbasisnet: two-stage BasisNet inference on the CPU.
  *
  * A bn_model is immutable after bn_model_open (weights memory-mapped read-only) and may
  * be shared by threads. A bn_session belongs to one thread at a time; every buffer the
@@ -51,18 +51,12 @@ void bn_model_close(bn_model *model);
 const bn_model_info *bn_model_get_info(const bn_model *model);
 
 typedef struct {
-    int threads;    /* OpenBLAS threads for this process; 0 = 1 (see docs: one thread is
-                       the safe default on a 2-core box) */
+    int threads;    /* threads for this process's im2col convolutions (OpenBLAS); 0 = 1 */
 } bn_session_params;
 
-/* Call first thing in main() of a program that runs models. OpenBLAS picks its kernels by
- * CPU model when it loads and falls back to generic SSE3 ones on a model it does not know
- * (common on virtual machines), which runs the engine about 2x slower (docs/engine.md).
- * When that happened on a CPU with AVX2 and FMA and OPENBLAS_CORETYPE is not set, this sets
- * it (SkylakeX with AVX-512, else Haswell) and re-executes the program: same PID, arguments
- * and open file descriptors, so it is safe before anything else is set up. Returns only when
- * nothing was re-executed (nothing to fix, the variable set by the user, or exec failed). */
-void bn_blas_reexec_if_generic(char *const argv[]);
+/* The kernel set the engine runs ("generic", "avx2", "avx512"): the best this CPU supports,
+ * unless the environment variable BN_CPU names another (docs/engine.md). */
+const char *bn_engine_kernels(void);
 
 bn_status bn_session_new(const bn_model *model, bn_session_params params, bn_session **out,
                          char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /* CPU kernels of libbasisnet. Activations are HWC (channels innermost) float32: depthwise
- * convolutions vectorize over channels and 1x1 convolutions are one sgemm. */
+ * convolutions vectorize over channels and 1x1 convolutions are a GEMM on packed weights.
+ * Each call goes to the table of the instruction set chosen at run time (cpu.h). */
 #ifndef BN_KERNELS_H
 #define BN_KERNELS_H
 
@@ -34,6 +35,11 @@ void bn_bias_act(float *y, size_t rows, int cols, const float *bias, bn_act act)
 size_t bn_conv2d_scratch(const bn_conv_shape *s);
 /* True when the shape is a depthwise convolution (groups == c == oc). */
 int bn_conv_is_depthwise(const bn_conv_shape *s);
+/* True for a 1x1, stride 1, unpadded, ungrouped convolution (the session runs these through
+ * bn_pointwise on weights packed with bn_pack_p32). */
+int bn_conv_is_pointwise(const bn_conv_shape *s);
+/* True for a stem-like convolution with at most 4 input channels (direct kernel). */
+int bn_conv_is_thin(const bn_conv_shape *s);
 /* Convolution, HWC in and out. Weights packed (oc, kh, kw, c/groups); depthwise weights
  * packed (kh, kw, c). bias (oc) may be NULL. col: bn_conv2d_scratch floats. */
 void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
@@ -41,6 +47,20 @@ void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const fl
 /* The direct depthwise kernel (called by bn_conv2d). */
 void bn_dwconv(const bn_conv_shape *s, const float *in, const float *w, const float *bias,
                bn_act act, float *out);
+
+/* Packed pointwise weights: panels of 32 output channels, W[n][k] of panel n / 32 at
+ * k * 32 + n % 32, zero past n. bn_p32_floats: floats of the packed (n, k) matrix. */
+size_t bn_p32_floats(int n, int k);
+static inline size_t bn_p32_index(int o, int i, int k)
+{
+    return (size_t)(o / 32) * 32 * (size_t)k + (size_t)i * 32 + (size_t)(o % 32);
+}
+/* Packs W (n, k) row-major into wp (bn_p32_floats(n, k) floats). */
+void bn_pack_p32(const float *w, int n, int k, float *wp);
+/* Pointwise convolution of m pixels: y (m, n) = act(x (m, k) W^T + bias + res), W packed by
+ * bn_pack_p32; bias and res (m, n) may be NULL. y must not alias x or res. */
+void bn_pointwise(int m, int k, int n, const float *x, const float *wp, const float *bias,
+                  const float *res, bn_act act, float *y);
 
 /* y = act(W x + b), W (out, in) row-major. */
 void bn_linear(const float *x, int in, int out, const float *w, const float *bias, bn_act act,

@@ -134,7 +134,7 @@ static bn_status want_tensor(loader *L, const char *lname, const char *suffix, i
     return BN_OK;
 }
 
-typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_LINEAR_HWC } pack_kind;
+typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_LINEAR_HWC, PACK_P32 } pack_kind;
 
 static void *owned_alloc(bn_model *m, size_t bytes)
 {
@@ -166,6 +166,8 @@ static size_t pack_index(pack_kind k, const bn_layer *ly, size_t i)
         size_t khw = (size_t)g->kh * g->kw;
         return (i % khw) * (size_t)g->c + i / khw;
     }
+    case PACK_P32: /* (oc, c, 1, 1) -> panels of 32 output channels (kernels.h) */
+        return bn_p32_index((int)(i / (size_t)g->c), (int)(i % (size_t)g->c), g->c);
     case PACK_LINEAR_HWC: { /* (out, c*h*w) -> (out, h*w*c) */
         size_t in = (size_t)g->c * g->h * g->w, hw = (size_t)g->h * g->w;
         size_t o = i / in, j = i % in, c = j / hw, p = j % hw;
@@ -178,30 +180,36 @@ static size_t pack_index(pack_kind k, const bn_layer *ly, size_t i)
 /* Returns the tensor's data as float32 in the engine's layout: straight from the mapping
  * when it already is, else a heap copy (F16 -> F32, unaligned data, repacked layouts). */
 static const float *materialize(loader *L, const st_tensor *t, pack_kind k, const bn_layer *ly,
-                                size_t per_basis)
+                                size_t per_basis, size_t stored)
 {
     if (t->dtype == ST_F32 && k == PACK_NONE && ((uintptr_t)t->data & 3) == 0)
         return (const float *)(const void *)t->data;
-    float *dst = owned_alloc(L->m, t->count * sizeof(float));
+    size_t n = t->count / per_basis * stored;
+    float *dst = owned_alloc(L->m, n * sizeof(float));
     if (!dst)
         return NULL;
+    if (stored != per_basis)
+        memset(dst, 0, n * sizeof(float));
     for (size_t i = 0; i < t->count; i++) {
         size_t b = i / per_basis, j = i % per_basis;
-        dst[b * per_basis + pack_index(k, ly, j)] = st_get_f32(t, i);
+        dst[b * stored + pack_index(k, ly, j)] = st_get_f32(t, i);
     }
     return dst;
 }
 
 /* F16 bases stay half precision (synthesis streams half the bytes), repacked. */
 static const uint16_t *materialize_f16(loader *L, const st_tensor *t, pack_kind k, const bn_layer *ly,
-                                       size_t per_basis)
+                                       size_t per_basis, size_t stored)
 {
-    uint16_t *dst = owned_alloc(L->m, t->count * sizeof(uint16_t));
+    size_t n = t->count / per_basis * stored;
+    uint16_t *dst = owned_alloc(L->m, n * sizeof(uint16_t));
     if (!dst)
         return NULL;
+    if (stored != per_basis)
+        memset(dst, 0, n * sizeof(uint16_t)); /* +0.0 */
     for (size_t i = 0; i < t->count; i++) {
         size_t b = i / per_basis, j = i % per_basis;
-        memcpy(&dst[b * per_basis + pack_index(k, ly, j)], t->data + 2 * i, 2);
+        memcpy(&dst[b * stored + pack_index(k, ly, j)], t->data + 2 * i, 2);
     }
     return dst;
 }
@@ -210,6 +218,8 @@ static pack_kind layer_pack(const bn_layer *ly)
 {
     const bn_conv_shape *g = &ly->g;
     if (ly->op == BN_OP_CONV) {
+        if (bn_conv_is_pointwise(g))
+            return PACK_P32;
         if (g->kh * g->kw == 1)
             return PACK_NONE;
         if (bn_conv_is_depthwise(g))
@@ -485,22 +495,24 @@ static bn_status materialize_stage(loader *L, bn_stage_def *sd)
 #define TENSOR(suffix) (snprintf(name, sizeof name, "%s.%s", ly->name, suffix), st_find(&L->m->st, name))
         if (ly->op == BN_OP_CONV || ly->op == BN_OP_LINEAR) {
             pack_kind k = layer_pack(ly);
+            ly->pointwise = k == PACK_P32;
+            ly->wstore = ly->pointwise ? bn_p32_floats(ly->g.oc, ly->g.c) : ly->wcount;
             t = TENSOR(ly->synth ? "bases" : "weight");
             const void *w;
             if (ly->synth && t->dtype == ST_F16)
-                w = ly->bases16 = materialize_f16(L, t, k, ly, ly->wcount);
+                w = ly->bases16 = materialize_f16(L, t, k, ly, ly->wcount, ly->wstore);
             else if (ly->synth)
-                w = ly->bases = materialize(L, t, k, ly, ly->wcount);
+                w = ly->bases = materialize(L, t, k, ly, ly->wcount, ly->wstore);
             else
-                w = ly->weight = materialize(L, t, k, ly, ly->wcount);
-            ly->bias = materialize(L, TENSOR("bias"), PACK_NONE, ly, 1);
+                w = ly->weight = materialize(L, t, k, ly, ly->wcount, ly->wstore);
+            ly->bias = materialize(L, TENSOR("bias"), PACK_NONE, ly, 1, 1);
             if (!w || !ly->bias)
                 return BN_ERR_NOMEM;
         } else if (ly->op == BN_OP_SE) {
-            ly->w1 = materialize(L, TENSOR("fc1.weight"), PACK_NONE, ly, 1);
-            ly->b1 = materialize(L, TENSOR("fc1.bias"), PACK_NONE, ly, 1);
-            ly->w2 = materialize(L, TENSOR("fc2.weight"), PACK_NONE, ly, 1);
-            ly->b2 = materialize(L, TENSOR("fc2.bias"), PACK_NONE, ly, 1);
+            ly->w1 = materialize(L, TENSOR("fc1.weight"), PACK_NONE, ly, 1, 1);
+            ly->b1 = materialize(L, TENSOR("fc1.bias"), PACK_NONE, ly, 1, 1);
+            ly->w2 = materialize(L, TENSOR("fc2.weight"), PACK_NONE, ly, 1, 1);
+            ly->b2 = materialize(L, TENSOR("fc2.bias"), PACK_NONE, ly, 1, 1);
             if (!ly->w1 || !ly->b1 || !ly->w2 || !ly->b2)
                 return BN_ERR_NOMEM;
         }

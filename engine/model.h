@@ -33,7 +33,9 @@ typedef struct {
     int synth;              /* synthesized from bases */
     int synth_index;        /* position in synth_layers (alpha row) */
     size_t wcount;          /* weights of one basis / of the weight tensor */
-    const float *weight;    /* packed: conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
+    size_t wstore;          /* floats one basis / the weight takes in memory (>= wcount: padded panels) */
+    int pointwise;          /* 1x1 conv run by bn_pointwise on bn_pack_p32 weights */
+    const float *weight;    /* packed: pointwise (bn_pack_p32), conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
     const float *bases;     /* (N, wcount), each basis packed like weight */
     const uint16_t *bases16; /* same in IEEE half when the file stores F16 bases (else NULL) */
     const float *bias;

@@ -2,13 +2,10 @@
  * outputs share buffers by liveness, both stages share one pool), then runs the light
  * stage, the synthesis and the specialist without allocating. */
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "bn_log.h"
 #include "engine_internal.h"
@@ -91,63 +88,6 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
 #define ALIGN_FLOATS 16 /* 64 bytes */
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
-/* OpenBLAS 0.3.21 picks its kernels by CPU model at load time; on a CPU it does not know
- * (e.g. a virtual "Intel Xeon Processor") it falls back to SSE3 "Prescott" kernels that ran
- * the whole model 2x slower here (docs/engine.md). Only OPENBLAS_CORETYPE, read when the
- * library loads, can change that: bn_blas_reexec_if_generic sets it and re-executes.
- * Returns the kernel set that fits this CPU when OpenBLAS runs a generic one, else NULL. */
-static const char *better_blas_core(const char **generic_core)
-{
-    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
-                                          "Atom", "Sandybridge", "Unknown"};
-    const char *core = openblas_get_corename();
-    __builtin_cpu_init();
-    if (!core || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-        return NULL;
-    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
-        if (strcasecmp(core, generic[i]) == 0) {
-            *generic_core = core;
-            return __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
-        }
-    return NULL;
-}
-
-void bn_blas_reexec_if_generic(char *const argv[])
-{
-    const char *core = NULL, *want = better_blas_core(&core);
-    if (!want || getenv("OPENBLAS_CORETYPE")) /* fine as it is, or the user's choice */
-        return;
-    BN_LOGI("engine", "OpenBLAS picked its generic '%s' kernels on this AVX2 CPU; re-executing with "
-            "OPENBLAS_CORETYPE=%s", core, want);
-    /* the file itself, not /proc/self/exe: the process name (ps, pkill, the journal's
-     * _COMM) comes from the path executed */
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0 || (size_t)n >= sizeof self - 1) {
-        BN_LOGW("engine", "cannot read /proc/self/exe; going on with the generic kernels");
-        return;
-    }
-    self[n] = '\0';
-    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0)
-        return;
-    execv(self, argv);
-    int e = errno;
-    unsetenv("OPENBLAS_CORETYPE");
-    BN_LOGW("engine", "cannot re-execute %s (%s); going on with the generic kernels", self, strerror(e));
-}
-
-/* Sessions of a program that did not call bn_blas_reexec_if_generic (or whose exec failed)
- * say what it costs, unless OPENBLAS_CORETYPE was set on purpose. */
-static void check_blas_core(void)
-{
-    const char *core = NULL, *want = better_blas_core(&core);
-    if (want && !getenv("OPENBLAS_CORETYPE"))
-        BN_LOGW("engine",
-                "OpenBLAS uses its generic '%s' kernels on this AVX2 CPU (model not recognized): "
-                "about 2x slower; set OPENBLAS_CORETYPE=%s in the environment",
-                core, want);
-}
-
 bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session **out, char *err,
                          size_t errlen)
 {
@@ -157,8 +97,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     int threads = params.threads > 0 ? params.threads : 1;
     if (threads > 64)
         threads = 64;
-    openblas_set_num_threads(threads);
-    check_blas_core();
+    openblas_set_num_threads(threads); /* only the im2col path (non-MobileNet shapes) uses it */
 
     const bn_model_info *info = &m->info;
     int maxn = m->light.n > m->spec.n ? m->light.n : m->spec.n;
@@ -209,7 +148,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up(se);
     size_t o_syn = off;
     for (int l = 0; l < L; l++)
-        off += round_up(m->spec.layers[m->synth_layer[l]].wcount);
+        off += round_up(m->spec.layers[m->synth_layer[l]].wstore);
     size_t o_alpha = off;
     off += round_up((size_t)L * N);
     size_t o_lp = off;
@@ -244,7 +183,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     size_t so = o_syn;
     for (int l = 0; l < L; l++) {
         s->synth_w[l] = f + so;
-        so += round_up(m->spec.layers[m->synth_layer[l]].wcount);
+        so += round_up(m->spec.layers[m->synth_layer[l]].wstore);
     }
     s->prof[0] = (double *)(void *)((char *)s->block + o_prof);
     s->prof[1] = s->prof[0] + m->light.n;
@@ -295,8 +234,12 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
         const bn_conv_shape *g = &ly->g;
         switch (ly->op) {
         case BN_OP_CONV:
-            bn_conv2d(g, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight, ly->bias, ly->act, y,
-                      s->col);
+            if (ly->pointwise)
+                bn_pointwise(g->h * g->w, g->c, g->oc, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight,
+                             ly->bias, NULL, ly->act, y);
+            else
+                bn_conv2d(g, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight, ly->bias, ly->act, y,
+                          s->col);
             break;
         case BN_OP_LINEAR:
             bn_linear(x, g->c * g->h * g->w, g->oc, ly->synth ? s->synth_w[ly->synth_index] : ly->weight,
@@ -406,9 +349,9 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     for (int l = 0; l < info->num_synth_layers; l++) {
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
         if (ly->bases16)
-            bn_synthesize_f16(ly->bases16, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
+            bn_synthesize_f16(ly->bases16, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
         else
-            bn_synthesize(ly->bases, N, ly->wcount, s->alpha + (size_t)l * N, s->synth_w[l]);
+            bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
     uint64_t t1 = now_ns();
     run_stage(s, &m->spec, s->spec_in, s->spec_out, s->prof[1]);

@@ -85,7 +85,7 @@ for net in $NETS; do
                 | "$PYTHON" -c 'import json,sys
 d=json.loads(sys.stdin.read())
 for g,k in (("light","light"),("specialist","synth_specialist"),("full","total"),("specialist_only","specialist"),("synth","synth")):
-    r=dict(d[k]); r.update(runtime="basisnet", graph=g, blas_core=d["blas_core"], cpu_ms_per_inference=d["cpu_ms_per_inference"],
+    r=dict(d[k]); r.update(runtime="basisnet", graph=g, kernels=d["kernels"], cpu_ms_per_inference=d["cpu_ms_per_inference"],
         specialist_gflops=d["specialist_gflops"], light_gflops=d["light_gflops"], synth_gbytes_per_s=d["synth_gbytes_per_s"],
         synth_share_of_specialist=d["synth_share_of_specialist"], session_bytes=d["session_bytes"], madds=d["madds"])
     print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"

@@ -50,11 +50,11 @@ def main():
               and r["graph"] == "synth"]
         print("\nbasisnet detail: specialist alone p50 %.3f ms (%.1f GFLOP/s), synthesis p50 %.3f ms "
               "(%.1f GB/s of bases, %.1f%% of synthesis + specialist), light %.1f GFLOP/s, CPU time %.3f ms "
-              "per inference, session %d bytes, OpenBLAS core %s, MAdds light %d / synth %d / specialist %d.\n"
+              "per inference, session %d bytes, kernels %s, MAdds light %d / synth %d / specialist %d.\n"
               % (statistics.median(r["p50_ms"] for r in so), m("specialist_gflops"),
                  statistics.median(r["p50_ms"] for r in sy), m("synth_gbytes_per_s"),
                  100 * m("synth_share_of_specialist"), m("light_gflops"), m("cpu_ms_per_inference"),
-                 e[0]["session_bytes"], e[0]["blas_core"], e[0]["madds"]["light"], e[0]["madds"]["synth"],
+                 e[0]["session_bytes"], e[0]["kernels"], e[0]["madds"]["light"], e[0]["madds"]["synth"],
                  e[0]["madds"]["specialist"]))
     if not extra:
         print("(no basisnet results)")

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "kernels.h"
 
 #define TOL 1e-4
@@ -439,6 +440,53 @@ static void test_synthesize_f16(void **state)
     }
 }
 
+/* The packed pointwise GEMM with its fused epilogue: odd row counts (micro-kernel tails),
+ * channel counts off the 32-column panels, every activation, with and without bias and
+ * residual. */
+static void test_pointwise_packed(void **state)
+{
+    (void)state;
+    rng r = {.s = 0x9e3779b97f4a7c15ull};
+    static const int shapes[][3] = {{1, 1, 1},   {13, 7, 33},  {12, 16, 32},  {49, 160, 960},
+                                    {25, 3, 17}, {7, 64, 100}, {196, 40, 72}, {3, 200, 1}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int v = 0; v < 4; v++) {
+            const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
+            const bn_act act = (bn_act)((t + (size_t)v) % BN_ACT_COUNT);
+            float *x = rand_vec(&r, (size_t)M * K), *w = rand_vec(&r, (size_t)N * K);
+            float *b = v & 1 ? rand_vec(&r, (size_t)N) : NULL;
+            float *res = v & 2 ? rand_vec(&r, (size_t)M * N) : NULL;
+            float *wp = malloc(sizeof(float) * bn_p32_floats(N, K));
+            float *y = malloc(sizeof(float) * (size_t)M * N);
+            double *want = malloc(sizeof(double) * (size_t)M * N);
+            assert_non_null(wp);
+            assert_non_null(y);
+            assert_non_null(want);
+            bn_pack_p32(w, N, K, wp);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double acc = b ? b[n] : 0.0;
+                    for (int k = 0; k < K; k++)
+                        acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+                    if (res)
+                        acc += res[(size_t)m * N + n];
+                    want[(size_t)m * N + n] = ref_act(acc, act);
+                }
+            bn_pointwise(M, K, N, x, wp, b, res, act, y);
+            char what[96];
+            snprintf(what, sizeof what, "pointwise %dx%dx%d act %s bias %d res %d", M, K, N, bn_act_name(act),
+                     b != NULL, res != NULL);
+            expect_close(y, want, (size_t)M * N, TOL, what);
+            free(x);
+            free(w);
+            free(b);
+            free(res);
+            free(wp);
+            free(y);
+            free(want);
+        }
+}
+
 static int report(void **state)
 {
     (void)state;
@@ -454,6 +502,19 @@ int main(void)
         cmocka_unit_test(test_linear_add_gap_softmax), cmocka_unit_test(test_se),
         cmocka_unit_test(test_pooling),      cmocka_unit_test(test_bilinear),
         cmocka_unit_test(test_synthesize),   cmocka_unit_test(test_synthesize_f16),
+        cmocka_unit_test(test_pointwise_packed),
     };
-    return cmocka_run_group_tests(tests, NULL, report);
+    /* every kernel table this CPU can run, each against the same references */
+    int failed = 0, ran = 0;
+    for (int isa = 0; isa < BN_ISA_COUNT; isa++) {
+        if (bn_kern_select((bn_isa)isa) != 0) {
+            printf("kernels %s: this CPU cannot run them (not tested here)\n", bn_isa_name((bn_isa)isa));
+            continue;
+        }
+        printf("kernels %s:\n", bn_isa_name((bn_isa)isa));
+        max_err = 0;
+        failed += cmocka_run_group_tests_name(bn_isa_name((bn_isa)isa), tests, NULL, report);
+        ran++;
+    }
+    return ran == 0 ? 1 : failed;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "basisnet.h"
+#include "cpu.h"
 #include "engine_internal.h"
 #include "safetensors.h"
 
@@ -146,5 +147,14 @@ int main(void)
         cmocka_unit_test(test_shipped_model),
         cmocka_unit_test(test_env_model),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* each kernel table this CPU can run (BN_CPU set: that one only, as the engine would) */
+    int failed = 0, ran = 0;
+    for (int isa = 0; isa < BN_ISA_COUNT; isa++) {
+        if (getenv("BN_CPU") ? isa != (int)bn_kern_isa() : bn_kern_select((bn_isa)isa) != 0)
+            continue;
+        printf("parity with the %s kernels\n", bn_isa_name((bn_isa)isa));
+        failed += cmocka_run_group_tests_name(bn_isa_name((bn_isa)isa), tests, NULL, NULL);
+        ran++;
+    }
+    return ran == 0 ? 1 : failed;
 }

@@ -830,12 +830,12 @@ int cmd_bench(int argc, char **argv)
             printf(",\"%s\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f}", names[k], p50[k], p99[k], mean[k]);
         printf(",\"madds\":{\"light\":%llu,\"synth\":%llu,\"specialist\":%llu},\"specialist_gflops\":%.2f,"
                "\"light_gflops\":%.2f,\"synth_bytes\":%.0f,\"synth_gbytes_per_s\":%.2f,\"synth_share_of_specialist\":%.4f,"
-               "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"blas_core\":\"%s\"}\n",
+               "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"kernels\":\"%s\"}\n",
                (unsigned long long)in->madds_light, (unsigned long long)in->madds_synth,
                (unsigned long long)in->madds_specialist, gflops, light_gflops, synth_bytes, gbs, synth_share,
-               bn_session_bytes(s), cpu_ms, openblas_get_corename());
+               bn_session_bytes(s), cpu_ms, bn_engine_kernels());
     } else {
-        printf("model %s, %ld BLAS thread%s, %zu iterations (batch 1, both stages every time)\n", in->name,
+        printf("model %s, %ld thread%s, %zu iterations (batch 1, both stages every time)\n", in->name,
                threads, threads > 1 ? "s" : "", n);
         printf("%-11s %9s %9s %9s\n", "stage", "p50 ms", "p99 ms", "mean ms");
         for (int k = 0; k < 4; k++)
@@ -845,8 +845,8 @@ int cmd_bench(int argc, char **argv)
         printf("synthesis   %.0f bytes of bases read, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes, gbs,
                100.0 * synth_share);
         printf("session     %zu bytes\n", bn_session_bytes(s));
-        printf("cpu time    %.4f ms per inference (process CPU time / iterations); OpenBLAS core %s\n", cpu_ms,
-               openblas_get_corename());
+        printf("cpu time    %.4f ms per inference (process CPU time / iterations); kernels %s\n", cpu_ms,
+               bn_engine_kernels());
     }
     if (profile)
         print_profile(m, s, n);

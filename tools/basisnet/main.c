@@ -35,7 +35,6 @@ int main(int argc, char **argv)
 {
     bn_log_set_callback(bn_log_stderr, NULL);
     bn_log_set_level(BN_LOG_WARN);
-    bn_blas_reexec_if_generic(argv); /* before anything is opened: may exec again */
     if (argc < 2) {
         usage(stderr);
         return 2;
