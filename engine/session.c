@@ -232,18 +232,16 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
         float *y = outs[i];
         const bn_conv_shape *g = &ly->g;
+        const float *w = ly->synth ? s->synth_w[ly->synth_index] : ly->weight;
         switch (ly->op) {
         case BN_OP_CONV:
             if (ly->pointwise)
-                bn_pointwise(g->h * g->w, g->c, g->oc, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight,
-                             ly->bias, NULL, ly->act, y);
+                bn_pointwise(g->h * g->w, g->c, g->oc, x, w, ly->bias, NULL, ly->act, y);
             else
-                bn_conv2d(g, x, ly->synth ? s->synth_w[ly->synth_index] : ly->weight, ly->bias, ly->act, y,
-                          s->col);
+                bn_conv2d(g, x, w, ly->bias, ly->act, y, s->col);
             break;
         case BN_OP_LINEAR:
-            bn_linear(x, g->c * g->h * g->w, g->oc, ly->synth ? s->synth_w[ly->synth_index] : ly->weight,
-                      ly->bias, ly->act, y);
+            bn_linear(x, g->c * g->h * g->w, g->oc, w, ly->bias, ly->act, y);
             break;
         case BN_OP_ADD:
             bn_add(x, ly->in1 < 0 ? input : outs[ly->in1], layer_out_floats(ly), ly->act, y);
