@@ -138,6 +138,28 @@ void bn_synthesize_f16(const uint16_t *bases, int n, size_t p, const float *alph
     bn_kern()->synth_f16(bases, n, 0, p, p, alpha, w);
 }
 
+void bn_synthesize_p32(const float *bases, const uint16_t *bases16, int n, int oc, int k,
+                       const float *alpha, float *w)
+{
+    const bn_kern_ops *ops = bn_kern();
+    const size_t stride = bn_p32_floats(oc, k);
+    const size_t full = (size_t)(oc / 32) * 32 * (size_t)k;
+    const size_t live = (size_t)(oc % 32);
+    if (bases16)
+        ops->synth_f16(bases16, n, 0, full, stride, alpha, w);
+    else
+        ops->synth(bases, n, 0, full, stride, alpha, w);
+    if (!live)
+        return;
+    for (size_t i = 0; i < (size_t)k; i++) {
+        size_t p0 = full + i * 32;
+        if (bases16)
+            ops->synth_f16(bases16, n, p0, p0 + live, stride, alpha, w);
+        else
+            ops->synth(bases, n, p0, p0 + live, stride, alpha, w);
+    }
+}
+
 /* One window loop for both poolings: padding cells are skipped (average pooling still
  * divides by kh*kw, see kernels.h). `is_max` is a constant at each call, so the compiler
  * emits two specialised loops. */

@@ -84,5 +84,10 @@ void bn_softmax(const float *x, int n, float *y);
 void bn_synthesize(const float *bases, int n, size_t p, const float *alpha, float *w);
 /* Same from IEEE half bases (F16C when available): half the bytes to stream. */
 void bn_synthesize_f16(const uint16_t *bases, int n, size_t p, const float *alpha, float *w);
+/* Synthesis of a bn_pack_p32 matrix (oc, k): full panels in one pass, the last panel row by
+ * row over its oc % 32 live lanes only, so zero padding is neither read nor written (w's
+ * padding lanes must be zero already). Exactly one of bases / bases16 is non-NULL. */
+void bn_synthesize_p32(const float *bases, const uint16_t *bases16, int n, int oc, int k,
+                       const float *alpha, float *w);
 
 #endif

@@ -183,6 +183,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     size_t so = o_syn;
     for (int l = 0; l < L; l++) {
         s->synth_w[l] = f + so;
+        /* zero once: packed panels' padding lanes are never written by synthesis */
+        memset(s->synth_w[l], 0, sizeof(float) * m->spec.layers[m->synth_layer[l]].wstore);
         so += round_up(m->spec.layers[m->synth_layer[l]].wstore);
     }
     s->prof[0] = (double *)(void *)((char *)s->block + o_prof);
@@ -346,7 +348,10 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     uint64_t t0 = now_ns();
     for (int l = 0; l < info->num_synth_layers; l++) {
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
-        if (ly->bases16)
+        if (ly->pointwise)
+            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, ly->g.c, s->alpha + (size_t)l * N,
+                              s->synth_w[l]);
+        else if (ly->bases16)
             bn_synthesize_f16(ly->bases16, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
         else
             bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);

@@ -440,6 +440,45 @@ static void test_synthesize_f16(void **state)
     }
 }
 
+/* Synthesis of packed pointwise weights: output channel counts off the 32-lane panels (the
+ * last panel's live lanes are synthesized row by row), f32 and f16 bases; the padding lanes
+ * of w are left as they were (zero) and every live weight equals the packed reference. */
+static void test_synthesize_p32(void **state)
+{
+    (void)state;
+    rng r = {4242};
+    static const int shapes[][2] = {{40, 24}, {72, 40}, {200, 80}, {32, 16}, {8, 3}, {67, 5}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int oc = shapes[t][0], k = shapes[t][1], n = 1 + (int)(t % 8);
+        const size_t p = bn_p32_floats(oc, k), live = (size_t)oc * k;
+        float *alpha = rand_vec(&r, (size_t)n), *bases = calloc((size_t)n * p, sizeof(float));
+        uint16_t *b16 = calloc((size_t)n * p, sizeof *b16);
+        double *want = calloc(p, sizeof *want);
+        for (int j = 0; j < n; j++) {
+            float *raw = rand_vec(&r, live);
+            bn_pack_p32(raw, oc, k, bases + (size_t)j * p);
+            for (int o = 0; o < oc; o++)
+                for (int i = 0; i < k; i++) {
+                    size_t at = bn_p32_index(o, i, k);
+                    want[at] += (double)alpha[j] * raw[(size_t)o * k + i];
+                    b16[(size_t)j * p + at] = (uint16_t)((rnd(&r) & 0x8000) | (rnd(&r) % 0x4400));
+                }
+            free(raw);
+        }
+        float *w = calloc(p, sizeof *w);
+        bn_synthesize_p32(bases, NULL, n, oc, k, alpha, w);
+        expect_close(w, want, p, 1e-5, "synthesize_p32"); /* padding lanes: want 0, w 0 */
+        memset(want, 0, p * sizeof *want);
+        for (int j = 0; j < n; j++)
+            for (size_t i = 0; i < p; i++)
+                want[i] += alpha[j] * ref_half(b16[(size_t)j * p + i]);
+        memset(w, 0, p * sizeof *w);
+        bn_synthesize_p32(NULL, b16, n, oc, k, alpha, w);
+        expect_close(w, want, p, 1e-5, "synthesize_p32 f16");
+        free(alpha), free(bases), free(b16), free(want), free(w);
+    }
+}
+
 /* The packed pointwise GEMM with its fused epilogue: odd row counts (micro-kernel tails),
  * channel counts off the 32-column panels, every activation, with and without bias and
  * residual. */
@@ -502,7 +541,7 @@ int main(void)
         cmocka_unit_test(test_linear_add_gap_softmax), cmocka_unit_test(test_se),
         cmocka_unit_test(test_pooling),      cmocka_unit_test(test_bilinear),
         cmocka_unit_test(test_synthesize),   cmocka_unit_test(test_synthesize_f16),
-        cmocka_unit_test(test_pointwise_packed),
+        cmocka_unit_test(test_pointwise_packed), cmocka_unit_test(test_synthesize_p32),
     };
     /* every kernel table this CPU can run, each against the same references */
     int failed = 0, ran = 0;
