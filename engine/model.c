@@ -485,6 +485,27 @@ static bn_status parse_stage(loader *L, json_t *arch, const char *sname, bn_stag
     return BN_OK;
 }
 
+/* A pointwise conv without activation whose only consumer is the residual add right after it
+ * (the project convolution of an inverted-residual block) takes the add into its epilogue:
+ * one pass over the output instead of two. The add's output aliases the conv's (session.c). */
+static void fuse_residual_adds(bn_stage_def *sd)
+{
+    for (int i = 0; i + 1 < sd->n; i++) {
+        bn_layer *c = &sd->layers[i], *a = &sd->layers[i + 1];
+        if (c->op != BN_OP_CONV || !c->pointwise || c->act != BN_ACT_NONE || a->op != BN_OP_ADD ||
+            (a->in0 == i) == (a->in1 == i) || i == sd->logits || i == sd->coeffs)
+            continue;
+        int consumers = 0;
+        for (int j = i + 1; j < sd->n; j++)
+            consumers += (sd->layers[j].in0 == i) + (sd->layers[j].in1 == i);
+        if (consumers != 1)
+            continue;
+        c->fuse_add = a->fuse_add = 1;
+        c->fuse_res = a->in0 == i ? a->in1 : a->in0;
+        c->fuse_act = a->act;
+    }
+}
+
 /* Pulls every layer's weights into the engine's layout once validation has passed. */
 static bn_status materialize_stage(loader *L, bn_stage_def *sd)
 {
@@ -518,6 +539,7 @@ static bn_status materialize_stage(loader *L, bn_stage_def *sd)
         }
 #undef TENSOR
     }
+    fuse_residual_adds(sd);
     return BN_OK;
 }
 

@@ -35,6 +35,12 @@ typedef struct {
     size_t wcount;          /* weights of one basis / of the weight tensor */
     size_t wstore;          /* floats one basis / the weight takes in memory (>= wcount: padded panels) */
     int pointwise;          /* 1x1 conv run by bn_pointwise on bn_pack_p32 weights */
+    int fuse_add;           /* pointwise conv: the next layer's residual add runs in this conv's
+                             * epilogue (residual from layer fuse_res, -1 = stage input; the act
+                             * fuse_act is the add's); add: computed by the conv before it, output
+                             * aliased */
+    int fuse_res;
+    bn_act fuse_act;
     const float *weight;    /* packed: pointwise (bn_pack_p32), conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
     const float *bases;     /* (N, wcount), each basis packed like weight */
     const uint16_t *bases16; /* same in IEEE half when the file stores F16 bases (else NULL) */

@@ -60,6 +60,11 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
         for (int b = 0; b < nbuf; b++)
             if (owner[b] >= 0 && last_use[owner[b]] < i)
                 owner[b] = -1;
+        if (sd->layers[i].op == BN_OP_ADD && sd->layers[i].fuse_add) { /* aliases its conv */
+            buf_of[i] = buf_of[i - 1];
+            owner[buf_of[i]] = i;
+            continue;
+        }
         size_t need = layer_out_floats(&sd->layers[i]);
         int best = -1;
         for (int b = 0; b < nbuf; b++) {
@@ -238,7 +243,9 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
         switch (ly->op) {
         case BN_OP_CONV:
             if (ly->pointwise)
-                bn_pointwise(g->h * g->w, g->c, g->oc, x, w, ly->bias, NULL, ly->act, y);
+                bn_pointwise(g->h * g->w, g->c, g->oc, x, w, ly->bias,
+                             !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
+                             ly->fuse_add ? ly->fuse_act : ly->act, y);
             else
                 bn_conv2d(g, x, w, ly->bias, ly->act, y, s->col);
             break;
@@ -246,6 +253,8 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
             bn_linear(x, g->c * g->h * g->w, g->oc, w, ly->bias, ly->act, y);
             break;
         case BN_OP_ADD:
+            if (ly->fuse_add) /* done in the conv's epilogue; y is the conv's output */
+                break;
             bn_add(x, ly->in1 < 0 ? input : outs[ly->in1], layer_out_floats(ly), ly->act, y);
             break;
         case BN_OP_SE:

@@ -102,7 +102,8 @@ static void print_stage(const char *title, const bn_stage_def *sd)
         if (ly->op == BN_OP_SE)
             snprintf(act, sizeof act, "%s/%s", bn_act_name(ly->act), bn_act_name(ly->gate));
         else if (ly->op == BN_OP_CONV || ly->op == BN_OP_LINEAR || ly->op == BN_OP_ADD || ly->op == BN_OP_ACT)
-            snprintf(act, sizeof act, "%s", bn_act_name(ly->act));
+            snprintf(act, sizeof act, "%s%s", bn_act_name(ly->act),
+                     ly->fuse_add ? (ly->op == BN_OP_ADD ? " fused" : " +add") : "");
         printf("  %-3d %-18.18s %-8s %-14s %-14s %-18s %-9s %-5s %10s %9s\n", i, ly->name, op_names[ly->op], in,
                out, win, act, ly->synth ? "yes" : "", fmt_count(ly->madds, cm, sizeof cm),
                fmt_count(ly->params, cp, sizeof cp));
