@@ -75,7 +75,7 @@ PROGRAMS := $(BUILD)/basisnetd $(BUILD)/basisnetctl $(BUILD)/basisnet
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
-.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install \
+.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install uninstall \
         clean run vm-check check-vm budget-check sample-clip
 .DEFAULT_GOAL := all
 # Keep test objects: they are intermediates of a pattern chain, and deleting them forces relinks.
@@ -167,19 +167,48 @@ vm-check: all
 	$(Q)tests/vm/run-vm-tests.sh
 
 # ---- install ---------------------------------------------------------------------------
+# `make uninstall` (same DESTDIR and PREFIX) removes exactly these files; the config in
+# /etc is removed only while it is the one `make install` wrote (unchanged).
+INST_BIN    := $(DESTDIR)$(PREFIX)/bin
+INST_DATA   := $(DESTDIR)$(PREFIX)/share/basisnetd
+INST_DOC    := $(DESTDIR)$(PREFIX)/share/doc/basisnetd
+INST_MAN    := $(DESTDIR)$(PREFIX)/share/man
+INST_UNITS  := $(DESTDIR)$(PREFIX)/lib/systemd/system
+INST_MODELS := $(wildcard models/*.bnm models/*.labels)
+INST_CONFIGS := $(wildcard configs/*.yaml)
+INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md
+INST_MANS   := $(wildcard man/*.[158])
+ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/basisnetd/models \
-	  $(DESTDIR)/etc/basisnetd $(DESTDIR)$(PREFIX)/lib/systemd/system \
-	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
-	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	$(if $(wildcard models/*.bnm models/*.labels),install -m 0644 $(wildcard models/*.bnm models/*.labels) $(DESTDIR)$(PREFIX)/share/basisnetd/models/)
-	install -m 0644 $(wildcard configs/*.yaml) $(DESTDIR)$(PREFIX)/share/basisnetd/
-	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g' $$f \
-	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$f); done
+	install -d $(INST_BIN) $(INST_DATA)/models $(INST_DOC) \
+	  $(DESTDIR)/etc/basisnetd $(INST_UNITS) \
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d \
+	  $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8
+	install -m 0755 $(PROGRAMS) $(INST_BIN)/
+	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(INST_DATA)/models/)
+	install -m 0644 $(INST_CONFIGS) $(INST_DATA)/
+	install -m 0644 $(INST_DOCS) $(INST_DOC)/
+	for f in $(INST_MANS); do install -m 0644 $$f $(INST_MAN)/man$${f##*.}/; done
+	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g; s|@DOCDIR@|$(PREFIX)/share/doc/basisnetd|g' $$f \
+	  > $(INST_UNITS)/$$(basename $$f); done
 	install -m 0644 systemd/basisnetd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/basisnetd.conf
 	install -m 0644 systemd/basisnetd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/basisnetd.conf
 	test -e $(DESTDIR)/etc/basisnetd/basisnetd.yaml || \
-	  sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml > $(DESTDIR)/etc/basisnetd/basisnetd.yaml
+	  $(ETC_CONFIG) > $(DESTDIR)/etc/basisnetd/basisnetd.yaml
+
+uninstall:
+	rm -f $(addprefix $(INST_BIN)/,$(notdir $(PROGRAMS))) \
+	  $(addprefix $(INST_DATA)/models/,$(notdir $(INST_MODELS))) \
+	  $(addprefix $(INST_DATA)/,$(notdir $(INST_CONFIGS))) \
+	  $(addprefix $(INST_DOC)/,$(notdir $(INST_DOCS))) \
+	  $(foreach f,$(INST_MANS),$(INST_MAN)/man$(subst .,,$(suffix $(f)))/$(notdir $(f))) \
+	  $(addprefix $(INST_UNITS)/,$(notdir $(wildcard systemd/*.service))) \
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d/basisnetd.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/basisnetd.conf
+	@if [ -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml ]; then \
+	  if $(ETC_CONFIG) | cmp -s - $(DESTDIR)/etc/basisnetd/basisnetd.yaml; then \
+	    echo "rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml"; rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml; \
+	  else echo "kept $(DESTDIR)/etc/basisnetd/basisnetd.yaml (changed since install)"; fi; fi
+	rmdir $(INST_DATA)/models $(INST_DATA) $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
 
 # ---- dependencies ----------------------------------------------------------------------
 deps:
