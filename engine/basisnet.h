@@ -51,7 +51,8 @@ void bn_model_close(bn_model *model);
 const bn_model_info *bn_model_get_info(const bn_model *model);
 
 typedef struct {
-    int threads;    /* threads for this process's im2col convolutions (OpenBLAS); 0 = 1 */
+    int threads;    /* engine threads for this session (its own pool, caller included) and
+                     * for OpenBLAS's im2col convolutions; 0 = 1 */
 } bn_session_params;
 
 /* The kernel set the engine runs ("generic", "avx2", "avx512"): the best this CPU supports,

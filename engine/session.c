@@ -8,8 +8,14 @@
 #include <time.h>
 
 #include "bn_log.h"
+#include "cpu.h"
 #include "engine_internal.h"
 #include "model.h"
+#include "pool.h"
+
+/* Layers below this many MAdds run on the caller alone: waking a parked worker costs a few
+ * microseconds, which only pays on bigger layers (docs/engine.md, threads). */
+#define PAR_MIN_MADDS 400000u
 
 struct bn_session {
     const bn_model *m;
@@ -22,6 +28,7 @@ struct bn_session {
     double *prof[2];                /* per-layer ns sums when profiling (light, specialist) */
     int profiling;
     void *block;                    /* the one allocation behind all of the above */
+    bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
     size_t bytes;
     int light_done;
 };
@@ -204,6 +211,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         s->std_row[x] = m->std[x % info->channels];
     }
     memset(s->prof[0], 0, bytes - o_prof);
+    if (threads > 1 && !(s->pool = bn_pool_new(threads)))
+        BN_LOGW("engine", "%s: cannot start %d engine threads, running on one", m->fname, threads);
     s->bytes = bytes + sizeof *s;
     *out = s;
     s = NULL;
@@ -224,15 +233,51 @@ void bn_session_free(bn_session *s)
 {
     if (!s)
         return;
+    bn_pool_free(s->pool);
     free(s->block);
     free(s);
 }
 
 size_t bn_session_bytes(const bn_session *s) { return s ? s->bytes : 0; }
 
+/* One layer split across the pool: output rows (pointwise: pixels in micro-kernel multiples,
+ * depthwise: output image rows) are cut into equal parts. */
+typedef struct {
+    const bn_layer *ly;
+    const float *x, *w, *res;
+    bn_act act;
+    float *y;
+} par_layer;
+
+static int split_at(int n, int unit, int part, int parts)
+{
+    int units = (n + unit - 1) / unit;
+    int at = (int)((long)units * part / parts) * unit;
+    return at < n ? at : n;
+}
+
+static void par_pointwise(void *ctx, int part, int parts)
+{
+    const par_layer *j = ctx;
+    const bn_conv_shape *g = &j->ly->g;
+    int m = g->h * g->w, m0 = split_at(m, 24, part, parts), m1 = split_at(m, 24, part + 1, parts);
+    if (m0 < m1)
+        bn_kern()->pointwise(m0, m1, g->c, g->oc, j->x, j->w, j->ly->bias, j->res, j->act, j->y);
+}
+
+static void par_dwconv(void *ctx, int part, int parts)
+{
+    const par_layer *j = ctx;
+    const bn_conv_shape *g = &j->ly->g;
+    int y0 = split_at(g->oh, 1, part, parts), y1 = split_at(g->oh, 1, part + 1, parts);
+    if (y0 < y1)
+        bn_kern()->dwconv(g, j->x, j->w, j->ly->bias, j->ly->act, j->y, y0, y1);
+}
+
 static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input, float **outs,
                       double *prof)
 {
+    const int par = bn_pool_threads(s->pool);
     uint64_t t_prev = s->profiling ? now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
@@ -242,11 +287,14 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
         const float *w = ly->synth ? s->synth_w[ly->synth_index] : ly->weight;
         switch (ly->op) {
         case BN_OP_CONV:
-            if (ly->pointwise)
-                bn_pointwise(g->h * g->w, g->c, g->oc, x, w, ly->bias,
-                             !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
-                             ly->fuse_add ? ly->fuse_act : ly->act, y);
-            else
+            if (ly->pointwise) {
+                par_layer j = {ly, x, w, !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
+                               ly->fuse_add ? ly->fuse_act : ly->act, y};
+                bn_pool_run(s->pool, ly->madds >= PAR_MIN_MADDS ? par : 1, par_pointwise, &j);
+            } else if (par > 1 && ly->madds >= PAR_MIN_MADDS && bn_conv_is_depthwise(g)) {
+                par_layer j = {ly, x, w, NULL, ly->act, y};
+                bn_pool_run(s->pool, par, par_dwconv, &j);
+            } else
                 bn_conv2d(g, x, w, ly->bias, ly->act, y, s->col);
             break;
         case BN_OP_LINEAR:

@@ -44,8 +44,9 @@ static double rel_err(float c, float t)
     return d / (s > 1.0 ? s : 1.0);
 }
 
-/* Runs both stages on every golden input; returns the max error of each output. */
-static void check_parity(const char *model_path, const char *golden_path)
+/* Runs both stages on every golden input with a session of `threads` engine threads; asserts
+ * the max error of each output. */
+static void check_parity_threads(const char *model_path, const char *golden_path, int threads)
 {
     char err[512] = "";
     bn_model *m = NULL;
@@ -54,7 +55,7 @@ static void check_parity(const char *model_path, const char *golden_path)
         fail_msg("%s", err);
     const bn_model_info *info = bn_model_get_info(m);
     bn_session *s = NULL;
-    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1}, &s, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = threads}, &s, err, sizeof err), BN_OK);
 
     size_t gsize = 0;
     uint8_t *gbuf = read_all(golden_path, &gsize);
@@ -101,8 +102,9 @@ static void check_parity(const char *model_path, const char *golden_path)
         for (int i = 0; i < nc; i++)
             assert_true(r.probs[i] <= r.score);
     }
-    printf("parity %s: K=%d max rel error light_logits %.3g, alpha %.3g, specialist_logits %.3g (tol %.0e)\n",
-           model_path, K, e_light, e_alpha, e_spec, TOL);
+    printf("parity %s, %d thread%s: K=%d max rel error light_logits %.3g, alpha %.3g, specialist_logits %.3g "
+           "(tol %.0e)\n",
+           model_path, threads, threads > 1 ? "s" : "", K, e_light, e_alpha, e_spec, TOL);
     assert_true(e_light <= TOL);
     assert_true(e_alpha <= TOL);
     assert_true(e_spec <= TOL);
@@ -110,6 +112,13 @@ static void check_parity(const char *model_path, const char *golden_path)
     free(gbuf);
     bn_session_free(s);
     bn_model_close(m);
+}
+
+/* One thread, then two (layers split across the session's worker pool). */
+static void check_parity(const char *model_path, const char *golden_path)
+{
+    check_parity_threads(model_path, golden_path, 1);
+    check_parity_threads(model_path, golden_path, 2);
 }
 
 static void test_random_tiny(void **state)

@@ -1,0 +1,162 @@
+/* Session worker pool (pool.h). The caller publishes a job (fn, ctx, parts), bumps the atomic
+ * generation and runs part 0; each worker with an index below the part count runs its part
+ * and counts down `pending`, which the caller waits on. Between jobs a worker spins on the
+ * generation for up to SPIN_NS (the layers of one inference follow each other within
+ * microseconds, and a futex wake-up costs ~20 us here) and then sleeps on a condition
+ * variable, so an idle pool costs no CPU time. `sleepers` tells the caller whether a
+ * wake-up is needed; both sides use sequentially consistent atomics, so a worker going to
+ * sleep either sees the new generation or is counted in `sleepers` before the caller looks. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define SPIN_NS 50000L
+
+struct worker {
+    struct bn_pool *p;
+    int index;
+};
+
+struct bn_pool {
+    int threads; /* including the caller */
+    pthread_t *tid;
+    struct worker *w;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_ulong gen;
+    atomic_int sleepers, pending, stop;
+    int parts;
+    bn_pool_fn fn;
+    void *ctx;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Returns the next generation after `seen` (spinning, then sleeping). */
+static unsigned long wait_job(struct bn_pool *p, unsigned long seen)
+{
+    long t0 = now_ns();
+    for (int i = 0;; i++) {
+        unsigned long g = atomic_load(&p->gen);
+        if (g != seen)
+            return g;
+        cpu_relax();
+        if ((i & 63) == 63 && now_ns() - t0 > SPIN_NS)
+            break;
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->sleepers, 1);
+    unsigned long g;
+    while ((g = atomic_load(&p->gen)) == seen)
+        pthread_cond_wait(&p->wake, &p->mu);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
+    return g;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *me = arg;
+    struct bn_pool *p = me->p;
+    unsigned long seen = 0;
+    for (;;) {
+        seen = wait_job(p, seen);
+        if (atomic_load(&p->stop))
+            break;
+        if (me->index < p->parts) {
+            p->fn(p->ctx, me->index, p->parts);
+            atomic_fetch_sub(&p->pending, 1);
+        }
+    }
+    return NULL;
+}
+
+static void publish(bn_pool *p)
+{
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+bn_pool *bn_pool_new(int threads)
+{
+    bn_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->threads = 1;
+    if (threads <= 1)
+        return p;
+    p->tid = calloc((size_t)threads, sizeof *p->tid);
+    p->w = calloc((size_t)threads, sizeof *p->w);
+    if (!p->tid || !p->w || pthread_mutex_init(&p->mu, NULL)) {
+        free(p->tid), free(p->w), free(p);
+        return NULL;
+    }
+    pthread_cond_init(&p->wake, NULL);
+    for (int i = 1; i < threads; i++) {
+        p->w[i] = (struct worker){p, i};
+        if (pthread_create(&p->tid[i], NULL, worker_main, &p->w[i]))
+            break; /* fewer workers: the pool still works with those that started */
+        p->threads = i + 1;
+    }
+    return p;
+}
+
+void bn_pool_free(bn_pool *p)
+{
+    if (!p)
+        return;
+    if (p->tid) {
+        atomic_store(&p->stop, 1);
+        publish(p);
+        for (int i = 1; i < p->threads; i++)
+            pthread_join(p->tid[i], NULL);
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mu);
+    }
+    free(p->tid);
+    free(p->w);
+    free(p);
+}
+
+int bn_pool_threads(const bn_pool *p) { return p ? p->threads : 1; }
+
+void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
+{
+    if (!p || parts > p->threads)
+        parts = p ? p->threads : 1;
+    if (parts <= 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->parts = parts;
+    atomic_store(&p->pending, parts - 1);
+    publish(p);
+    fn(ctx, 0, parts);
+    for (int i = 0; atomic_load(&p->pending) > 0; i++) {
+        cpu_relax();
+        if ((i & 1023) == 1023)
+            sched_yield(); /* a worker was descheduled: let it run */
+    }
+}

@@ -1,0 +1,18 @@
+/* A persistent worker pool for one session: bn_pool_run calls fn(ctx, part, nparts) once for
+ * each part 0..nparts-1 on the caller and nparts-1 parked workers and returns when all parts
+ * are done. Workers sleep on a condition variable between runs (no spinning, so idle cores
+ * cost no CPU time). A pool of 1 thread runs everything on the caller. */
+#ifndef BN_POOL_H
+#define BN_POOL_H
+
+typedef struct bn_pool bn_pool;
+typedef void (*bn_pool_fn)(void *ctx, int part, int nparts);
+
+/* NULL on failure (then callers run single-threaded). threads <= 1 gives a 1-thread pool. */
+bn_pool *bn_pool_new(int threads);
+void bn_pool_free(bn_pool *p);
+int bn_pool_threads(const bn_pool *p);
+/* Runs fn on min(parts, threads) parts; parts <= 1 (or p == NULL) runs fn(ctx, 0, 1) inline. */
+void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
+
+#endif
