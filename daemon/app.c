@@ -204,7 +204,12 @@ int app_run(const app_options *opt)
     a->exit_code = 0;
     g_main_loop_run(a->loop);
     rc = a->exit_code;
-    BN_LOGI(MOD, "stopped after %llu frames", (unsigned long long)a->stats.classified);
+    if (a->stats.synth_reused)
+        BN_LOGI(MOD, "stopped after %llu frames (synthesis reuse kept %llu of %llu layers)",
+                (unsigned long long)a->stats.classified, (unsigned long long)a->stats.synth_reused,
+                (unsigned long long)a->stats.synth_layers);
+    else
+        BN_LOGI(MOD, "stopped after %llu frames", (unsigned long long)a->stats.classified);
 out:
     app_stop(a);
     free(a);

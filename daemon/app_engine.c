@@ -65,7 +65,7 @@ bn_status app_engine_set_open(const bn_config *cfg, engine_set *e, char *err, si
         config_model_error(cfg, msg, err, errlen);   /* msg starts with the path */
         return st;
     }
-    bn_session_params sp = {.threads = cfg->engine.threads};
+    bn_session_params sp = {.threads = cfg->engine.threads, .synth_reuse = (float)cfg->engine.synth_reuse};
     st = bn_session_new(e->model, sp, &e->session, msg, sizeof msg);
     if (st != BN_OK) {
         char why[BN_PATH_MAX + 1100];

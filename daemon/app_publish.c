@@ -164,6 +164,8 @@ void app_publish_result(app *a, const infer_result *r)
     a->dropped_frames += r->dropped;
     stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light, l.ms_synth,
                         l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
+    a->stats.synth_layers += (uint64_t)r->synth_layers;
+    a->stats.synth_reused += (uint64_t)r->synth_reused;
 
     publish_labelled(a, proto_label_json(&l), MSG_LABEL, MQTT_LABEL, &l);
     if (a->opt.print)
@@ -215,7 +217,7 @@ json_t *app_stats_json(app *a)
 
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:b, s:I, s:I, s:I, s:s, s:s},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:f, s:f, s:f, s:o, s:o,"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:f, s:f, s:f, s:o, s:o,"
         " s:{s:i, s:i, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:s}}",
         "camera", a->cfg.camera, "model", a->info->name ? a->info->name : "", "version",
         BASISNETD_VERSION, "uptime_s", (json_int_t)((g_get_monotonic_time() - a->start_us) / 1000000),
@@ -226,6 +228,7 @@ json_t *app_stats_json(app *a)
         cs.description,
         "frames", "classified", (json_int_t)s->classified, "light", (json_int_t)s->light,
         "specialist", (json_int_t)s->specialist, "deadline", (json_int_t)s->deadline,
+        "synth_layers", (json_int_t)s->synth_layers, "synth_reused", (json_int_t)s->synth_reused,
         "dropped", (json_int_t)cs.frames_dropped, "results_dropped",
         (json_int_t)(a->inf ? infer_results_dropped(a->inf) : 0),
         "fps", proto_round(a->fps, 2), "exit_share", proto_round(stats_exit_share(s), 4),

@@ -124,6 +124,8 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     r.ns_synth = d.run ? res.ns_synth : 0;
     r.ns_specialist = d.run ? res.ns_specialist : 0;
     r.madds = res.madds;
+    r.synth_layers = r.stage == BN_STAGE_SPECIALIST ? res.synth_layers : 0;
+    r.synth_reused = r.stage == BN_STAGE_SPECIALIST ? res.synth_reused : 0;
     push_result(in, &r);
     return BN_OK;
 }

@@ -29,6 +29,7 @@ typedef struct {
     float light_score;
     uint64_t ns_light, ns_synth, ns_specialist;
     uint64_t madds;
+    int synth_layers, synth_reused; /* specialist frames: layers synthesized / kept */
 } infer_result;
 
 typedef struct infer infer;

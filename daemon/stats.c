@@ -211,6 +211,8 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_frames_light_total", "counter", "Frames answered by the lightweight model.", "frames.light"},
     {"basisnetd_frames_specialist_total", "counter", "Frames answered by the synthesized specialist.", "frames.specialist"},
     {"basisnetd_frames_deadline_total", "counter", "Frames answered light because the deadline left no time.", "frames.deadline"},
+    {"basisnetd_synth_layers_total", "counter", "Synthesized layers due on specialist frames.", "frames.synth_layers"},
+    {"basisnetd_synth_reused_total", "counter", "Of those, layers whose weights were kept (engine.synth_reuse).", "frames.synth_reused"},
     {"basisnetd_source_reconnects_total", "counter", "Source reconnect attempts.", "source.reconnects"},
     {"basisnetd_source_up", "gauge", "1 while frames flow from the source.", "source.up"},
     {"basisnetd_fps", "gauge", "Classified frames per second (recent).", "fps"},

@@ -29,6 +29,7 @@ typedef struct {
 
 typedef struct {
     uint64_t classified, light, specialist, deadline;
+    uint64_t synth_layers, synth_reused; /* layer syntheses due / skipped (engine.synth_reuse) */
     latency_hist hist[LAT_COUNT];
     double recent_total[STATS_RECENT];
     int recent_n, recent_pos;

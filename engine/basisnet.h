@@ -53,6 +53,9 @@ const bn_model_info *bn_model_get_info(const bn_model *model);
 typedef struct {
     int threads;    /* engine threads for this session (its own pool, caller included) and
                      * for OpenBLAS's im2col convolutions; 0 = 1 */
+    float synth_reuse; /* 0 = off; else a synthesized layer whose weights would change by at
+                        * most this fraction (||W_new - W_last|| <= synth_reuse * ||W_last||,
+                        * Frobenius, exact from the bases' Gram matrix) keeps W_last */
 } bn_session_params;
 
 /* The kernel set the engine runs ("generic", "avx2", "avx512"): the best this CPU supports,
@@ -75,6 +78,7 @@ typedef struct {
     const float *alpha;         /* L*N coefficients (valid after the light stage), owned by the session */
     uint64_t ns_light, ns_synth, ns_specialist; /* CLOCK_MONOTONIC ns per stage; 0 if not run */
     uint64_t madds;             /* multiply-adds spent on this input (light + synth + specialist) */
+    int synth_layers, synth_reused; /* specialist runs: layers synthesized / kept (synth_reuse) */
 } bn_result;
 
 /* Stage 1: preprocess the image (HWC, 8-bit, exactly channels x height x width of the model,

@@ -506,6 +506,26 @@ static void fuse_residual_adds(bn_stage_def *sd)
     }
 }
 
+/* <B_i, B_j> of a synthesized layer's bases (padding lanes are zero and add nothing):
+ * ||sum_i a_i B_i||^2 = a^T G a for synthesis reuse (session.c). */
+static const double *basis_gram(loader *L, const bn_layer *ly, int n)
+{
+    double *g = owned_alloc(L->m, sizeof(double) * (size_t)n * (size_t)n);
+    if (!g)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double acc = 0;
+            for (size_t p = 0; p < ly->wstore; p++) {
+                size_t a = (size_t)i * ly->wstore + p, b = (size_t)j * ly->wstore + p;
+                acc += ly->bases16 ? (double)st_half_to_float(ly->bases16[a]) * st_half_to_float(ly->bases16[b])
+                                   : (double)ly->bases[a] * ly->bases[b];
+            }
+            g[i * n + j] = g[j * n + i] = acc;
+        }
+    return g;
+}
+
 /* Pulls every layer's weights into the engine's layout once validation has passed. */
 static bn_status materialize_stage(loader *L, bn_stage_def *sd)
 {
@@ -528,6 +548,8 @@ static bn_status materialize_stage(loader *L, bn_stage_def *sd)
                 w = ly->weight = materialize(L, t, k, ly, ly->wcount, ly->wstore);
             ly->bias = materialize(L, TENSOR("bias"), PACK_NONE, ly, 1, 1);
             if (!w || !ly->bias)
+                return BN_ERR_NOMEM;
+            if (ly->synth && !(ly->gram = basis_gram(L, ly, L->m->info.num_bases)))
                 return BN_ERR_NOMEM;
         } else if (ly->op == BN_OP_SE) {
             ly->w1 = materialize(L, TENSOR("fc1.weight"), PACK_NONE, ly, 1, 1);

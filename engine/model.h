@@ -44,6 +44,7 @@ typedef struct {
     const float *weight;    /* packed: pointwise (bn_pack_p32), conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
     const float *bases;     /* (N, wcount), each basis packed like weight */
     const uint16_t *bases16; /* same in IEEE half when the file stores F16 bases (else NULL) */
+    const double *gram;     /* synthesized: (N, N) inner products of the bases, <B_i, B_j> */
     const float *bias;
     const float *w1, *b1, *w2, *b2; /* se: (squeeze,c), (squeeze), (c,squeeze), (c) */
     uint64_t madds, params;

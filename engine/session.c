@@ -29,6 +29,9 @@ struct bn_session {
     int profiling;
     void *block;                    /* the one allocation behind all of the above */
     bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
+    float reuse_tol;                /* params.synth_reuse */
+    float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from */
+    unsigned char *synth_valid;     /* L: synth_w[l] holds weights for alpha_last */
     size_t bytes;
     int light_done;
 };
@@ -163,6 +166,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         off += round_up(m->spec.layers[m->synth_layer[l]].wstore);
     size_t o_alpha = off;
     off += round_up((size_t)L * N);
+    size_t o_alast = off;
+    off += round_up((size_t)L * N);
     size_t o_lp = off;
     off += round_up((size_t)nc);
     size_t o_sp = off;
@@ -211,6 +216,12 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         s->std_row[x] = m->std[x % info->channels];
     }
     memset(s->prof[0], 0, bytes - o_prof);
+    s->alpha_last = f + o_alast;
+    s->reuse_tol = params.synth_reuse > 0 ? params.synth_reuse : 0;
+    if (!(s->synth_valid = calloc((size_t)L + 1, 1))) {
+        st = BN_ERR_NOMEM;
+        goto done;
+    }
     if (threads > 1 && !(s->pool = bn_pool_new(threads)))
         BN_LOGW("engine", "%s: cannot start %d engine threads, running on one", m->fname, threads);
     s->bytes = bytes + sizeof *s;
@@ -234,6 +245,7 @@ void bn_session_free(bn_session *s)
     if (!s)
         return;
     bn_pool_free(s->pool);
+    free(s->synth_valid);
     free(s->block);
     free(s);
 }
@@ -333,6 +345,19 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
     }
 }
 
+/* ||sum (a - last)_i B_i|| <= tol * ||sum last_i B_i||, exactly, from the Gram matrix. */
+static int synth_close(const double *gram, int n, const float *a, const float *last, float tol)
+{
+    double dd = 0, ww = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double g = gram[i * n + j];
+            dd += ((double)a[i] - last[i]) * ((double)a[j] - last[j]) * g;
+            ww += (double)last[i] * last[j] * g;
+        }
+    return dd <= (double)tol * tol * ww;
+}
+
 static int argmax(const float *p, int n)
 {
     int best = 0;
@@ -403,8 +428,18 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     const bn_model_info *info = &m->info;
     const int N = info->num_bases;
     uint64_t t0 = now_ns();
+    res->synth_layers = info->num_synth_layers;
+    res->synth_reused = 0;
     for (int l = 0; l < info->num_synth_layers; l++) {
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
+        const float *a = s->alpha + (size_t)l * N;
+        float *last = s->alpha_last + (size_t)l * N;
+        if (s->reuse_tol > 0 && s->synth_valid[l] && synth_close(ly->gram, N, a, last, s->reuse_tol)) {
+            res->synth_reused++;
+            continue;
+        }
+        memcpy(last, a, sizeof(float) * (size_t)N);
+        s->synth_valid[l] = 1;
         if (ly->pointwise)
             bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, ly->g.c, s->alpha + (size_t)l * N,
                               s->synth_w[l]);

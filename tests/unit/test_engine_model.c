@@ -170,7 +170,7 @@ static void test_session(void **state)
     bn_model *m;
     bn_session *s;
     assert_int_equal(bn_model_open(TINY, &m, err, sizeof err), BN_OK);
-    assert_int_equal(bn_session_new(m, (bn_session_params){0}, &s, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 0}, &s, err, sizeof err), BN_OK);
     assert_true(bn_session_bytes(s) > 28 * 28 * 4);
     assert_true(bn_session_bytes(s) < 1 << 20);
     uint8_t img[28 * 28], padded[28 * 40];
@@ -220,7 +220,7 @@ static void test_session(void **state)
     /* bad arguments */
     assert_int_equal(bn_run_light(s, img, 27, &r), BN_ERR_INVALID_ARG);
     bn_session *s2;
-    assert_int_equal(bn_session_new(m, (bn_session_params){1}, &s2, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1}, &s2, err, sizeof err), BN_OK);
     assert_int_equal(bn_run_specialist(s2, &r), BN_ERR_INVALID_ARG); /* light stage first */
     bn_session_free(s2);
 
@@ -239,6 +239,64 @@ static void test_session(void **state)
 }
 
 /* F16 bases load and give the F32 model's answer up to half-precision rounding. */
+/* Synthesis reuse: off by default; a layer whose alpha would move its weights by at most
+ * synth_reuse (relative) keeps them. Same image twice: every layer kept and the answer is
+ * bit-identical to a session without reuse; a tiny tolerance keeps nothing when the image
+ * changes; kept weights are the ones of the frame that synthesized them. */
+static void test_synth_reuse(void **state)
+{
+    (void)state;
+    char err[256];
+    bn_model *m;
+    assert_int_equal(bn_model_open(TINY, &m, err, sizeof err), BN_OK);
+    const bn_model_info *in = bn_model_get_info(m);
+    const int L = in->num_synth_layers, nc = in->num_classes;
+    assert_true(L > 0);
+    bn_session *off, *tiny, *loose;
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 0}, &off, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.synth_reuse = 1e-7f}, &tiny, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.synth_reuse = 0.5f}, &loose, err, sizeof err), BN_OK);
+    uint8_t a[28 * 28], b[28 * 28];
+    make_image(a, sizeof a, 7);
+    make_image(b, sizeof b, 1234);
+    bn_result r, ra, rb;
+    float pa[64], pb[64];
+    assert_true(nc <= 64);
+
+    assert_int_equal(bn_classify(off, a, 28, 1.5f, &ra), BN_OK);
+    memcpy(pa, ra.probs, sizeof(float) * (size_t)nc);
+    assert_int_equal(ra.synth_layers, L);
+    assert_int_equal(ra.synth_reused, 0);
+    assert_int_equal(bn_classify(off, a, 28, 1.5f, &ra), BN_OK);
+    assert_int_equal(ra.synth_reused, 0); /* off: always synthesized */
+    assert_int_equal(bn_classify(off, b, 28, 1.5f, &rb), BN_OK);
+    memcpy(pb, rb.probs, sizeof(float) * (size_t)nc);
+
+    for (int k = 0; k < 2; k++) {
+        bn_session *s = k ? loose : tiny;
+        assert_int_equal(bn_classify(s, a, 28, 1.5f, &r), BN_OK);
+        assert_int_equal(r.synth_reused, 0); /* nothing to reuse yet */
+        assert_int_equal(bn_classify(s, a, 28, 1.5f, &r), BN_OK);
+        assert_int_equal(r.synth_reused, L);
+        assert_memory_equal(r.probs, pa, sizeof(float) * (size_t)nc);
+        assert_int_equal(bn_classify(s, b, 28, 1.5f, &r), BN_OK);
+        if (k == 0) {
+            assert_int_equal(r.synth_reused, 0);
+            assert_memory_equal(r.probs, pb, sizeof(float) * (size_t)nc);
+        }
+        int kept_b = r.synth_reused;
+        /* back to a: if every layer kept a's weights through b, a's answer is exact */
+        assert_int_equal(bn_classify(s, a, 28, 1.5f, &r), BN_OK);
+        if (kept_b == L) {
+            assert_int_equal(r.synth_reused, L);
+            assert_memory_equal(r.probs, pa, sizeof(float) * (size_t)nc);
+        }
+        printf("synth_reuse %g: image b kept %d of %d layers\n", k ? 0.5 : 1e-7, kept_b, L);
+    }
+    bn_session_free(off), bn_session_free(tiny), bn_session_free(loose);
+    bn_model_close(m);
+}
+
 static void test_f16_bases(void **state)
 {
     (void)state;
@@ -248,8 +306,8 @@ static void test_f16_bases(void **state)
     assert_int_equal(bn_model_open(TINY, &m32, err, sizeof err), BN_OK);
     if (bn_model_open(BAD "ok-f16-bases.bnm", &m16, err, sizeof err) != BN_OK)
         fail_msg("%s", err);
-    assert_int_equal(bn_session_new(m32, (bn_session_params){1}, &s32, err, sizeof err), BN_OK);
-    assert_int_equal(bn_session_new(m16, (bn_session_params){1}, &s16, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m32, (bn_session_params){.threads = 1}, &s32, err, sizeof err), BN_OK);
+    assert_int_equal(bn_session_new(m16, (bn_session_params){.threads = 1}, &s16, err, sizeof err), BN_OK);
     uint8_t img[28 * 28];
     double max_err = 0;
     for (unsigned k = 0; k < 8; k++) {
@@ -276,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_bad_models), cmocka_unit_test(test_io_errors),
         cmocka_unit_test(test_truncations), cmocka_unit_test(test_info),
         cmocka_unit_test(test_session), cmocka_unit_test(test_f16_bases),
+        cmocka_unit_test(test_synth_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
