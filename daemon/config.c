@@ -43,6 +43,7 @@ typedef enum {
     KEY_ENUM,     /* int-sized enum: index into names */
     KEY_MODE,     /* unsigned file mode written in octal (0660) */
     KEY_CONTROLS, /* mapping of V4L2 control name -> integer (source.controls) */
+    KEY_CROP,     /* mapping {x, y, width, height} of integers (source.crop) */
     KEY_REFUSED,  /* a key we know and refuse on purpose; `why` says what to do instead */
 } key_type;
 
@@ -112,6 +113,7 @@ static const key_spec keys[] = {
     K_ENUM(source.format, source_format_names, 0),
     K_ENUM(source.aspect, aspect_mode_names, 0),
     {FIELD(source.controls), .type = KEY_CONTROLS},
+    {FIELD(source.crop), .type = KEY_CROP},
     K_INT(source.retry_initial_ms, 10, 60000),
     K_INT(source.retry_max_ms, 100, 600000),
     K_STRING(source.url, KF_NONEMPTY | KF_RTSP_URL),
@@ -123,6 +125,7 @@ static const key_spec keys[] = {
     K_SECTION("engine", 0),
     K_INT(engine.threads, 1, 64),
     K_DOUBLE(engine.threshold, 0, 1),
+    K_DOUBLE(engine.synth_reuse, 0, 0.5),
 
     K_SECTION("budget", 0),
     K_ENUM(budget.mode, budget_mode_names, 0),
@@ -489,6 +492,9 @@ static const char *expectation(const key_spec *k, char *out, size_t outlen)
         return out;
     case KEY_CONTROLS:
         return "expected a mapping of control names to integers";
+    case KEY_CROP:
+        return "expected a mapping {x: X, y: Y, width: W, height: H} of integers in source "
+               "pixels";
     case KEY_REFUSED:
         break;
     }
@@ -791,6 +797,74 @@ static bool set_controls(parse_ctx *c, const key_spec *k, const char *path, cons
     return ok;
 }
 
+/* source.crop: {x: X, y: Y, width: W, height: H}, all four required. Every problem is
+ * reported where it was written (the sub-key or its value). */
+static bool set_crop(parse_ctx *c, const key_spec *k, const char *path, const yaml_node_t *v)
+{
+    static const char *const parts[] = {"x", "y", "width", "height"};
+    source_crop *crop = &c->cfg->source.crop;
+    *crop = (source_crop){0};
+    if (v->type != YAML_MAPPING_NODE) {
+        err_expected(c, k, path, v);
+        return false;
+    }
+    long long val[4];
+    bool have[4] = {false}, ok = true;
+    yaml_mark_t at[4];
+    char got[SHOW_MAX * 4 + 16];
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
+        if (!kn || !vn)
+            continue;
+        int i = -1;
+        if (kn->type == YAML_SCALAR_NODE)
+            for (int j = 0; j < 4; j++)
+                if (strlen(parts[j]) == kn->data.scalar.length &&
+                    !memcmp(parts[j], kn->data.scalar.value, kn->data.scalar.length))
+                    i = j;
+        if (i < 0) {
+            err_at(c, &kn->start_mark,
+                   "unknown key %s in '%s' (expected x, y, width and height)",
+                   describe(kn, got, sizeof got), path);
+            ok = false;
+            continue;
+        }
+        if (have[i]) {
+            err_at(c, &kn->start_mark,
+                   "duplicate key '%s.%s' (first given at line %zu, column %zu)", path, parts[i],
+                   at[i].line + 1, at[i].column + 1);
+            ok = false;
+            continue;
+        }
+        have[i] = true;
+        at[i] = kn->start_mark;
+        long long lo = i < 2 ? 0 : 1;
+        if (vn->type != YAML_SCALAR_NODE || node_is_null(vn) ||
+            memchr(vn->data.scalar.value, '\0', vn->data.scalar.length) ||
+            !parse_ll((const char *)vn->data.scalar.value, &val[i]) || val[i] < lo ||
+            val[i] > SOURCE_CROP_MAX) {
+            err_at(c, &vn->start_mark, "key '%s.%s': expected an integer from %lld to %d%s, got %s",
+                   path, parts[i], lo, SOURCE_CROP_MAX,
+                   i < 2 ? " (pixels from the frame's left or top edge)"
+                         : " (a crop needs a positive size)",
+                   describe(vn, got, sizeof got));
+            ok = false;
+        }
+    }
+    for (int i = 0; i < 4 && ok; i++)
+        if (!have[i]) {
+            err_at(c, &v->start_mark,
+                   "key '%s': missing '%s' (a crop is {x: X, y: Y, width: W, height: H})", path,
+                   parts[i]);
+            ok = false;
+        }
+    if (!ok)
+        return false;
+    *crop = (source_crop){(int)val[0], (int)val[1], (int)val[2], (int)val[3]};
+    return true;
+}
+
 /* ---- walking the document ------------------------------------------------------------- */
 
 static void walk_mapping(parse_ctx *c, const yaml_node_t *map, const char *prefix)
@@ -856,6 +930,9 @@ static void walk_mapping(parse_ctx *c, const yaml_node_t *map, const char *prefi
         case KEY_CONTROLS:
             c->valid[idx] = set_controls(c, k, path, vn);
             break;
+        case KEY_CROP:
+            c->valid[idx] = set_crop(c, k, path, vn);
+            break;
         case KEY_REFUSED:
             err_at(c, &kn->start_mark, "key '%s': %s", path, k->why);
             break;
@@ -909,6 +986,19 @@ static void check_document(parse_ctx *c, const yaml_node_t *root)
         err_at(c, &c->mark[at], "key '%s': %g is greater than %s %g%s", keys[lo].path, a,
                keys[hi].path, b, c->seen[hi] ? "" : " (its default)");
     }
+    /* A test source's frame is exactly source.width x source.height: a crop outside it is
+     * known now. Other sources' frames are known once capture negotiated (pipeline/capture.c
+     * reports it then). */
+    int ci = key_index("source.crop"), ki = key_index("source.kind");
+    int wi = key_index("source.width"), hi = key_index("source.height");
+    const source_config *s = &c->cfg->source;
+    char why[256];
+    if (c->valid[ci] && c->valid[ki] && s->kind == SOURCE_TEST &&
+        !(c->seen[wi] && !c->valid[wi]) && !(c->seen[hi] && !c->valid[hi]) &&
+        !source_crop_fits(&s->crop, s->width, s->height, why, sizeof why))
+        err_at(c, &c->mark[ci], "key 'source.crop': %s (source.width x source.height%s)",
+               why + strlen("source.crop "),
+               c->seen[wi] && c->seen[hi] ? "" : ", defaults included");
 }
 
 /* Defaults that depend on other keys. */
@@ -931,6 +1021,10 @@ static void fill_derived(parse_ctx *c)
     /* An IP camera that comes back is picked up within a second: a retry against a closed
      * port costs one refused connection, unlike reopening a V4L2 device. */
     source_config *s = &cfg->source;
+    /* The whole region of interest reaches the model: padded to its aspect, not centre-
+     * cropped, unless source.aspect says otherwise. */
+    if (c->valid[key_index("source.crop")] && !c->seen[key_index("source.aspect")])
+        s->aspect = ASPECT_LETTERBOX;
     if (s->kind == SOURCE_RTSP && !c->seen[key_index("source.retry_max_ms")])
         s->retry_max_ms = s->retry_initial_ms > RTSP_RETRY_MAX_MS ? s->retry_initial_ms
                                                                    : RTSP_RETRY_MAX_MS;

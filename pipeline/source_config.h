@@ -5,6 +5,7 @@
 #define BN_SOURCE_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define BN_PATH_MAX 4096
 #define BN_NAME_MAX 64
@@ -29,6 +30,12 @@ typedef struct {
     long long value;
 } source_control;
 
+/* source.crop: a region of the source frame in source pixels, cut out before scaling.
+ * width == 0: no crop (the whole frame). */
+typedef struct {
+    int x, y, width, height;
+} source_crop;
+
 typedef struct {
     source_kind kind;
     char device[BN_PATH_MAX];       /* v4l2: /dev/videoN or /dev/v4l/by-id/... */
@@ -48,7 +55,19 @@ typedef struct {
     char credentials_file[BN_PATH_MAX]; /* rtsp: file whose first line is user:password;
                                        read at each (re)connect, never logged */
     int timeout_ms;                 /* rtsp: no frame for this long while running = lost */
+    source_crop crop;               /* region of interest, applied before scaling */
 } source_config;
+
+/* Largest crop offset or side accepted (the largest source side). */
+#define SOURCE_CROP_MAX 7680
+
+/* "X,Y,W,H" (basisnet grab --crop) into *out. false with a message in err when malformed,
+ * a side is zero or negative, or a value is out of range. */
+bool source_crop_parse(const char *s, source_crop *out, char *err, size_t errlen);
+/* Does the crop lie inside a frame_w x frame_h frame? false with the message
+ *   source.crop 600,400 100x100 lies outside the 640x360 frame (x + width = 700 > 640)
+ * in err when it does not. */
+bool source_crop_fits(const source_crop *c, int frame_w, int frame_h, char *err, size_t errlen);
 
 /* "v4l2", "file", "test", "pipeline", "rtsp"; "unknown" out of range. */
 const char *source_kind_name(source_kind k);

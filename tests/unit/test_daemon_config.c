@@ -342,6 +342,14 @@ static const struct {
      "@:7:5: key 'source.controls': expected a control name of lower-case letters, digits and "
      "'_' (as `basisnet probe` lists them), got \"Contrast\"\n"
      "@:9:5: duplicate key 'source.controls.gain' (first given at line 8, column 5)"},
+    {"bad-crop.yaml",
+     ":7:8: key 'source.crop.y': expected an integer from 0 to 7680 (pixels from the frame's "
+     "left or top edge), got \"-2\"\n"
+     "@:8:12: key 'source.crop.width': expected an integer from 1 to 7680 (a crop needs a "
+     "positive size), got \"0\""},
+    {"bad-crop-outside.yaml",
+     ":6:3: key 'source.crop': 300,0 40x40 lies outside the 320x240 frame (x + width = 340 > "
+     "320) (source.width x source.height)"},
     /* Every problem is reported, not just the first: per-key problems in file order,
      * then the checks that need the whole file. */
     {"bad-many.yaml",
@@ -455,6 +463,39 @@ static const struct {
     {"# only a comment\n",
      "1:1: the file is empty; a config needs at least the keys 'model' and 'source'"},
     {"model: m\nsource: {kind: test}\nmqtt:\n", "3:1: missing required key 'mqtt.host'"},
+    /* source.crop */
+    {"model: m\nsource: {kind: test, crop: [1, 2, 3, 4]}\n",
+     "2:28: key 'source.crop': expected a mapping {x: X, y: Y, width: W, height: H} of integers "
+     "in source pixels, got a list"},
+    {"model: m\nsource:\n  kind: test\n  crop: 10,20,30,40\n",
+     "4:9: key 'source.crop': expected a mapping {x: X, y: Y, width: W, height: H} of integers "
+     "in source pixels, got \"10,20,30,40\""},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 10, y: 20, width: 0, height: 40}\n",
+     "4:31: key 'source.crop.width': expected an integer from 1 to 7680 (a crop needs a positive "
+     "size), got \"0\""},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 10, y: 20, width: 30, height: -4}\n",
+     "4:43: key 'source.crop.height': expected an integer from 1 to 7680 (a crop needs a positive "
+     "size), got \"-4\""},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: -1, y: 20, width: 30, height: 40}\n",
+     "4:13: key 'source.crop.x': expected an integer from 0 to 7680 (pixels from the frame's left "
+     "or top edge), got \"-1\""},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 1, y: ten, width: 30, height: 40}\n",
+     "4:19: key 'source.crop.y': expected an integer from 0 to 7680 (pixels from the frame's left "
+     "or top edge), got \"ten\""},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 1, y: 2, width: 30}\n",
+     "4:9: key 'source.crop': missing 'height' (a crop is {x: X, y: Y, width: W, height: H})"},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 1, y: 2, w: 30, height: 4}\n",
+     "4:22: unknown key \"w\" in 'source.crop' (expected x, y, width and height)"},
+    {"model: m\nsource:\n  kind: test\n  crop:\n    x: 1\n    y: 2\n    x: 3\n"
+     "    width: 5\n    height: 6\n",
+     "7:5: duplicate key 'source.crop.x' (first given at line 5, column 5)"},
+    {"model: m\nsource:\n  kind: test\n  width: 320\n  height: 240\n"
+     "  crop: {x: 300, y: 0, width: 40, height: 40}\n",
+     "6:3: key 'source.crop': 300,0 40x40 lies outside the 320x240 frame (x + width = 340 > 320) "
+     "(source.width x source.height)"},
+    {"model: m\nsource:\n  kind: test\n  crop: {x: 0, y: 400, width: 40, height: 100}\n",
+     "4:3: key 'source.crop': 0,400 40x100 lies outside the 640x480 frame (y + height = 500 > 480) "
+     "(source.width x source.height, defaults included)"},
 };
 
 static void test_inline_errors(void **state)
@@ -671,6 +712,63 @@ static void test_names(void **state)
     assert_string_equal(budget_mode_name((budget_mode)-1), "unknown");
 }
 
+/* source.crop: parsed values, the aspect it implies, and the grab-side parser. */
+static void test_crop(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    assert_int_equal(load_text("mem.yaml",
+                               "model: m\nsource:\n  kind: file\n  path: /x.mkv\n"
+                               "  crop: {x: 10, y: 20, width: 320, height: 240}\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->source.crop.x, 10);
+    assert_int_equal(cfg->source.crop.y, 20);
+    assert_int_equal(cfg->source.crop.width, 320);
+    assert_int_equal(cfg->source.crop.height, 240);
+    assert_int_equal(cfg->source.aspect, ASPECT_LETTERBOX); /* the whole region, padded */
+    char where[256];
+    config_where(cfg, "source.crop", where, sizeof where);
+    assert_string_equal(where, "mem.yaml:5:3: key 'source.crop'");
+
+    /* An explicit aspect wins; block style; a crop filling a test frame exactly fits. */
+    assert_int_equal(load_text("mem.yaml",
+                               "model: m\nsource:\n  kind: test\n  width: 320\n  height: 240\n"
+                               "  aspect: crop\n  crop:\n    x: 0\n    y: 0\n    width: 320\n"
+                               "    height: 240\n",
+                               cfg, err, sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->source.aspect, ASPECT_CROP);
+    assert_int_equal(cfg->source.crop.width, 320);
+
+    /* No crop: width 0, aspect default unchanged. */
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->source.crop.width, 0);
+    assert_int_equal(cfg->source.aspect, ASPECT_CROP);
+
+    source_crop c;
+    assert_true(source_crop_parse("1,2,30,40", &c, err, sizeof err));
+    assert_int_equal(c.x, 1);
+    assert_int_equal(c.height, 40);
+    assert_false(source_crop_parse("1,2,30", &c, err, sizeof err));
+    assert_string_equal(err, "crop '1,2,30': expected X,Y,W,H (four integers in source pixels, "
+                             "e.g. 100,50,320,240)");
+    assert_false(source_crop_parse("1,2,30,40,5", &c, err, sizeof err));
+    assert_false(source_crop_parse("1, 2,30,40", &c, err, sizeof err));
+    assert_false(source_crop_parse("1,2,0,40", &c, err, sizeof err));
+    assert_string_equal(err, "crop '1,2,0,40': width and height must be from 1 to 7680");
+    assert_false(source_crop_parse("-1,2,3,4", &c, err, sizeof err));
+    assert_string_equal(err, "crop '-1,2,3,4': x and y must be from 0 to 7680");
+    c = (source_crop){600, 400, 100, 100};
+    assert_false(source_crop_fits(&c, 640, 360, err, sizeof err));
+    assert_string_equal(err, "source.crop 600,400 100x100 lies outside the 640x360 frame "
+                             "(x + width = 700 > 640)");
+    c = (source_crop){540, 260, 100, 100};
+    assert_true(source_crop_fits(&c, 640, 360, err, sizeof err));
+}
+
 /* The full example in docs/config.md must stay a valid config. */
 static void test_docs_example_loads(void **state)
 {
@@ -706,7 +804,7 @@ static void test_docs_cover_every_key(void **state)
         "camera", "model", "log_level", "stats_interval_s", "source", "source.kind",
         "source.device", "source.path", "source.loop", "source.pattern", "source.pipeline",
         "source.width", "source.height", "source.fps", "source.format", "source.aspect",
-        "source.controls", "source.retry_initial_ms", "source.retry_max_ms", "engine",
+        "source.controls", "source.crop", "source.retry_initial_ms", "source.retry_max_ms", "engine",
         "engine.threads", "engine.threshold", "budget", "budget.mode", "budget.latency_ms",
         "budget.min", "budget.max", "budget.window", "budget.horizon", "publish", "publish.socket",
         "publish.mode", "publish.group", "publish.control_group", "publish.max_clients",
@@ -745,6 +843,7 @@ int main(void)
         T(test_inline_errors),
         T(test_path_too_long_after_resolving),
         T(test_too_many_controls),
+        T(test_crop),
         T(test_accepted_spellings),
         T(test_mqtt_defaults_follow_camera),
         T(test_small_error_buffer),
