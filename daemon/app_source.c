@@ -19,6 +19,9 @@ bn_status app_open_capture(app *a, const bn_config *cfg, const bn_model_info *mi
 {
     capture_params cp = {.width = mi->width, .height = mi->height, .channels = mi->channels,
                          .context = NULL, .on_state = on_source_state, .user = a};
+    char crop_where[BN_PATH_MAX + 64];
+    config_where(cfg, "source.crop", crop_where, sizeof crop_where);
+    cp.crop_origin = crop_where;
     return capture_open(&cfg->source, &cp, out, err, errlen);
 }
 

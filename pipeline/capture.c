@@ -53,6 +53,7 @@ struct capture {
     int pullers;
     uint64_t frames_in, frames_pulled, frames_dropped, dropped_since_pull, reconnects;
     bool synced;             /* appsink sync=true: PTS-based capture times are real time */
+    char crop_origin[BN_PATH_MAX + 64]; /* capture_params.crop_origin, "" if none */
     char description[512];
 };
 
@@ -121,6 +122,20 @@ static bn_status status_from_gerror(const GError *e)
     return BN_ERR_IO;
 }
 
+/* "source.crop X,Y WxH lies outside the FWxFH frame (...)", or with the config's origin
+ * "cam.yaml:7:3: key 'source.crop': X,Y WxH lies outside ...". false when it fits. */
+static bool crop_outside(const capture *c, int fw, int fh, char *buf, size_t len)
+{
+    char why[256];
+    if (source_crop_fits(&c->cfg.crop, fw, fh, why, sizeof why))
+        return false;
+    if (c->crop_origin[0])
+        snprintf(buf, len, "%s: %s", c->crop_origin, why + strlen("source.crop "));
+    else
+        snprintf(buf, len, "%s", why);
+    return true;
+}
+
 /* What the user configured, for the start of error messages. */
 static void source_label(const capture *c, char *buf, size_t len)
 {
@@ -147,7 +162,10 @@ static bn_status describe_error_message(const capture *c, GstMessage *msg, char 
     const char *who = GST_MESSAGE_SRC(msg) ? GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) : "pipeline";
     bn_status st = status_from_gerror(e);
     const char *nn = dbg ? strstr(dbg, "not-negotiated") : NULL;
-    if (c->cfg.kind == SOURCE_RTSP && rtsp_explain_error(e, dbg, buf, len, &st))
+    if (!strcmp(who, "bncrop") && e && e->domain == GST_STREAM_ERROR &&
+        e->code == GST_STREAM_ERROR_FORMAT)
+        snprintf(buf, len, "%s", e->message), st = BN_ERR_SOURCE_LOST;   /* crop_caps_probe's */
+    else if (c->cfg.kind == SOURCE_RTSP && rtsp_explain_error(e, dbg, buf, len, &st))
         ;   /* said in the user's terms; GStreamer's words are in the debug line below */
     else if (nn)
         snprintf(buf, len, "%s: %s (not-negotiated: the source's formats cannot be converted to "
@@ -188,6 +206,12 @@ static bool append_conversion(const capture *c, int src_w, int src_h, char *buf,
             else
                 ih = (int)(((long long)src_h * w + src_w / 2) / src_w);
             int l = (iw - w) / 2, t = (ih - h) / 2;
+            if (c->cfg.crop.width > 0 && (iw != w || ih != h))
+                BN_LOGW(MOD, "source.crop %dx%d and the model's %dx%d differ in aspect: "
+                        "source.aspect crop cuts %d %s off each side of the region (the "
+                        "scaled %dx%d); source.aspect letterbox keeps all of it",
+                        src_w, src_h, w, h, iw != w ? l : t, iw != w ? "columns" : "rows", iw,
+                        ih);
             ok = appendf(buf, len, off,
                          " ! videoscale ! video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1"
                          " ! videoconvert",
@@ -311,6 +335,28 @@ static bn_status build_description(capture *c, char *desc, size_t len, char *err
         snprintf(err, errlen, "unknown source kind %d", (int)s->kind);
         return BN_ERR_INVALID_ARG;
     }
+    /* source.crop: cut the region of interest out of the source frame before any scaling,
+     * so that everything after sees a crop.width x crop.height frame. With the frame size
+     * known now the edges are fixed here; otherwise crop_caps_probe sets them from the
+     * negotiated caps (and fails the pipeline if the crop does not fit). */
+    const source_crop *cr = &s->crop;
+    if (ok && cr->width > 0) {
+        if (src_w > 0 && src_h > 0) {
+            char why[BN_PATH_MAX + 400], label[256];
+            if (crop_outside(c, src_w, src_h, why, sizeof why)) {
+                source_label(c, label, sizeof label);
+                snprintf(err, errlen, "%s: %s", label, why);
+                return BN_ERR_SOURCE_LOST;
+            }
+            ok = appendf(desc, len, &off,
+                         " ! videocrop name=bncrop left=%d top=%d right=%d bottom=%d", cr->x,
+                         cr->y, src_w - cr->x - cr->width, src_h - cr->y - cr->height);
+        } else {
+            ok = appendf(desc, len, &off, " ! videocrop name=bncrop");
+        }
+        src_w = cr->width;
+        src_h = cr->height;
+    }
     if (!ok || !append_conversion(c, src_w, src_h, desc, len, &off)) {
         snprintf(err, errlen, "pipeline description too long (limit %zu bytes)", len - 1);
         return BN_ERR_CONFIG;
@@ -345,6 +391,41 @@ static bn_status set_source_properties(capture *c, GstElement *src, char *err, s
 
 static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user);
 static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user);
+
+/* Streaming thread, on videocrop's sink pad when the source size is known only at
+ * negotiation (file, rtsp, pipeline without fixed caps at its end): sets the crop's edges
+ * from the frame size, or posts an ERROR naming source.crop, the crop and the frame when
+ * the crop does not fit (handled like any other streaming error: reported, and retried
+ * where the source kind retries). */
+static GstPadProbeReturn crop_caps_probe(GstPad *pad, GstPadProbeInfo *info, gpointer user)
+{
+    capture *c = user;
+    GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(ev) != GST_EVENT_CAPS)
+        return GST_PAD_PROBE_OK;
+    GstCaps *caps;
+    gst_event_parse_caps(ev, &caps);
+    const GstStructure *st = caps && gst_caps_get_size(caps) ? gst_caps_get_structure(caps, 0) : NULL;
+    int fw = 0, fh = 0;
+    if (!st || !gst_structure_get_int(st, "width", &fw) || !gst_structure_get_int(st, "height", &fh))
+        return GST_PAD_PROBE_OK;   /* videocrop itself refuses caps without a size */
+    const source_crop *cr = &c->cfg.crop;
+    GstElement *crop = gst_pad_get_parent_element(pad);
+    char why[BN_PATH_MAX + 400];
+    if (crop_outside(c, fw, fh, why, sizeof why)) {
+        GError *e = g_error_new_literal(GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, why);
+        gst_element_post_message(crop, gst_message_new_error(GST_OBJECT(crop), e, NULL));
+        g_error_free(e);
+        gst_object_unref(crop);
+        return GST_PAD_PROBE_DROP;   /* nothing flows: the pipeline fails on our ERROR */
+    }
+    g_object_set(crop, "left", cr->x, "top", cr->y, "right", fw - cr->x - cr->width, "bottom",
+                 fh - cr->y - cr->height, NULL);
+    BN_LOGD(MOD, "source.crop %d,%d %dx%d of the %dx%d frame", cr->x, cr->y, cr->width,
+            cr->height, fw, fh);
+    gst_object_unref(crop);
+    return GST_PAD_PROBE_OK;
+}
 
 static void teardown(capture *c)
 {
@@ -477,6 +558,13 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
             teardown(c);
             return st;
         }
+    }
+    GstElement *crop = gst_bin_get_by_name(GST_BIN(p), "bncrop");
+    if (crop) {
+        GstPad *pad = gst_element_get_static_pad(crop, "sink");
+        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, crop_caps_probe, c, NULL);
+        gst_object_unref(pad);
+        gst_object_unref(crop);
     }
     GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "bnsink");
     if (!sink) {
@@ -812,6 +900,9 @@ bn_status capture_open(const source_config *cfg, const capture_params *params, c
     if (c->cfg.retry_max_ms < c->cfg.retry_initial_ms)
         c->cfg.retry_max_ms = c->cfg.retry_initial_ms > 10000 ? c->cfg.retry_initial_ms : 10000;
     c->params = *params;
+    if (params->crop_origin)
+        g_strlcpy(c->crop_origin, params->crop_origin, sizeof c->crop_origin);
+    c->params.crop_origin = NULL;
     c->ctx = params->context ? params->context : g_main_context_default();
     g_main_context_ref(c->ctx);
     g_mutex_init(&c->lock);

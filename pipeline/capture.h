@@ -52,6 +52,13 @@ typedef struct {
                                        retried and not logged here, only passed to on_state
                                        (and capture_pull returns BN_ERR_SOURCE_LOST), so a
                                        one-shot tool reports it once, in its own words */
+    const char *crop_origin;        /* where source.crop was written, e.g. "cam.yaml:7:3: key
+                                       'source.crop'" (config_where); copied at open. A crop
+                                       outside the frame is reported as "ORIGIN: X,Y WxH lies
+                                       outside the FWxFH frame (...)" (NULL: "source.crop X,Y
+                                       WxH lies ..."), with BN_ERR_SOURCE_LOST: a recoverable
+                                       loss, retried like any other (a camera's mode or an
+                                       RTSP stream's size may change) */
 } capture_params;
 
 typedef struct {

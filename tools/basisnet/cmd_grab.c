@@ -26,11 +26,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: basisnet grab SOURCE --out DIR [--label NAME] [--count N] [--every SECONDS]\n"
-            "                     [--size WxH] [--gray]\n\n"
+            "                     [--size WxH] [--gray] [--crop X,Y,W,H]\n"
+            "                     [--aspect crop|letterbox|stretch]\n\n"
             "Saves frames of SOURCE as PNG files in DIR/NAME/, one folder per label: the layout\n"
             "tools/train/train.py reads (see docs/training.md, \"Collect frames\"). Frames pass\n"
             "through basisnetd's capture pipeline, centre-cropped to the aspect ratio of WxH\n"
-            "(source.aspect: crop) and scaled to WxH, as training would crop them too.\n\n"
+            "(source.aspect: crop) and scaled to WxH, as training would crop them too; with\n"
+            "--crop, the region is cut out first and padded to WxH (letterbox) unless --aspect\n"
+            "says otherwise, exactly as basisnetd does with source.crop.\n\n"
             "SOURCE\n"
             "  /dev/videoN, /dev/v4l/by-id/...   a V4L2 camera, captured at 640x480 (or WxH if\n"
             "                                    larger) at 30 fps\n"
@@ -47,7 +50,15 @@ static void usage(FILE *f)
             "                   a file (the picks do not depend on how fast it decodes), capture\n"
             "                   time for a camera or test pattern\n"
             "  --size WxH       saved image size (default 224x224, each side 1..4096)\n"
-            "  --gray           save 8-bit gray PNGs (default: 8-bit RGB)\n\n"
+            "  --gray           save 8-bit gray PNGs (default: 8-bit RGB)\n"
+            "  --crop X,Y,W,H   region of interest in source pixels, cut out before scaling:\n"
+            "                   the daemon's source.crop {x: X, y: Y, width: W, height: H}, so\n"
+            "                   training sees what inference sees. A crop outside the frame\n"
+            "                   fails once the frame size is known (exit status 1)\n"
+            "  --aspect MODE    how the frame (or crop) is fitted to WxH: crop (centre crop),\n"
+            "                   letterbox (pad) or stretch; the daemon's source.aspect. Default:\n"
+            "                   crop, or letterbox with --crop (the whole region is kept), as\n"
+            "                   in the daemon\n\n"
             "Files are named PREFIX-NNNNNN.png, PREFIX being the UTC start time (e.g.\n"
             "20261126T134501) and NNNNNN counting from 000001; an existing file is never\n"
             "overwritten (the number moves on instead), so runs can be repeated into one folder.\n"
@@ -292,6 +303,8 @@ int cmd_grab(int argc, char **argv)
     double every = 0.5;
     int w = 224, h = 224;
     bool gray = false;
+    const char *crop_arg = NULL;
+    int aspect = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -326,6 +339,25 @@ int cmd_grab(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--gray")) {
             gray = true;
+        } else if (!strcmp(a, "--crop")) {
+            source_crop tmp;
+            char why[256];
+            if (!v || !source_crop_parse(v, &tmp, why, sizeof why)) {
+                fprintf(stderr, PROG ": --crop: %s\n", v ? why : "expects X,Y,W,H");
+                return 2;
+            }
+            crop_arg = v, i++;
+        } else if (!strcmp(a, "--aspect")) {
+            aspect = -1;
+            for (int k = 0; v && aspect_mode_names[k]; k++)
+                if (!strcmp(v, aspect_mode_names[k]))
+                    aspect = k;
+            if (aspect < 0) {
+                fprintf(stderr, PROG ": --aspect expects crop, letterbox or stretch, got '%s'\n",
+                        v ? v : "");
+                return 2;
+            }
+            i++;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, PROG ": unknown option '%s'\n", a);
             usage(stderr);
@@ -345,6 +377,19 @@ int cmd_grab(int argc, char **argv)
     source_config src;
     if (parse_source(src_arg, &src, w, h))
         return 2;
+    if (crop_arg) {
+        char why[256];
+        source_crop_parse(crop_arg, &src.crop, why, sizeof why);   /* checked above */
+        src.aspect = ASPECT_LETTERBOX;  /* the daemon's default with source.crop */
+        if (src.kind == SOURCE_TEST && !source_crop_fits(&src.crop, src.width, src.height, why,
+                                                         sizeof why)) {
+            fprintf(stderr, PROG ": --crop: %s (test sources are %dx%d)\n", why, src.width,
+                    src.height);
+            return 2;
+        }
+    }
+    if (aspect >= 0)
+        src.aspect = (aspect_mode)aspect;
     char what[BN_PATH_MAX + 32];
     describe_source(&src, what, sizeof what);
 
