@@ -291,6 +291,54 @@ static void test_pipeline_crop_paths(void **state)
     }
 }
 
+/* source.crop: videocrop before the scaler, with edges fixed at build (fixed caps at the end
+ * of a pipeline) or from the caps (identity at the end); the region seen is the one asked
+ * for (SMPTE's first bar is light grey, its seventh blue); a crop outside the frame fails
+ * with BN_ERR_SOURCE_LOST naming the crop and the frame, with the config origin if given. */
+static void test_source_crop(void **state)
+{
+    (void)state;
+    static const char *const pipelines[] = {
+        "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=140,height=120,framerate=30/1",
+        "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=140,height=120,framerate=30/1 ! identity",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        for (int bar = 0; bar < 2; bar++) {
+            source_config s = base_source(SOURCE_PIPELINE);
+            snprintf(s.pipeline, sizeof s.pipeline, "%s", pipelines[i]);
+            s.crop = (source_crop){bar ? 122 : 2, 0, 16, 60};
+            s.aspect = ASPECT_STRETCH;   /* the picture fills the frame */
+            capture_params p = base_params(16, 16, 1, NULL, NULL);
+            capture *c = open_ok(&s, &p);
+            capture_stats st;
+            capture_get_stats(c, &st);
+            assert_non_null(strstr(st.description, i == 0 ? "videocrop name=bncrop left=" : "videocrop name=bncrop !"));
+            if (i == 0 && bar)
+                assert_non_null(strstr(st.description, "left=122 top=0 right=2 bottom=60"));
+            capture_frame f;
+            pull_ok(c, &p, &f);
+            double m = mean_value(&f, 2, 14);
+            if (bar ? m > 80.0 : m < 150.0)
+                fail_msg("pipeline %zu, bar %d: mean %.1f", i, bar, m);
+            capture_release(c, &f);
+            capture_close(c);
+        }
+    }
+    source_config s = base_source(SOURCE_PIPELINE);
+    snprintf(s.pipeline, sizeof s.pipeline, "%s",
+             "videotestsrc pattern=smpte ! video/x-raw,width=140,height=120 ! identity");
+    s.crop = (source_crop){130, 0, 20, 10};
+    expect_open_fails(s, BN_ERR_SOURCE_LOST,
+                      "source.crop 130,0 20x10 lies outside the 140x120 frame (x + width = 150 > 140)");
+    s = base_source(SOURCE_TEST);
+    s.crop = (source_crop){0, 100, 20, 30};
+    capture_params p = base_params(28, 28, 1, NULL, NULL);
+    p.crop_origin = "cam.yaml:7:3: key 'source.crop'";
+    expect_open_fails_with(&s, &p, BN_ERR_SOURCE_LOST,
+                           "test source: cam.yaml:7:3: key 'source.crop': 0,100 20x30 lies outside "
+                           "the 160x120 frame (y + height = 130 > 120)");
+}
+
 /* A consumer slower than the source gets the newest frame; the rest are counted. */
 static void test_slow_consumer_counts_drops(void **state)
 {
@@ -850,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_crop_same_aspect),
         cmocka_unit_test_setup_teardown(test_file_every_frame, make_short_clip, remove_short_clip),
         cmocka_unit_test(test_pipeline_crop_paths),
+        cmocka_unit_test(test_source_crop),
         cmocka_unit_test(test_slow_consumer_counts_drops),
         cmocka_unit_test(test_file_sample_clip_matches_truth),
         cmocka_unit_test(test_file_plays_in_real_time_by_default),
