@@ -13,9 +13,10 @@
 #include "model.h"
 #include "pool.h"
 
-/* Layers below this many MAdds run on the caller alone: waking a parked worker costs a few
- * microseconds, which only pays on bigger layers (docs/engine.md, threads). */
-#define PAR_MIN_MADDS 400000u
+/* Layers below this many MAdds run on the caller alone: splitting a layer of a few
+ * microseconds costs more than it saves (docs/engine.md, threads). BN_PAR_MIN_MADDS
+ * overrides it (tests split every layer with 0). */
+#define PAR_MIN_MADDS 2000000ull
 
 struct bn_session {
     const bn_model *m;
@@ -29,6 +30,7 @@ struct bn_session {
     int profiling;
     void *block;                    /* the one allocation behind all of the above */
     bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
+    uint64_t par_min_madds;         /* smallest layer split across the pool */
     float reuse_tol;                /* params.synth_reuse */
     float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from */
     unsigned char *synth_valid;     /* L: synth_w[l] holds weights for alpha_last */
@@ -112,7 +114,9 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     int threads = params.threads > 0 ? params.threads : 1;
     if (threads > 64)
         threads = 64;
-    openblas_set_num_threads(threads); /* only the im2col path (non-MobileNet shapes) uses it */
+    /* OpenBLAS (only the im2col path, non-MobileNet shapes) stays on one thread: its own
+     * spinning workers would fight the session pool for the same cores */
+    openblas_set_num_threads(1);
 
     const bn_model_info *info = &m->info;
     int maxn = m->light.n > m->spec.n ? m->light.n : m->spec.n;
@@ -217,6 +221,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     }
     memset(s->prof[0], 0, bytes - o_prof);
     s->alpha_last = f + o_alast;
+    const char *pm = getenv("BN_PAR_MIN_MADDS");
+    s->par_min_madds = pm && *pm ? strtoull(pm, NULL, 10) : PAR_MIN_MADDS;
     s->reuse_tol = params.synth_reuse > 0 ? params.synth_reuse : 0;
     if (!(s->synth_valid = calloc((size_t)L + 1, 1))) {
         st = BN_ERR_NOMEM;
@@ -302,8 +308,8 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
             if (ly->pointwise) {
                 par_layer j = {ly, x, w, !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
                                ly->fuse_add ? ly->fuse_act : ly->act, y};
-                bn_pool_run(s->pool, ly->madds >= PAR_MIN_MADDS ? par : 1, par_pointwise, &j);
-            } else if (par > 1 && ly->madds >= PAR_MIN_MADDS && bn_conv_is_depthwise(g)) {
+                bn_pool_run(s->pool, ly->madds >= s->par_min_madds ? par : 1, par_pointwise, &j);
+            } else if (par > 1 && ly->madds >= s->par_min_madds && bn_conv_is_depthwise(g)) {
                 par_layer j = {ly, x, w, NULL, ly->act, y};
                 bn_pool_run(s->pool, par, par_dwconv, &j);
             } else

@@ -118,7 +118,9 @@ static void check_parity_threads(const char *model_path, const char *golden_path
 static void check_parity(const char *model_path, const char *golden_path)
 {
     check_parity_threads(model_path, golden_path, 1);
+    setenv("BN_PAR_MIN_MADDS", "0", 1); /* split every pointwise and depthwise layer */
     check_parity_threads(model_path, golden_path, 2);
+    unsetenv("BN_PAR_MIN_MADDS");
 }
 
 static void test_random_tiny(void **state)
