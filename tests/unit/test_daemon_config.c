@@ -805,7 +805,7 @@ static void test_docs_cover_every_key(void **state)
         "source.device", "source.path", "source.loop", "source.pattern", "source.pipeline",
         "source.width", "source.height", "source.fps", "source.format", "source.aspect",
         "source.controls", "source.crop", "source.retry_initial_ms", "source.retry_max_ms", "engine",
-        "engine.threads", "engine.threshold", "budget", "budget.mode", "budget.latency_ms",
+        "engine.threads", "engine.threshold", "engine.synth_reuse", "budget", "budget.mode", "budget.latency_ms",
         "budget.min", "budget.max", "budget.window", "budget.horizon", "publish", "publish.socket",
         "publish.mode", "publish.group", "publish.control_group", "publish.max_clients",
         "publish.queue", "publish.max_line", "publish.change_frames", "mqtt", "mqtt.host",
