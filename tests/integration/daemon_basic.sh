@@ -147,7 +147,11 @@ ok "deadline mode: reason=deadline consistent in labels and stats"
 if command -v systemd-socket-activate >/dev/null; then
     write_config "$T/act.yaml"
     ACT=$T/act.sock
-    systemd-socket-activate -l "$ACT" "$BND" --config "$T/act.yaml" 2>"$T/daemon.log" &
+    # systemd-socket-activate passes only the variables named with -E: keep the sanitizers'
+    # options (LeakSanitizer's suppressions of GLib's process-lifetime caches) under make asan
+    SAN_ENV=()
+    for v in ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; do [ -n "${!v:-}" ] && SAN_ENV+=(-E "$v"); done
+    systemd-socket-activate "${SAN_ENV[@]}" -l "$ACT" "$BND" --config "$T/act.yaml" 2>"$T/daemon.log" &
     DPID=$!
     for _ in $(seq 100); do [ -S "$ACT" ] && break; sleep 0.05; done
     BASISNET_SOCKET=$ACT "$CTL" --timeout 5 ping >/dev/null || fail "activated daemon does not answer"
