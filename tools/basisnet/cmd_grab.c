@@ -303,7 +303,7 @@ int cmd_grab(int argc, char **argv)
     double every = 0.5;
     int w = 224, h = 224;
     bool gray = false;
-    const char *crop_arg = NULL;
+    source_crop crop = {0}; /* width 0: no --crop */
     int aspect = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -340,13 +340,12 @@ int cmd_grab(int argc, char **argv)
         } else if (!strcmp(a, "--gray")) {
             gray = true;
         } else if (!strcmp(a, "--crop")) {
-            source_crop tmp;
             char why[256];
-            if (!v || !source_crop_parse(v, &tmp, why, sizeof why)) {
+            if (!v || !source_crop_parse(v, &crop, why, sizeof why)) {
                 fprintf(stderr, PROG ": --crop: %s\n", v ? why : "expects X,Y,W,H");
                 return 2;
             }
-            crop_arg = v, i++;
+            i++;
         } else if (!strcmp(a, "--aspect")) {
             aspect = -1;
             for (int k = 0; v && aspect_mode_names[k]; k++)
@@ -377,9 +376,9 @@ int cmd_grab(int argc, char **argv)
     source_config src;
     if (parse_source(src_arg, &src, w, h))
         return 2;
-    if (crop_arg) {
+    if (crop.width > 0) {
         char why[256];
-        source_crop_parse(crop_arg, &src.crop, why, sizeof why);   /* checked above */
+        src.crop = crop;
         src.aspect = ASPECT_LETTERBOX;  /* the daemon's default with source.crop */
         if (src.kind == SOURCE_TEST && !source_crop_fits(&src.crop, src.width, src.height, why,
                                                          sizeof why)) {
