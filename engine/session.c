@@ -32,8 +32,8 @@ struct bn_session {
     bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
     uint64_t par_min_madds;         /* smallest layer split across the pool */
     float reuse_tol;                /* params.synth_reuse */
-    float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from */
-    unsigned char *synth_valid;     /* L: synth_w[l] holds weights for alpha_last */
+    float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from;
+                                     * NaN until its first synthesis (never "close") */
     size_t bytes;
     int light_done;
 };
@@ -224,10 +224,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     const char *pm = getenv("BN_PAR_MIN_MADDS");
     s->par_min_madds = pm && *pm ? strtoull(pm, NULL, 10) : PAR_MIN_MADDS;
     s->reuse_tol = params.synth_reuse > 0 ? params.synth_reuse : 0;
-    if (!(s->synth_valid = calloc((size_t)L + 1, 1))) {
-        st = BN_ERR_NOMEM;
-        goto done;
-    }
+    for (size_t i = 0; i < (size_t)L * N; i++)
+        s->alpha_last[i] = NAN;
     if (threads > 1 && !(s->pool = bn_pool_new(threads)))
         BN_LOGW("engine", "%s: cannot start %d engine threads, running on one", m->fname, threads);
     s->bytes = bytes + sizeof *s;
@@ -251,7 +249,6 @@ void bn_session_free(bn_session *s)
     if (!s)
         return;
     bn_pool_free(s->pool);
-    free(s->synth_valid);
     free(s->block);
     free(s);
 }
@@ -351,7 +348,8 @@ static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input,
     }
 }
 
-/* ||sum (a - last)_i B_i|| <= tol * ||sum last_i B_i||, exactly, from the Gram matrix. */
+/* ||sum (a - last)_i B_i|| <= tol * ||sum last_i B_i||, exactly, from the Gram matrix;
+ * false while last is NaN (not synthesized yet). */
 static int synth_close(const double *gram, int n, const float *a, const float *last, float tol)
 {
     double dd = 0, ww = 0;
@@ -440,12 +438,11 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
         const float *a = s->alpha + (size_t)l * N;
         float *last = s->alpha_last + (size_t)l * N;
-        if (s->reuse_tol > 0 && s->synth_valid[l] && synth_close(ly->gram, N, a, last, s->reuse_tol)) {
+        if (s->reuse_tol > 0 && synth_close(ly->gram, N, a, last, s->reuse_tol)) {
             res->synth_reused++;
             continue;
         }
         memcpy(last, a, sizeof(float) * (size_t)N);
-        s->synth_valid[l] = 1;
         if (ly->pointwise)
             bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, ly->g.c, s->alpha + (size_t)l * N,
                               s->synth_w[l]);
