@@ -5,10 +5,12 @@
 
 #include <stdint.h>
 
-int cmd_info(int argc, char **argv);      /* cmd_model.c */
-int cmd_classify(int argc, char **argv);  /* cmd_model.c */
-int cmd_eval(int argc, char **argv);      /* cmd_model.c */
-int cmd_bench(int argc, char **argv);     /* cmd_model.c */
+#include "basisnet.h"
+
+int cmd_info(int argc, char **argv);      /* cmd_info.c */
+int cmd_classify(int argc, char **argv);  /* cmd_classify.c */
+int cmd_eval(int argc, char **argv);      /* cmd_eval.c */
+int cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int cmd_probe(int argc, char **argv);     /* cmd_probe.c */
 int cmd_grab(int argc, char **argv);      /* cmd_grab.c */
 
@@ -18,6 +20,19 @@ int tool_parse_long(const char *s, long lo, long hi, long *out);
 /* The same, printing "PROG: OPT expects an integer from LO to HI, got 'S'" on failure. */
 int tool_parse_long_opt(const char *prog, const char *opt, const char *s, long lo, long hi,
                         long *out);
+/* A whole decimal number from lo to hi: 0, or -1 and *out untouched. */
+int tool_parse_double(const char *s, double lo, double hi, double *out);
+int tool_is_help(const char *arg);       /* --help or -h */
 uint64_t tool_mono_ns(void);             /* CLOCK_MONOTONIC in ns */
+double tool_ms(uint64_t ns);             /* ns -> ms */
+
+/* The model at path, or NULL after printing "basisnet CMD: <reason naming the file>". */
+bn_model *tool_open_model(const char *cmd, const char *path);
+/* A session with `threads` OpenBLAS threads, or NULL after printing why. */
+bn_session *tool_open_session(const char *cmd, const bn_model *m, int threads);
+/* Default early-exit threshold: the one the exporter measured accuracy at, else 0.9. */
+double tool_default_threshold(const bn_model_info *in);
+/* The name of a layer op (bn_op of model.h) as info and bench print it. */
+const char *tool_op_name(int op);
 
 #endif
