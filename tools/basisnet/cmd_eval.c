@@ -103,7 +103,8 @@ static int cmd_eval_help(FILE *f)
             "  --sweep        table over thresholds instead of one threshold\n"
             "  --limit N      only the first N images (with --folder: in the order read)\n"
             "  --threads N    OpenBLAS threads (default 1)\n\n"
-            "Exit status: 0 success, 1 a file could not be read or does not fit the model, 2 bad usage.\n");
+            "Exit status: 0 success, 1 a file could not be read or does not fit the model (also a\n"
+            "folder that is no label, an empty class folder, a corrupt image), 2 bad usage.\n");
     return 0;
 }
 

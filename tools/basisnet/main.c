@@ -15,7 +15,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "info MODEL                 architecture, MAdds, parameters, labels, accuracy"},
     {"classify", cmd_classify, "classify MODEL IMAGE...    classify PNG/JPEG images"},
-    {"eval", cmd_eval, "eval MODEL --images IDX --labels IDX [--threshold T | --sweep]"},
+    {"eval", cmd_eval, "eval MODEL --images IDX --labels IDX | --folder DIR   accuracy, exit share, MAdds"},
     {"bench", cmd_bench, "bench MODEL [--threads N] [--seconds S]   per-stage latency p50/p99"},
     {"probe", cmd_probe, "probe [DEVICE]             formats, sizes, rates and controls of a V4L2 device"},
     {"grab", cmd_grab, "grab SOURCE --out DIR      save camera/file/test frames as PNG training images"},
