@@ -538,9 +538,10 @@ class Renderer:
         clumps = lowpass(rng, (th, tw), 22 * fr.pix)
         tex = (np.clip((leaves - 0.1) * 1.6, 0, 1) * np.clip((clumps + 0.2) * 1.5, 0, 1)).astype(np.float32)
         self.tex_h, self.tex_w = th, tw
-        self.tex = np.tile(tex, (3, 2))
+        self.tex = np.repeat(np.tile(tex, (3, 2))[..., None], 3, axis=2)
         self.rows = np.arange(fr.h, dtype=np.float32)
         self.cols = np.arange(fr.w, dtype=np.float32)
+        self.rgb = np.arange(3, dtype=np.intp)[None, :]
         self._buffers()
 
     def _buffers(self):
@@ -548,7 +549,6 @@ class Renderer:
         faults on every frame and halve the speed."""
         fr = self.fr
         f32 = np.float32
-        self.b_shade = np.empty((fr.H, fr.W), f32)
         self.b_canvas = np.empty((fr.H, fr.W, 3), f32)
         self.b_r0 = np.empty((fr.h, fr.W, 3), f32)
         self.b_r1 = np.empty((fr.h, fr.W, 3), f32)
@@ -558,13 +558,16 @@ class Renderer:
         self.b_out = np.empty((fr.h, fr.w, 3), np.uint8)
 
     def shaded(self, layer, ox, oy, strength):
-        """layer under the tree shadow (the texture slid to ox, oy), into b_canvas."""
+        """layer under the tree shadow (the texture slid to ox, oy), into b_canvas. The
+        texture is stored per channel: numpy broadcasting over a last axis of 3 is slow."""
         fr = self.fr
         ox = int(np.floor(ox)) % self.tex_w
         oy = int(np.floor(oy)) % self.tex_h
-        np.multiply(self.tex[oy:oy + fr.H, ox:ox + fr.W], np.float32(-strength), out=self.b_shade)
-        self.b_shade += np.float32(1.0)
-        return np.multiply(layer, self.b_shade[..., None], out=self.b_canvas)
+        c = self.b_canvas
+        np.multiply(layer, self.tex[oy:oy + fr.H, ox:ox + fr.W], out=c)
+        c *= np.float32(-strength)
+        c += layer
+        return c
 
     def warp(self, img, dx, dy, scale):
         """Camera shake: separable bilinear resampling of the padded canvas (shift + scale
@@ -576,20 +579,23 @@ class Renderer:
         y0 = np.floor(sy).astype(np.intp)
         x0 = np.floor(sx).astype(np.intp)
         wy = (sy - y0).astype(np.float32)[:, None, None]
-        wx = (sx - x0).astype(np.float32)[None, :, None]
+        # columns on the (rows, W*3) view, one index per value: long inner loops
+        xi = (x0[:, None] * 3 + self.rgb).ravel()
+        wx = np.repeat((sx - x0).astype(np.float32), 3)
         r0, r1 = self.b_r0, self.b_r1
         np.take(img, y0, axis=0, out=r0)
         np.take(img, y0 + 1, axis=0, out=r1)
         r1 -= r0
         r1 *= wy
         r0 += r1
-        x, t = self.b_x, self.b_t
-        np.take(r0, x0, axis=1, out=x)
-        np.take(r0, x0 + 1, axis=1, out=t)
+        r2 = r0.reshape(fr.h, fr.W * 3)
+        x, t = self.b_x.reshape(fr.h, fr.w * 3), self.b_t.reshape(fr.h, fr.w * 3)
+        np.take(r2, xi, axis=1, out=x)
+        np.take(r2, xi + 3, axis=1, out=t)
         t -= x
         t *= wx
         x += t
-        return x
+        return self.b_x
 
     def frame(self, layer, day, i):
         """Frame i of the day over the composed scene layer: uint8 RGB (a reused buffer)."""
@@ -618,8 +624,9 @@ class Renderer:
         g, con = day.gain[i], day.contrast[i]
         cast = day.cast[i]
         pivot = 110.0
-        x *= (g * con * cast).astype(np.float32)
-        x += (g * cast * pivot * (1 - con) + 0.5).astype(np.float32)      # + 0.5: rounding
+        x2 = x.reshape(fr.h, fr.w * 3)
+        x2 *= np.tile((g * con * cast).astype(np.float32), fr.w)
+        x2 += np.tile((g * cast * pivot * (1 - con) + 0.5).astype(np.float32), fr.w)  # + 0.5: rounding
         # noise: read noise plus shot noise, amplified when the camera raises its gain in the dark
         amp = day.noise_level * (1.0 / g) ** 0.5
         k, oy, ox, fl = day.noise_pick[i]
@@ -632,7 +639,8 @@ class Renderer:
         t += np.float32(1.6 * amp)
         t *= nz
         x += t
-        np.clip(x, 0, 255, out=x)
+        np.maximum(x, np.float32(0), out=x)
+        np.minimum(x, np.float32(255), out=x)
         np.copyto(self.b_out, x, casting="unsafe")
         return self.b_out
 
@@ -685,7 +693,7 @@ def encoder(path, w, h, fps):
         raise UsageError("gst-launch-1.0 not found (install gstreamer1.0-tools and gstreamer1.0-plugins-good)")
 
 
-def preview(path, fr, seed):
+def preview(path, fr, seed, colours=0):
     """3x3 contact sheet: columns are the states, rows dark / normal / bright; one nuisance
     (noise, shadow, shake) for all nine, the region of interest outlined in the middle row."""
     rnd = Renderer(fr, seed)
@@ -721,8 +729,13 @@ def preview(path, fr, seed):
             dr.text((left + c * (fr.w + gap) + 4, 2), f"{c} {lab}", fill=(230, 230, 230))
         for r, (name, g) in enumerate(PREVIEW_GAINS):
             dr.text((4, top + r * (fr.h + gap) + fr.h // 2 - 10), f"{name}\ngain\n{g}", fill=(230, 230, 230))
+        if colours:
+            # a palette PNG: noise makes a full-colour sheet large, this is for docs
+            im = im.quantize(colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
         im.save(path, optimize=True)
     except ImportError:
+        if colours:
+            raise UsageError("--preview-colours needs PIL (python3-pil)")
         write_png(path, sheet)
 
 
@@ -764,6 +777,9 @@ exit status: 0 done, 1 rendering or encoding failed, 2 bad arguments""")
                     "('-' for stdout) instead of encoding NAME.mkv")
     ap.add_argument("--preview", metavar="FILE.png", help="write a 3x3 contact sheet (states x dark/"
                     "normal/bright) and exit, unless --out is given too")
+    ap.add_argument("--preview-colours", type=int, default=0, metavar="N",
+                    help="write the preview as a palette PNG of N colours, 2-256 (needs PIL; "
+                    "default 0: full colour)")
     ap.add_argument("--print-roi", action="store_true", help="print the region of interest X,Y,W,H "
                     "for --size and exit")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -797,7 +813,9 @@ exit status: 0 done, 1 rendering or encoding failed, 2 bad arguments""")
             pdir = os.path.dirname(os.path.abspath(args.preview))
             if not os.access(pdir, os.W_OK):
                 raise UsageError(f"cannot write the preview into '{pdir}'")
-            preview(args.preview, fr, args.seed)
+            if args.preview_colours and not 2 <= args.preview_colours <= 256:
+                raise UsageError(f"bad --preview-colours {args.preview_colours}: 2 to 256")
+            preview(args.preview, fr, args.seed, args.preview_colours)
             print(f"{args.preview}: 3x3 preview at {w}x{h}")
             if not args.out:
                 return 0
