@@ -44,7 +44,10 @@ ARCH_FLAGS ?=
 OPT ?= -O2
 WARN := -Wall -Wextra -Werror -Wno-error=deprecated-declarations
 CFLAGS ?=
-CPPFLAGS_ALL = -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon $(PKG_CFLAGS) $(BLAS_CFLAGS) $(CMOCKA_CFLAGS)
+# CPPFLAGS and LDFLAGS from the environment are honoured too (dpkg-buildflags: fortify, relro, now).
+CPPFLAGS ?=
+LDFLAGS ?=
+CPPFLAGS_ALL = -D_GNU_SOURCE -I. -Iengine -Ipipeline -Idaemon $(PKG_CFLAGS) $(BLAS_CFLAGS) $(CMOCKA_CFLAGS) $(CPPFLAGS)
 CFLAGS_ALL := -std=c17 $(WARN) $(OPT) -g $(ARCH_FLAGS) -fno-strict-aliasing -pthread -MD -MP $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
 
@@ -76,7 +79,7 @@ TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
 .PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install uninstall \
-        clean run vm-check check-vm budget-check sample-clip
+        clean run vm-check check-vm budget-check sample-clip deb
 .DEFAULT_GOAL := all
 # Keep test objects: they are intermediates of a pattern chain, and deleting them forces relinks.
 .SECONDARY:
@@ -104,7 +107,7 @@ $(BUILD)/obj/.empty.o:
 define link
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS_ALL) $(LDFLAGS_SAN) -o $@ $(1) -Wl,--as-needed $(PROJECT_LIBS) $(LDLIBS_ALL) $(2)
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $(1) -Wl,--as-needed $(PROJECT_LIBS) $(LDLIBS_ALL) $(2)
 endef
 
 $(BUILD)/basisnetd: $(call obj,daemon/basisnetd.c) $(PROJECT_LIBS)
@@ -173,7 +176,9 @@ INST_BIN    := $(DESTDIR)$(PREFIX)/bin
 INST_DATA   := $(DESTDIR)$(PREFIX)/share/basisnetd
 INST_DOC    := $(DESTDIR)$(PREFIX)/share/doc/basisnetd
 INST_MAN    := $(DESTDIR)$(PREFIX)/share/man
-INST_UNITS  := $(DESTDIR)$(PREFIX)/lib/systemd/system
+# Debian 12 packages keep units in /lib/systemd/system: debian/rules sets SYSTEMD_UNITDIR.
+SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
+INST_UNITS  := $(DESTDIR)$(SYSTEMD_UNITDIR)
 INST_MODELS := $(wildcard models/*.bnm models/*.labels)
 INST_CONFIGS := $(wildcard configs/*.yaml)
 INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md
@@ -209,6 +214,12 @@ uninstall:
 	    echo "rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml"; rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml; \
 	  else echo "kept $(DESTDIR)/etc/basisnetd/basisnetd.yaml (changed since install)"; fi; fi
 	rmdir $(INST_DATA)/models $(INST_DATA) $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
+
+# ---- Debian packages ------------------------------------------------------------------
+# build/deb/basisnetd_VERSION_amd64.deb and basisnetd-train_VERSION_all.deb, checked with
+# lintian (docs/packaging.md).
+deb:
+	$(Q)tools/build-deb.sh
 
 # ---- dependencies ----------------------------------------------------------------------
 deps:
