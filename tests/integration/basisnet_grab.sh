@@ -127,15 +127,27 @@ PY
 ok "test:smpte --count 3 --every 0: 3 RGB 224x224 colour-bar frames in DIR/bars"
 
 # ---- the training loader reads the folder tree ------------------------------------------
-"$PY" - "$ROOT/tools/train" "$OUT" <<'PY' || fail "training loader"
+# the tree holds 224x224 RGB bars and 28x28 gray frames: refused, naming both sizes; a tree
+# of the RGB frames alone (two labels) reads as camera-spec input (N, 3, 224, 224)
+mkdir -p "$T/tree/bars" "$T/tree/bars2"
+cp "$OUT"/bars/*.png "$T/tree/bars/"
+cp "$OUT"/bars/*.png "$T/tree/bars2/"
+"$PY" - "$ROOT/tools/train" "$OUT" "$T/tree" <<'PY' || fail "training loader"
 import sys
 sys.path.insert(0, sys.argv[1])
+import basisnet_model as bm
 import train
-x, y, labels = train.read_image_folder(sys.argv[2])
-if labels != ["bars", "unlabelled"] or x.shape != (13, 28, 28) or sorted(y.tolist()) != [0] * 3 + [1] * 10:
+try:
+    train.read_image_folder(sys.argv[2])
+    sys.exit("loader: a tree of 224x224 and 28x28 images was read")
+except train.DatasetError as e:
+    if "must have one size" not in str(e) or "28x28" not in str(e) or "224x224" not in str(e):
+        sys.exit("loader: unexpected message: %s" % e)
+x, y, labels = train.read_image_folder(sys.argv[3], inp=bm.INPUTS["cam224"])
+if labels != ["bars", "bars2"] or x.shape != (6, 3, 224, 224) or sorted(y.tolist()) != [0] * 3 + [1] * 3:
     sys.exit("loader: labels %s, x %s, y %s" % (labels, x.shape, y.tolist()))
 PY
-ok "tools/train read_image_folder: 13 images, labels [bars, unlabelled]"
+ok "tools/train read_image_folder: mixed 28x28/224x224 refused; 6 RGB frames read as (6, 3, 224, 224)"
 
 # ---- Ctrl-C stops after the current frame and keeps the frames ---------------------------
 "$BN" grab test:ball --out "$OUT" --label ball --count 100000 --every 0 --size 32x32 \

@@ -1,10 +1,13 @@
 """BasisNet modules for basisnetd (PyTorch).
 
-Two-stage model (Zhang et al., "BasisNet", arXiv 2105.03014), sized for 28x28 gray images:
+Two-stage model (Zhang et al., "BasisNet", arXiv 2105.03014). A spec (``SPECS``) fixes the
+input (channels, side, normalization, light-stage side), the specialist and the light
+model: ``fmnist`` (28x28 gray, light 14x14) or the camera family ``cam96``, ``cam160``,
+``cam224`` (RGB, light at half the side).
 
-* ``Light``: a small conv net on a 14x14 copy of the normalized input
+* ``Light``: a small conv net on a half-resolution copy of the normalized input
   (``F.avg_pool2d(x, 2)``). Two heads: ``logits`` (num_classes) and ``coeffs`` (L*N).
-* ``Specialist``: MobileNetV2/V3-style net on the 28x28 input. Some of its convs (and
+* ``Specialist``: MobileNetV2/V3-style net on the full input. Some of its convs (and
   optionally its classifier) are *synthesized*: W_l = sum_n alpha_{l,n} W_{l,n},
   alpha_l = softmax(coeffs_l / T).
 
@@ -41,17 +44,23 @@ def act_fn(name):
     return ACTS[name]
 
 
-def normalize_u8(img_u8):
-    """uint8 tensor (B,1,H,W) or (B,H,W) -> normalized float32 (B,1,H,W)."""
+def normalize_u8(img_u8, inp=None):
+    """uint8 tensor (B,H,W) (one channel) or (B,C,H,W) -> normalized float32 (B,C,H,W),
+    x = (p / 255 - mean[c]) / std[c] with the input spec's mean and std (default fmnist)."""
+    inp = inp or INPUTS["fmnist"]
     x = img_u8.float()
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    return (x / 255.0 - MEAN) / STD
+    if x.shape[1] != inp["channels"]:
+        raise ValueError("images have %d channels, the model takes %d" % (x.shape[1], inp["channels"]))
+    mean = torch.tensor(inp["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(inp["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return (x / 255.0 - mean) / std
 
 
-def light_input(x):
-    """Lightweight input from the normalized 28x28 image (docs/model-format.md, avgpool)."""
-    return F.avg_pool2d(x, 2)
+def light_input(x, factor=2):
+    """Lightweight input from the normalized image (docs/model-format.md, avgpool)."""
+    return F.avg_pool2d(x, factor)
 
 
 # --------------------------------------------------------------------------------------
@@ -284,6 +293,75 @@ LIGHT_CONFIGS = {
 }
 
 
+# Camera family: RGB, MobileNetV3-Small-style specialist (Howard et al., 2019, table 2: the
+# same eleven inverted-residual blocks, stem stride 2, SE and h-swish) whose expand,
+# depthwise and project convs from block 1 on and classifier are synthesized; a narrower
+# head (256) because camera tasks have a few classes. The side sets the cost: about 11M
+# MAdds at 96, 30M at 160, 58M at 224 for the specialist.
+CAM_BLOCKS = [
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hswish", 2),
+    (5, 240, 40, True, "hswish", 1),
+    (5, 240, 40, True, "hswish", 1),
+    (5, 120, 48, True, "hswish", 1),
+    (5, 144, 48, True, "hswish", 1),
+    (5, 288, 96, True, "hswish", 2),
+    (5, 576, 96, True, "hswish", 1),
+    (5, 576, 96, True, "hswish", 1),
+]
+SPEC_CONFIGS["cam"] = dict(
+    stem=(16, 3, 2, "hswish"), blocks=CAM_BLOCKS, last=576, head=256, dropout=0.2,
+    synth_parts=("exp", "dw", "proj"), synth_from=1, synth_fc=True)
+# Light model at half the side: MobileNetV1-style depthwise-separable pairs, stride 2 four
+# times, so it sees the scene at 1/8 of the specialist's side at its last layer; about a
+# fifth of the specialist's MAdds.
+LIGHT_CONFIGS["cam"] = dict(layers=[
+    ("conv", 16, 3, 2, "hswish"),
+    ("dw", 3, 1, "relu"), ("conv", 32, 1, 1, "relu"),
+    ("dw", 3, 2, "relu"), ("conv", 48, 1, 1, "relu"),
+    ("dw", 3, 1, "relu"), ("conv", 48, 1, 1, "relu"),
+    ("dw", 3, 2, "hswish"), ("conv", 96, 1, 1, "hswish"),
+    ("dw", 3, 1, "hswish"), ("conv", 96, 1, 1, "hswish"),
+    ("dw", 3, 2, "hswish"), ("conv", 160, 1, 1, "hswish"),
+], hidden=256)
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+INPUTS = {
+    "fmnist": dict(channels=1, size=28, mean=[MEAN], std=[STD], light=14),
+}
+for _side in (96, 160, 224):
+    INPUTS["cam%d" % _side] = dict(channels=3, size=_side, mean=IMAGENET_MEAN,
+                                   std=IMAGENET_STD, light=_side // 2)
+
+# spec name -> (specialist config, light config, input); `train.py --spec`
+SPECS = {
+    "fmnist": ("fmnist", "fmnist", "fmnist"),
+    "fmnist14": ("fmnist14", "fmnist", "fmnist"),
+    "tiny": ("tiny", "tiny", "fmnist"),
+    "cam96": ("cam", "cam", "cam96"),
+    "cam160": ("cam", "cam", "cam160"),
+    "cam224": ("cam", "cam", "cam224"),
+}
+TRAIN_SPECS = ["fmnist", "fmnist14", "cam96", "cam160", "cam224"]
+
+
+def spec_parts(spec):
+    """(specialist config, light config, input dict) of a spec name."""
+    if spec not in SPECS:
+        raise ValueError("unknown spec %r (known: %s)" % (spec, ", ".join(TRAIN_SPECS)))
+    sc, lc, inp = SPECS[spec]
+    return SPEC_CONFIGS[sc], LIGHT_CONFIGS[lc], INPUTS[inp]
+
+
+def input_shapes(inp):
+    """((C,H,W) of the specialist's input, (C,h,w) of the light input)."""
+    c, s, l = inp["channels"], inp["size"], inp["light"]
+    return (c, s, s), (c, l, l)
+
+
 def scale_spec_config(cfg, width):
     """Width multiplier for the static-wide baseline."""
     c = copy.deepcopy(cfg)
@@ -457,18 +535,45 @@ class Pool(nn.Module):
 # models
 # --------------------------------------------------------------------------------------
 
-class BasisNet(nn.Module):
+def _resolve(spec_cfg, light_cfg, inp):
+    """Spec name or configs -> (specialist config, light config, input dict). A spec name
+    in SPECS sets all three; LIGHT_CONFIGS / INPUTS names and dicts are taken as given."""
+    name = spec_cfg if isinstance(spec_cfg, str) else None
+    if name is not None and name in SPECS:
+        sc, lc, ic = spec_parts(name)
+    else:
+        sc = SPEC_CONFIGS[spec_cfg] if isinstance(spec_cfg, str) else spec_cfg
+        lc, ic = LIGHT_CONFIGS["fmnist"], INPUTS["fmnist"]
+    if light_cfg is not None:
+        lc = LIGHT_CONFIGS[light_cfg] if isinstance(light_cfg, str) else light_cfg
+    if inp is not None:
+        ic = INPUTS[inp] if isinstance(inp, str) else inp
+    return sc, lc, ic
+
+
+class _Stages(nn.Module):
+    """What every exportable model shares: its input spec and the light input."""
+
+    def light_in(self, x):
+        return light_input(x, self.inp["size"] // self.inp["light"])
+
+    def shapes(self):
+        return input_shapes(self.inp)
+
+    def normalize(self, x_u8):
+        return normalize_u8(x_u8, self.inp)
+
+
+class BasisNet(_Stages):
     """Lightweight model + synthesized specialist. num_bases=1 gives the cascade baseline."""
 
     kind = "basisnet"
 
-    def __init__(self, spec_cfg="fmnist", light_cfg="fmnist", num_bases=4, in_ch=1,
+    def __init__(self, spec_cfg="fmnist", light_cfg=None, num_bases=4, inp=None,
                  num_classes=NUM_CLASSES, basis_dropout=0.0):
         super().__init__()
-        if isinstance(spec_cfg, str):
-            spec_cfg = SPEC_CONFIGS[spec_cfg]
-        if isinstance(light_cfg, str):
-            light_cfg = LIGHT_CONFIGS[light_cfg]
+        spec_cfg, light_cfg, self.inp = _resolve(spec_cfg, light_cfg, inp)
+        in_ch = self.inp["channels"]
         self.num_bases = num_bases
         self.specialist = Specialist(spec_cfg, num_bases, True, in_ch, num_classes)
         self.L = len(self.specialist.synth_layers())
@@ -486,8 +591,8 @@ class BasisNet(nn.Module):
         return torch.softmax(c, dim=-1)
 
     def forward(self, x):
-        """x: normalized (B,1,28,28). Returns dict(light_logits, alpha, logits)."""
-        ll, coeffs = self.light(light_input(x))
+        """x: normalized (B,C,H,W). Returns dict(light_logits, alpha, logits)."""
+        ll, coeffs = self.light(self.light_in(x))
         alpha = self.alphas(coeffs)
         logits = self.specialist(x, alpha)
         return {"light_logits": ll, "alpha": alpha, "logits": logits}
@@ -506,15 +611,15 @@ class BasisNet(nn.Module):
         return arch, OrderedDict((k, v.detach().float().contiguous()) for k, v in tensors.items())
 
 
-class StaticNet(nn.Module):
+class StaticNet(_Stages):
     """Specialist-shaped static net (baselines (a) static-wide and (b) specialist alone)."""
 
     kind = "static"
 
-    def __init__(self, spec_cfg="fmnist", width=1.0, in_ch=1, num_classes=NUM_CLASSES):
+    def __init__(self, spec_cfg="fmnist", width=1.0, inp=None, num_classes=NUM_CLASSES):
         super().__init__()
-        if isinstance(spec_cfg, str):
-            spec_cfg = SPEC_CONFIGS[spec_cfg]
+        spec_cfg, _, self.inp = _resolve(spec_cfg, None, inp)
+        in_ch = self.inp["channels"]
         if width != 1.0:
             spec_cfg = scale_spec_config(spec_cfg, width)
         self.width = width
@@ -530,19 +635,18 @@ class StaticNet(nn.Module):
             layers=layers, logits=self.specialist.fc.name), synth_layers=[]), tensors
 
 
-class LightOnly(nn.Module):
-    """Baseline (c): the lightweight model alone on 14x14."""
+class LightOnly(_Stages):
+    """Baseline (c): the lightweight model alone on the light input."""
 
     kind = "light"
 
-    def __init__(self, light_cfg="fmnist", in_ch=1, num_classes=NUM_CLASSES):
+    def __init__(self, spec_cfg="fmnist", light_cfg=None, inp=None, num_classes=NUM_CLASSES):
         super().__init__()
-        if isinstance(light_cfg, str):
-            light_cfg = LIGHT_CONFIGS[light_cfg]
-        self.light = Light(light_cfg, 0, 1, in_ch, num_classes)
+        _, light_cfg, self.inp = _resolve(spec_cfg, light_cfg, inp)
+        self.light = Light(light_cfg, 0, 1, self.inp["channels"], num_classes)
 
     def forward(self, x):
-        ll, _ = self.light(light_input(x))
+        ll, _ = self.light(self.light_in(x))
         return {"light_logits": ll, "logits": ll}
 
     def export(self):
@@ -579,8 +683,10 @@ class ResNetTeacher(nn.Module):
 
     kind = "teacher"
 
-    def __init__(self, width=1.0, in_ch=1, num_classes=NUM_CLASSES, blocks=2):
+    def __init__(self, width=1.0, inp=None, num_classes=NUM_CLASSES, blocks=2):
         super().__init__()
+        self.inp = inp or INPUTS["fmnist"]
+        in_ch = self.inp["channels"]
         self.width = width
         c = [max(8, int(round(b * width))) for b in (32, 64, 128)]
         self.stem = nn.Sequential(nn.Conv2d(in_ch, c[0], 3, 1, 1, bias=False),
@@ -601,8 +707,12 @@ class ResNetTeacher(nn.Module):
         raise ValueError("the resnet teacher (train.py --arch resnet) is for distillation "
                          "only; the C engine does not run it, so it has no export")
 
-    def madds(self, in_shape=(1, 28, 28)):
-        """MAdds of one 28x28 image (convs and the classifier; batch norm as folded)."""
+    def normalize(self, x_u8):
+        return normalize_u8(x_u8, self.inp)
+
+    def madds(self):
+        """MAdds of one image (convs and the classifier; batch norm as folded)."""
+        in_shape = input_shapes(self.inp)[0]
         total = [0]
 
         def hook(m, inp, out):
@@ -682,8 +792,16 @@ def stage_shapes_and_madds(layers, in_shape):
     return shapes, madds, synth_w
 
 
-def arch_madds(arch, in_shape=(1, 28, 28), light_shape=(1, 14, 14)):
-    """madds dict {light, specialist, synth, full} for an exported architecture."""
+def arch_madds(arch, in_shape=None, light_shape=None):
+    """madds dict {light, specialist, synth, full} for an exported architecture (shapes
+    from its input block, else 28x28 gray with a 14x14 light input)."""
+    if in_shape is None:
+        if "input" in arch:
+            i = arch["input"]
+            in_shape = (i["channels"], i["height"], i["width"])
+            light_shape = (i["channels"], i["light"]["height"], i["light"]["width"])
+        else:
+            in_shape, light_shape = (1, 28, 28), (1, 14, 14)
     res = {"light": 0, "specialist": 0, "synth": 0}
     N = arch.get("num_bases", 1)
     if "light" in arch:
@@ -701,34 +819,37 @@ def model_madds(model):
     if isinstance(model, ResNetTeacher):
         return model.madds()
     arch, _ = model.export()
-    return arch_madds(arch)
+    return arch_madds(arch, *model.shapes())
 
 
-def build_model(arch, bases=4, spec_cfg="fmnist", light_cfg="fmnist", width=None,
-                basis_dropout=0.0):
+def build_model(arch, bases=4, spec_cfg="fmnist", light_cfg=None, width=None,
+                basis_dropout=0.0, num_classes=NUM_CLASSES):
+    k = dict(num_classes=num_classes)
     if arch == "basisnet":
-        return BasisNet(spec_cfg, light_cfg, bases, basis_dropout=basis_dropout)
+        return BasisNet(spec_cfg, light_cfg, bases, basis_dropout=basis_dropout, **k)
     if arch == "cascade":
-        return BasisNet(spec_cfg, light_cfg, 1)
+        return BasisNet(spec_cfg, light_cfg, 1, **k)
     if arch == "specialist":
-        return StaticNet(spec_cfg, 1.0)
+        return StaticNet(spec_cfg, 1.0, **k)
     if arch == "static-wide":
         if width is None:
-            width = match_width(spec_cfg, model_madds(BasisNet(spec_cfg, light_cfg, bases))["full"])
-        return StaticNet(spec_cfg, width)
+            width = match_width(spec_cfg, model_madds(BasisNet(spec_cfg, light_cfg, bases, **k))["full"],
+                                num_classes)
+        return StaticNet(spec_cfg, width, **k)
     if arch == "light":
-        return LightOnly(light_cfg)
+        return LightOnly(spec_cfg, light_cfg, **k)
     if arch == "resnet":
-        return ResNetTeacher(1.0 if width is None else width)
+        return ResNetTeacher(1.0 if width is None else width,
+                             _resolve(spec_cfg, light_cfg, None)[2], **k)
     raise ValueError("unknown arch %r" % arch)
 
 
-def match_width(spec_cfg, target):
+def match_width(spec_cfg, target, num_classes=NUM_CLASSES):
     """Largest width multiplier (step 0.01) whose static net stays within target MAdds."""
     best = 1.0
     for i in range(100, 301):
         w = i / 100.0
-        m = model_madds(StaticNet(spec_cfg, w))["full"]
+        m = model_madds(StaticNet(spec_cfg, w, num_classes=num_classes))["full"]
         if m <= target:
             best = w
         elif m > 1.2 * target:
@@ -742,3 +863,8 @@ if __name__ == "__main__":
         n = sum(p.numel() for p in m.parameters())
         print("%-12s params %8d madds %s" % (a, n, model_madds(m)))
     print("tiny", model_madds(BasisNet("tiny", "tiny", 4)))
+    for sp in ("cam96", "cam160", "cam224"):
+        for a in ("basisnet", "light", "specialist"):
+            m = build_model(a, spec_cfg=sp, num_classes=3)
+            n = sum(p.numel() for p in m.parameters())
+            print("%-7s %-10s params %8d madds %s" % (sp, a, n, model_madds(m)))

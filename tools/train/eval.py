@@ -79,7 +79,7 @@ def cached(fn):
     """Per-checkpoint cache (CHECKPOINT.eval.json, valid while the checkpoint is unchanged)."""
     def wrap(path, data):
         cp = path + ".eval.json"
-        key = "%d-%d" % (os.path.getmtime(path), os.path.getsize(path))
+        key = "%d-%d-%s" % (os.path.getmtime(path), os.path.getsize(path), data.get("id", ""))
         if os.path.exists(cp):
             with open(cp) as f:
                 c = json.load(f, object_pairs_hook=OrderedDict)
@@ -158,7 +158,7 @@ def eval_ensemble(paths, data, bs=500):
         madds += bm.model_madds(model)["full"]
         for split in ("val", "test"):
             x = data[split + "_x"]
-            pr = torch.cat([torch.softmax(model(bm.normalize_u8(x[i:i + bs]))["logits"], 1)
+            pr = torch.cat([torch.softmax(model(model.normalize(x[i:i + bs]))["logits"], 1)
                             for i in range(0, len(x), bs)])
             probs[split] = pr if split not in probs else probs[split] + pr
         members.append(OrderedDict(checkpoint=p, arch=ck["args"]["arch"], seed=ck["args"]["seed"],
@@ -241,7 +241,13 @@ def main():
     ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=CKPT,CKPT,...",
                     help="also score the mean softmax of these runs (a --teacher ensemble); "
                          "written under \"ensembles\", not plotted")
-    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--data", default=None,
+                    help="dataset (default: the folder the first checkpoint was trained on)")
+    ap.add_argument("--test", metavar="DIR", default=None,
+                    help="held-out image folder DIR/<label>/*.png to report on (default: the "
+                         "data set's test split, DATA/test/ for folders; without one, the "
+                         "validation split, which also chose the threshold: said in the "
+                         "output and recorded as \"test_split\")")
     ap.add_argument("--json", required=True)
     ap.add_argument("--plot")
     ap.add_argument("--threads", type=int, default=1)
@@ -294,15 +300,33 @@ def main():
         run_args.append((p, a))
     # thresholds and validation numbers need one validation split for every run
     split_seed = tr.common_split_seed(run_args, "eval")
+    specs = {a.get("spec", "fmnist") for _, a in run_args}
+    if len({json.dumps(tr.inp_of(a), sort_keys=True) for _, a in run_args}) > 1:
+        print("eval: the runs take different inputs (--spec %s); compare runs of one input"
+              % ", ".join(sorted(specs)), file=sys.stderr)
+        return 2
+    inp = tr.inp_of(run_args[0][1])
+    data_dir = args.data or run_args[0][1].get("data") or "/usr/share/datasets/fashion-mnist"
     try:
-        data = tr.load_dataset(args.data, need_test=True, split_seed=split_seed)
+        data = tr.load_dataset(data_dir, need_test=True, split_seed=split_seed, inp=inp)
+        if args.test:
+            tx, ty, _ = tr.read_image_folder(args.test, data["labels"], inp)
+            data["test_x"], data["test_y"] = torch.from_numpy(tx), torch.from_numpy(ty)
     except tr.DatasetError as e:
         print("eval: dataset error: %s" % e, file=sys.stderr)
         return 2
+    test_split = "test"
     if data["test_x"] is None:
-        print("eval: %s has no test set" % args.data, file=sys.stderr)
-        return 2
-    res = OrderedDict(basisnet=[], baselines=OrderedDict())
+        test_split = "validation"
+        data["test_x"], data["test_y"] = data["val_x"], data["val_y"]
+        print("eval: %s has no test set (and no --test DIR): the \"test\" numbers below are "
+              "on the validation split (%d images), which also chose the threshold: an "
+              "optimistic estimate" % (data_dir, len(data["val_y"])))
+    import hashlib
+    data["id"] = hashlib.sha256(data["test_x"].numpy().tobytes() + data["test_y"].numpy().tobytes()
+                                + data["val_y"].numpy().tobytes()).hexdigest()[:16]
+    res = OrderedDict(basisnet=[], baselines=OrderedDict(), test_split=test_split,
+                      test_data=os.path.abspath(args.test) if args.test else data_dir)
     for p in args.checkpoint:
         arch = archs[p]
         if arch not in ("cascade", "basisnet"):

@@ -221,8 +221,11 @@ def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=T
     model.eval()
     arch_core, tensors = model.export()
     arch = OrderedDict(format_version=1, name=name, labels=list(labels))
-    arch["input"] = OrderedDict(channels=1, height=28, width=28, mean=[bm.MEAN], std=[bm.STD],
-                                light=OrderedDict(height=14, width=14, resize="avgpool"))
+    inp = model.inp
+    arch["input"] = OrderedDict(channels=inp["channels"], height=inp["size"], width=inp["size"],
+                                mean=list(inp["mean"]), std=list(inp["std"]),
+                                light=OrderedDict(height=inp["light"], width=inp["light"],
+                                                  resize="avgpool"))
     arch["num_bases"] = arch_core["num_bases"]
     arch["light"] = arch_core["light"]
     arch["specialist"] = arch_core["specialist"]
@@ -256,7 +259,7 @@ def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=T
 
     # self-check: folded reference vs training module (eval mode)
     with torch.no_grad():
-        x = bm.normalize_u8(torch.from_numpy(np.array(images_u8)).permute(0, 3, 1, 2)[:, 0])
+        x = model.normalize(torch.from_numpy(np.array(images_u8)).permute(0, 3, 1, 2))
         o = model(x)
     errs = output_errors(o, ll, al, sl)
     # and the golden file as read back (F32) against the module
@@ -325,21 +328,54 @@ def export_random(out, seed=7, K=8):
     return export_model(model, out, imgs, "random-tiny", FMNIST_LABELS, meta)
 
 
+def export_random_spec(out, spec, seed=7, K=4, classes=3):
+    """A random-weights model of a camera spec (engine parity and benchmarks): BatchNorm
+    statistics and coefficients randomized as in export_random."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = bm.BasisNet(spec, num_bases=4, num_classes=classes)
+    with torch.no_grad():
+        randomize_bn(model, gen)
+        model.light.coef.weight.mul_(4.0)
+        model.light.fc.weight.mul_(30.0)
+        model.specialist.fc.bases.mul_(40.0)
+    model.eval()
+    rng = np.random.RandomState(seed)
+    S = model.inp["size"]
+    imgs = rng.randint(0, 256, size=(K, S, S, 3)).astype(np.uint8)
+    imgs[0] = 0
+    imgs[1, :, :, :] = (np.arange(S)[None, :, None] * 255 // S).astype(np.uint8)
+    meta = OrderedDict(
+        accuracy=OrderedDict(),
+        train=OrderedDict(command="tools/train/export.py --random --spec %s --out %s" % (spec, out),
+                          seed=seed, epochs=0,
+                          date=datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")),
+    )
+    return export_model(model, out, imgs, "random-" + spec,
+                        ["class%d" % i for i in range(classes)], meta)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--random", action="store_true", help="export a tiny random-weights model")
     ap.add_argument("--checkpoint", help="checkpoint (.pt) written by train.py")
     ap.add_argument("--out", required=True, help="output .bnm path")
     ap.add_argument("--results", help="eval.py JSON (accuracy/threshold) to embed")
-    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
-                    help="dataset (for calibration on the validation split and golden inputs)")
+    ap.add_argument("--data", default=None,
+                    help="dataset (for calibration on the validation split and golden inputs; "
+                         "default: the folder the checkpoint was trained on)")
+    ap.add_argument("--spec", default="fmnist", choices=bm.TRAIN_SPECS,
+                    help="with --random: the model family (fmnist: the tiny fixture)")
     ap.add_argument("--name", default=None)
     ap.add_argument("--golden", type=int, default=16, help="number of golden vectors K")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if args.random:
-        export_random(args.out, args.seed, K=8)
+        if args.spec == "fmnist":
+            export_random(args.out, args.seed, K=8)
+        else:
+            export_random_spec(args.out, args.spec, args.seed, K=args.golden if args.golden != 16 else 4)
         return 0
     if not args.checkpoint:
         ap.error("--checkpoint or --random required")
@@ -351,14 +387,30 @@ def main():
     if not isinstance(model, bm.BasisNet):
         raise SystemExit("export: only basisnet/cascade checkpoints can be exported (got %s)"
                          % ck["args"]["arch"])
-    data = tr.load_dataset(args.data, seed=ck["args"]["seed"], need_test=True,
-                           split_seed=tr.split_seed_of(ck["args"]))
+    a = ck["args"]
+    data_dir = args.data or a.get("data") or "/usr/share/datasets/fashion-mnist"
+    try:
+        data = tr.load_dataset(data_dir, seed=a["seed"], need_test=True,
+                               split_seed=tr.split_seed_of(a), inp=model.inp)
+    except tr.DatasetError as e:
+        raise SystemExit("export: --data: %s (the checkpoint is --spec %s)"
+                         % (e, a.get("spec", "fmnist")))
     labels = data["labels"]
+    if a.get("labels") and list(a["labels"]) != list(labels):
+        raise SystemExit("export: %s was trained on the labels %s, %s has %s"
+                         % (args.checkpoint, a["labels"], data_dir, labels))
+    if len(labels) != a.get("num_classes", bm.NUM_CLASSES):
+        raise SystemExit("export: %s has %d outputs, %s has %d labels"
+                         % (args.checkpoint, a.get("num_classes", bm.NUM_CLASSES), data_dir,
+                            len(labels)))
+    if data.get("test_x") is None:
+        print("export: %s has no test folder: golden inputs come from the validation split"
+              % data_dir)
     model.eval()
     with torch.no_grad():
         conf = []
         for i in range(0, len(data["val_x"]), 500):
-            ll = model(bm.normalize_u8(data["val_x"][i:i + 500]))["light_logits"]
+            ll = model(model.normalize(data["val_x"][i:i + 500]))["light_logits"]
             conf.append(torch.softmax(ll, 1).max(1).values)
         conf = torch.cat(conf).sort().values
         q = torch.linspace(0, len(conf) - 1, min(1000, len(conf))).round().long()
@@ -379,7 +431,8 @@ def main():
         if ck.get(k):
             meta["train"][k] = ck[k]
     src = data["test_x"] if data.get("test_x") is not None else data["val_x"]
-    imgs = src[:args.golden].numpy()[..., None]
+    imgs = src[:args.golden]
+    imgs = (imgs.permute(0, 2, 3, 1) if imgs.dim() == 4 else imgs[..., None]).numpy()
     name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]
     export_model(model, args.out, imgs, name, labels, meta)
     lab_path = (args.out[:-4] if args.out.endswith(".bnm") else args.out) + ".labels"

@@ -7,8 +7,12 @@
 Data (--data):
   * a directory with Fashion-MNIST idx files (train-images-idx3-ubyte[.gz], ...); or
   * an image-folder tree: one sub-folder per label holding PNG/JPEG images
-    (DIR/<label>/*.png), or DIR/train/<label>/ and optionally DIR/test/<label>/.
-    Images are converted to 8-bit gray, centre-cropped to a square and resized to 28x28.
+    (DIR/<label>/*.png), or DIR/train/<label>/ and optionally DIR/test/<label>/; at least
+    two classes, all images of one size.
+    --spec fmnist: images are converted to 8-bit gray, centre-cropped to a square and
+    resized to 28x28. --spec cam96|cam160|cam224: 8-bit RGB, square images (grab them
+    with `basisnet grab --size 96x96`, ...), resized (area average) to the spec's side if
+    their size differs; no crop, so the region `basisnet grab --crop` chose is kept whole.
 The training images are split 55k/5k (or 11/12 : 1/12 for folders) into train/validation
 with a fixed split seed (--split-seed, recorded in the checkpoint; every tool that reads
 validation uses the checkpoint's); the test set is never used for choices (only eval.py
@@ -92,7 +96,50 @@ def _find(d, stem):
     return None
 
 
-def _read_image(path):
+def _read_image_rgb(path, side):
+    """A camera-spec image: (3, side, side) uint8 and its size as read (w, h)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DatasetError("%s: reading RGB images needs python3-pil" % path)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            size = im.size
+            if size[0] != size[1]:
+                raise DatasetError("%s: %dx%d is not square: camera specs take square images "
+                                   "(basisnet grab --size %dx%d, with --crop for a region)"
+                                   % (path, size[0], size[1], side, side))
+            if size != (side, side):
+                im = im.resize((side, side), Image.BOX if size[0] > side else Image.BILINEAR)
+            a = np.asarray(im, dtype=np.uint8)
+    except DatasetError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DatasetError("%s: unreadable image: %s" % (path, e))
+    return np.ascontiguousarray(a.transpose(2, 0, 1)), size
+
+
+def _image_size(path):
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.size
+    except ImportError:
+        return None
+    except Exception as e:
+        raise DatasetError("%s: unreadable image: %s" % (path, e))
+
+
+def _read_image(path, inp=None):
+    """One image as the spec's input: (28, 28) gray for fmnist, (3, S, S) for a camera
+    spec; and its size as read (w, h) (None when unknown)."""
+    if inp is not None and inp["channels"] == 3:
+        return _read_image_rgb(path, inp["size"])
+    return _read_image_gray(path), _image_size(path)
+
+
+def _read_image_gray(path):
     try:
         from PIL import Image
         with Image.open(path) as im:
@@ -131,12 +178,19 @@ def _read_image(path):
     return a
 
 
-def read_image_folder(root, labels=None):
+def read_image_folder(root, labels=None, inp=None):
+    """(images uint8 (N,28,28) or (N,3,S,S), labels int64 (N,), class names) of a folder
+    tree root/<label>/*.png|jpg. DatasetError (naming the folder or file) for a missing
+    folder, fewer than two classes, an empty class, an unreadable image, or images of
+    different sizes."""
     if not os.path.isdir(root):
         raise DatasetError("%s: no such folder" % root)
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
         raise DatasetError("%s: no class sub-folders (expected one folder per label)" % root)
+    if labels is None and len(classes) < 2:
+        raise DatasetError("%s: only one class folder (%s): a classifier needs at least two "
+                           "labels, one folder each" % (root, classes[0]))
     if labels is not None and classes != sorted(labels):
         raise DatasetError("%s: class folders %s differ from the training classes %s"
                            % (root, classes, sorted(labels)))
@@ -149,9 +203,20 @@ def read_image_folder(root, labels=None):
             raise DatasetError("%s: empty class folder (no .png/.jpg images)" % d)
         listing.append((d, files))
     xs, ys = [], []
+    first = None
     for ci, (d, files) in enumerate(listing):
         for f in files:
-            xs.append(_read_image(os.path.join(d, f)))
+            path = os.path.join(d, f)
+            x, size = _read_image(path, inp)
+            if size is not None:
+                if first is None:
+                    first = (path, size)
+                elif size != first[1]:
+                    raise DatasetError("%s is %dx%d but %s is %dx%d: all images of a data set "
+                                       "must have one size (grab them with one --size)"
+                                       % (path, size[0], size[1], first[0], first[1][0],
+                                          first[1][1]))
+            xs.append(x)
             ys.append(ci)
     return np.stack(xs), np.array(ys, dtype=np.int64), labels
 
@@ -175,13 +240,23 @@ def common_split_seed(named_args, tool):
     return next(iter(seeds)) if seeds else SPLIT_SEED
 
 
-def load_dataset(data, seed=None, need_test=False, limit=None, split_seed=SPLIT_SEED):
-    """Returns dict with uint8 tensors train_x/val_x/test_x (N,28,28), int64 *_y, labels.
+def inp_of(args):
+    """The input spec (basisnet_model.INPUTS) of a run's args."""
+    return bm.spec_parts(args.get("spec", "fmnist"))[2]
+
+
+def load_dataset(data, seed=None, need_test=False, limit=None, split_seed=SPLIT_SEED,
+                 inp=None):
+    """Returns dict with uint8 tensors train_x/val_x/test_x ((N,28,28) for the fmnist
+    input, (N,3,S,S) for a camera spec's inp), int64 *_y, labels.
     The train/validation split uses split_seed (fixed, independent of the training seed;
     SPLIT_SEED unless a run chose another with --split-seed)."""
     if not os.path.exists(data):
         raise DatasetError("%s: no such dataset folder" % data)
     tr_img = _find(data, "train-images-idx3-ubyte")
+    if tr_img and inp is not None and inp["channels"] != 1:
+        raise DatasetError("%s: idx files hold 28x28 gray images; a camera spec needs an "
+                           "image folder (DIR/<label>/*.png)" % data)
     if tr_img:
         tr_lab = _find(data, "train-labels-idx1-ubyte")
         if not tr_lab:
@@ -203,12 +278,15 @@ def load_dataset(data, seed=None, need_test=False, limit=None, split_seed=SPLIT_
             raise DatasetError("%s: label %d out of range" % (tr_lab, y.max()))
     else:
         tr_root = os.path.join(data, "train") if os.path.isdir(os.path.join(data, "train")) else data
-        x, y, labels = read_image_folder(tr_root)
+        x, y, labels = read_image_folder(tr_root, inp=inp)
         nval = max(1, len(x) // 12)
         tx = ty = None
         te_root = os.path.join(data, "test")
         if need_test and tr_root != data and os.path.isdir(te_root):
-            tx, ty, _ = read_image_folder(te_root, labels)
+            tx, ty, _ = read_image_folder(te_root, labels, inp=inp)
+            if tx.shape[1:] != x.shape[1:]:
+                raise DatasetError("%s: test images are %s, training images %s"
+                                   % (te_root, tx.shape[1:], x.shape[1:]))
     g = np.random.RandomState(split_seed)
     perm = g.permutation(len(x))
     vi, ti = perm[:nval], perm[nval:]
@@ -257,6 +335,99 @@ def augment(xb, gen, pad=2, erase_p=0.5):
     return x.unsqueeze(1), flip
 
 
+_BLUR = None
+
+
+def augment_camera(xb, gen, inp, erase_p=0.0, jpeg_p=0.3):
+    """Augmentation for a fixed camera: xb uint8 (B,3,S,S). Per image: a small shift
+    (up to 4% of the side), scale (0.92-1.08) and rotation (2 degrees), the shake of a
+    mounted camera; gain 0.3-1.3x (log-uniform), contrast 0.7-1.3, a colour cast (channel
+    gains 0.85-1.15), a slight blur (p 0.25), sensor noise growing as the gain drops, and
+    JPEG artefacts (p jpeg_p, quality 20-80). No mirror image (a fixed scene has a left and
+    a right) and no erasing by default (it can hide the object that sets the label).
+    Returns the normalized float (B,3,S,S) and all-False flip flags."""
+    global _BLUR
+    B, C, H, W = xb.shape
+    x = xb.float() / 255.0
+    u = lambda lo, hi: torch.empty(B).uniform_(lo, hi, generator=gen)  # noqa: E731
+    ang = u(-2, 2) * math.pi / 180
+    sc = u(0.92, 1.08)
+    th = torch.zeros(B, 2, 3)
+    th[:, 0, 0] = torch.cos(ang) / sc
+    th[:, 0, 1] = -torch.sin(ang) / sc
+    th[:, 1, 0] = torch.sin(ang) / sc
+    th[:, 1, 1] = torch.cos(ang) / sc
+    th[:, 0, 2] = u(-0.08, 0.08)
+    th[:, 1, 2] = u(-0.08, 0.08)
+    grid = F.affine_grid(th, (B, C, H, W), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if _BLUR is None:
+        k = torch.tensor([0.25, 0.5, 0.25])
+        _BLUR = (k[:, None] * k[None, :]).expand(3, 1, 3, 3).contiguous()
+    blur = (torch.rand(B, generator=gen) < 0.25)[:, None, None, None]
+    x = torch.where(blur, F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), _BLUR, groups=3), x)
+    gain = torch.exp(u(math.log(0.3), math.log(1.3)))
+    m = x.mean((1, 2, 3), keepdim=True)
+    x = (x - m) * u(0.7, 1.3).view(B, 1, 1, 1) + m
+    cast = torch.empty(B, 3).uniform_(0.85, 1.15, generator=gen)
+    x = x * gain.view(B, 1, 1, 1) * cast.view(B, 3, 1, 1)
+    sigma = u(0.0, 0.03).view(B, 1, 1, 1) / gain.clamp(min=0.3).sqrt().view(B, 1, 1, 1)
+    x = x + torch.randn(x.shape, generator=gen) * sigma * (0.3 + x.clamp(min=0).sqrt())
+    x = (x.clamp(0, 1) * 255).round()
+    if jpeg_p > 0:
+        x = _jpeg(x, gen, jpeg_p)
+    x = (x / 255.0 - torch.tensor(inp["mean"]).view(1, 3, 1, 1)) / torch.tensor(inp["std"]).view(1, 3, 1, 1)
+    if erase_p > 0:
+        x = _erase(x, gen, erase_p)
+    return x, torch.zeros(B, dtype=torch.bool)
+
+
+def _jpeg(x, gen, p):
+    """JPEG-compresses a random share p of the images of x (float 0..255, (B,3,H,W))."""
+    try:
+        import io
+        from PIL import Image
+    except ImportError:
+        return x
+    pick = (torch.rand(len(x), generator=gen) < p).nonzero().flatten().tolist()
+    qual = torch.randint(20, 81, (len(x),), generator=gen)
+    for i in pick:
+        im = Image.fromarray(x[i].permute(1, 2, 0).byte().numpy())
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=int(qual[i]))
+        buf.seek(0)
+        with Image.open(buf) as j:
+            x[i] = torch.from_numpy(np.asarray(j.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float()
+    return x
+
+
+def _erase(x, gen, erase_p):
+    """Random erasing (Zhong et al., 2020) on normalized (B,C,H,W): a rectangle of 2-25%
+    of the image replaced by noise, with probability erase_p per image."""
+    B, _, H, W = x.shape
+    area = torch.empty(B).uniform_(0.02, 0.25, generator=gen) * H * W
+    logr = torch.empty(B).uniform_(math.log(0.3), math.log(3.3), generator=gen)
+    eh = (area * logr.exp()).sqrt().round().clamp(1, H - 1)
+    ew = (area / logr.exp()).sqrt().round().clamp(1, W - 1)
+    y0 = (torch.rand(B, generator=gen) * (H - eh + 1)).floor()
+    x0 = (torch.rand(B, generator=gen) * (W - ew + 1)).floor()
+    ar = torch.arange(H, dtype=torch.float32)
+    ac = torch.arange(W, dtype=torch.float32)
+    m = ((ar[None, :, None] >= y0[:, None, None]) & (ar[None, :, None] < (y0 + eh)[:, None, None])
+         & (ac[None, None, :] >= x0[:, None, None]) & (ac[None, None, :] < (x0 + ew)[:, None, None]))
+    m &= (torch.rand(B, generator=gen) < erase_p)[:, None, None]
+    noise = torch.randn(x.shape, generator=gen)
+    return torch.where(m[:, None], noise, x)
+
+
+def balanced_order(y, n_classes, gen):
+    """An epoch's sample order in which every class is drawn equally often: len(y) draws
+    with replacement, each image weighted by 1 / (its class's count)."""
+    counts = torch.bincount(y, minlength=n_classes).float()
+    w = 1.0 / counts[y]
+    return torch.multinomial(w, len(y), replacement=True, generator=gen)
+
+
 # --------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------
@@ -264,7 +435,8 @@ def augment(xb, gen, pad=2, erase_p=0.5):
 def build_from_args(a):
     return bm.build_model(a["arch"], bases=a["bases"], width=a.get("width"),
                           spec_cfg=a.get("spec", "fmnist"),
-                          basis_dropout=a.get("basis_dropout", 0.0))
+                          basis_dropout=a.get("basis_dropout", 0.0),
+                          num_classes=a.get("num_classes", bm.NUM_CLASSES))
 
 
 # checkpoint keys that record how a run was made: the runs it came from (warm restart
@@ -287,7 +459,8 @@ def parent_record(path, ck):
 def arch_mismatch(prev, cur):
     """First architecture argument on which two runs' args differ, as (key, prev, cur), or
     None: runs that agree on all of them have state dicts of the same shapes."""
-    for k, default in (("arch", None), ("bases", None), ("spec", "fmnist"), ("width", None)):
+    for k, default in (("arch", None), ("bases", None), ("spec", "fmnist"), ("width", None),
+                       ("num_classes", bm.NUM_CLASSES)):
         if prev.get(k, default) != cur.get(k, default):
             return k, prev.get(k, default), cur.get(k, default)
     return None
@@ -370,7 +543,7 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500, split_args=None):
             raise SystemExit("train: --teacher %s" % e)
         if split_args is not None:
             check_same_split(path, ck["args"], split_args, "--teacher")
-        n_cls = t(bm.normalize_u8(x_u8[:1]))["logits"].shape[1]
+        n_cls = t(t.normalize(x_u8[:1]))["logits"].shape[1]
         if n_cls != classes:
             raise SystemExit("train: --teacher %s: the teacher has %d classes, the data %d"
                              % (path, n_cls, classes))
@@ -394,7 +567,7 @@ def teacher_targets(paths, x_u8, temp, classes, bs=500, split_args=None):
                 for i in range(0, len(x_u8), bs):
                     xb = x_u8[i:i + bs]
                     xb = xb.flip(-1) if flip else xb
-                    ps.append(torch.softmax(t(bm.normalize_u8(xb))["logits"] / temp, 1))
+                    ps.append(torch.softmax(t(t.normalize(xb))["logits"] / temp, 1))
                 out.append(torch.cat(ps))
             p = torch.stack(out, 1)
             tmp = "%s.tmp%d" % (cache, os.getpid())
@@ -439,7 +612,7 @@ def evaluate(model, x_u8, y, bs=500):
     model.eval()
     preds, lpreds, lconf = [], [], []
     for i in range(0, len(x_u8), bs):
-        o = model(bm.normalize_u8(x_u8[i:i + bs]))
+        o = model(model.normalize(x_u8[i:i + bs]))
         preds.append(o["logits"].argmax(1))
         if "light_logits" in o:
             p = torch.softmax(o["light_logits"], 1)
@@ -485,7 +658,7 @@ def recalibrate_bn(model, x_u8, bs=500):
     model.basis_dropout = 0.0
     model.train()
     for i in range(0, len(x_u8), bs):
-        model(bm.normalize_u8(x_u8[i:i + bs]))
+        model(model.normalize(x_u8[i:i + bs]))
     model.basis_dropout = drop
     for m, mom in zip(bns, momenta):
         m.momentum = mom
@@ -556,10 +729,15 @@ def train(args):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
-    data = load_dataset(args.data, limit=args.limit, split_seed=args.split_seed)
+    inp = bm.spec_parts(args.spec)[2]
+    data = load_dataset(args.data, limit=args.limit, split_seed=args.split_seed, inp=inp)
     os.makedirs(args.out, exist_ok=True)
     a = vars(args).copy()
     a["data"] = os.path.abspath(args.data)  # same_dataset() compares it across directories
+    a["num_classes"] = len(data["labels"])
+    a["labels"] = list(data["labels"])
+    if a["erase"] is None:  # erasing can hide what sets a camera frame's label
+        a["erase"] = args.erase = 0.5 if inp["channels"] == 1 else 0.0
     model = build_from_args(a)
     if isinstance(model, (bm.StaticNet, bm.ResNetTeacher)):
         a["width"] = model.width
@@ -636,6 +814,10 @@ def train_loop(ctx, par=None):
         args.seed + 1000 + 7919 * (rank + 1))
     madds = bm.model_madds(model)
     nparam = sum(p.numel() for p in model.parameters())
+    camera = model.inp["channels"] == 3
+    n_classes = len(data["labels"])
+    counts = torch.bincount(data["train_y"], minlength=n_classes)
+    balance = args.balance and bool(counts.max() > 1.1 * counts.min())
     command = " ".join(["tools/train/train.py"] + sys.argv[1:])
     if lead:
         print("train: %s arch=%s params=%d madds=%s train=%d val=%d threads=%d procs=%d "
@@ -705,12 +887,17 @@ def train_loop(ctx, par=None):
         model.train()
         te = time.time()
         in_swa = swa and progress(step) >= args.swa
-        perm = torch.randperm(n, generator=gen)
+        perm = (balanced_order(data["train_y"], n_classes, gen) if balance
+                else torch.randperm(n, generator=gen))
         tot_loss = tot_ls = tot_ll = 0.0
         correct = cnt = 0
         for bi in range(steps_per_epoch):
             idx = perm[bi * args.batch:(bi + 1) * args.batch][rank::world]
-            x, flip = augment(data["train_x"][idx], aug_gen, erase_p=args.erase)
+            if camera:
+                x, flip = augment_camera(data["train_x"][idx], aug_gen, model.inp,
+                                         erase_p=args.erase, jpeg_p=args.jpeg)
+            else:
+                x, flip = augment(data["train_x"][idx], aug_gen, erase_p=args.erase)
             y = data["train_y"][idx]
             prog = progress(step)
             if prog >= 1.0:
@@ -832,8 +1019,10 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bases", type=int, default=4)
-    ap.add_argument("--spec", default="fmnist", choices=["fmnist", "fmnist14"],
-                    help="specialist configuration (basisnet_model.SPEC_CONFIGS)")
+    ap.add_argument("--spec", default="fmnist", choices=bm.TRAIN_SPECS,
+                    help="input and model family: fmnist, fmnist14 (28x28 gray) or cam96, "
+                         "cam160, cam224 (RGB camera frames of that side; the light stage "
+                         "sees half the side); basisnet_model.SPECS")
     ap.add_argument("--width", type=float, default=None,
                     help="width multiplier: static-wide (default: match BasisNet full-path "
                          "MAdds) or resnet (default 1: 32/64/128 channels)")
@@ -852,7 +1041,13 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--erase", type=float, default=0.5, help="random erasing probability")
+    ap.add_argument("--erase", type=float, default=None,
+                    help="random erasing probability (default 0.5 for fmnist, 0 for camera specs)")
+    ap.add_argument("--jpeg", type=float, default=0.3, metavar="P",
+                    help="camera specs: share of training images given JPEG artefacts")
+    ap.add_argument("--no-balance", dest="balance", action="store_false",
+                    help="draw images in proportion to their class's size (default: every "
+                         "class equally often when the class sizes differ by more than 10%%)")
     ap.add_argument("--t0", type=float, default=10.0, help="initial softmax temperature")
     ap.add_argument("--anneal", type=float, default=0.3, help="fraction of steps to anneal T to 1")
     ap.add_argument("--basis-dropout", type=float, default=0.1)
