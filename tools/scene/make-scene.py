@@ -9,7 +9,7 @@ angle. With --state the whole clip shows that state; without it the state change
 of 1-4 s. Clips rendered with the same seed, --seconds, --fps and --size but another --state
 have the same nuisance frame by frame, so they differ only inside the region of interest.
 Needs numpy and gst-launch-1.0 with vp8enc (gstreamer1.0-plugins-good); PIL only for the
-captions of --preview.
+captions of --preview and for --preview-colours.
 """
 import argparse
 import csv
@@ -188,12 +188,11 @@ def build_background(fr):
     paint_full(img, fr, lambda u, v: rect_cov(fr, u, v, 198, 76, 206, 98), (30, 30, 32), (198, 76, 206, 98))
     paint_full(img, fr, lambda u, v: rect_cov(fr, u, v, 199.5, 80, 204.5, 93), (235, 205, 140), (199, 80, 205, 93))
     paint_full(img, fr, lambda u, v: rect_cov(fr, u, v, 112, 84, 124, 92), (220, 215, 200), (112, 84, 124, 92))
-    for i, x in enumerate((114, 117.5, 121)):
+    for x in (114, 117.5, 121):
         paint_full(img, fr, lambda u, v, x=x: rect_cov(fr, u, v, x, 85.5, x + 1.6, 90.5), (40, 40, 45),
                    (x, 85, x + 2, 91))
 
     # porch deck: planks parallel to the wall, wider towards the camera, with wood grain
-    deck = (V >= FLOOR_Y - 1) & (V < EDGE_Y + 1) & (U > PORCH_X[0] - 1) & (U < PORCH_X[1] + 1)
     depth = np.clip((V - FLOOR_Y) / (EDGE_Y - FLOOR_Y), 0, 1)
     k = (depth ** 0.8) * 9.0                      # plank index, 9 planks
     pk = np.floor(k)
@@ -206,7 +205,6 @@ def build_background(fr):
     wood = wood * (1 - seam) + np.array([45, 34, 28], np.float32) * seam
     dcov = (edge(np.minimum(V - FLOOR_Y, EDGE_Y - V), fr.pix) *
             edge(np.minimum(U - PORCH_X[0], PORCH_X[1] - U), fr.pix))[..., None]
-    outside = ~deck
 
     # lawn and path outside the porch (below the wall line)
     lawn_n = lowpass(rng, (fr.H, fr.W), 1.2 * fr.pix)
@@ -214,7 +212,6 @@ def build_background(fr):
     below = edge(V - FLOOR_Y, fr.pix)[..., None]
     img[:] = img * (1 - below) + lawn * below
     img[:] = img * (1 - dcov) + wood * dcov
-    del outside
     # porch edge board, concrete step, path
     paint_full(img, fr, lambda u, v: rect_cov(fr, u, v, PORCH_X[0], EDGE_Y, PORCH_X[1], STEP_Y),
                (88, 64, 48), (PORCH_X[0], EDGE_Y, PORCH_X[1], STEP_Y))
@@ -629,7 +626,7 @@ class Renderer:
         x2 += np.tile((g * cast * pivot * (1 - con) + 0.5).astype(np.float32), fr.w)  # + 0.5: rounding
         # noise: read noise plus shot noise, amplified when the camera raises its gain in the dark
         amp = day.noise_level * (1.0 / g) ** 0.5
-        k, oy, ox, fl = day.noise_pick[i]
+        k, oy, ox, _ = day.noise_pick[i]
         m = self.nm
         oy, ox = oy % (2 * m), ox % (2 * m)
         nz = self.pool[k % len(self.pool), oy:oy + fr.h, ox:ox + fr.w]
@@ -744,7 +741,7 @@ def main(argv=None):
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
         epilog=f"""outputs in --out DIR (NAME from --name):
-  NAME.mkv         VP8 in Matroska ({' '.join(VP8_SETTINGS)}), or --raw instead
+  NAME.mkv         VP8 in Matroska, or --raw instead; vp8enc {' '.join(VP8_SETTINGS[:4])}
   NAME.truth.csv   first_frame,last_frame,label_index,label_name for every frame
   NAME.scene.json  size, fps, seed, labels, the region of interest, the SHA-256 of the
                    rendered (pre-encoding) frames and every segment's parameters
@@ -766,13 +763,15 @@ exit status: 0 done, 1 rendering or encoding failed, 2 bad arguments""")
                     + " (default: a mixed clip, the state changing in segments of 1-4 s)")
     ap.add_argument("--seed", type=int, default=1, help="the day: lighting, noise, shake, distractors, "
                     "parcel placement and door angles (default 1); the geometry never changes")
-    ap.add_argument("--seconds", type=float, default=60.0, help="clip length (default 60)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="clip length (default 60; a mixed "
+                    "clip needs at least 28, so that every transition fits)")
     ap.add_argument("--fps", type=int, default=10, help="frame rate, 1-60 (default 10)")
     ap.add_argument("--size", default="320x240", metavar="WxH",
                     help="frame size, even, 64x48 to 1920x1080 (default 320x240); the scene scales with it")
     ap.add_argument("--name", help="file name stem (default: the state, or 'scene' for a mixed clip)")
     ap.add_argument("--png-every", type=int, default=0, metavar="K",
-                    help="also write every K-th rendered frame to DIR/frames/LABEL/NNNNNN.png")
+                    help="also write every K-th rendered frame to DIR/frames/LABEL/NNNNNN.png "
+                    "(NNNNNN: the frame number)")
     ap.add_argument("--raw", metavar="FILE", help="write the rendered frames as raw RGB24 to FILE "
                     "('-' for stdout) instead of encoding NAME.mkv")
     ap.add_argument("--preview", metavar="FILE.png", help="write a 3x3 contact sheet (states x dark/"
@@ -838,6 +837,10 @@ def render(args, fr, state, n):
     r_seg, r_state = (np.random.default_rng(s) for s in ss.spawn(2))
     lens = segments_for(r_seg, n, fps)
     labels = [state] * len(lens) if state is not None else states_for(r_state, lens, fps)
+    if state is None and len({(a, b) for a, b in zip(labels, labels[1:])}) != 6:
+        # states_for covers them in every clip of 28 s or more (checked over many seeds)
+        print(f"{PROG}: internal error: the mixed clip misses a transition", file=sys.stderr)
+        return 1
     t0 = time.monotonic()
     rnd = Renderer(fr, args.seed)
     day = Day(fr, args.seed, n, fps, lens)
