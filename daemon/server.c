@@ -630,7 +630,8 @@ static bn_status bind_path(server *s, const server_params *p, char *err, size_t 
     }
     s->owns_path = true;
     struct stat st2;
-    if (lstat(s->path, &st2) == 0) {
+    bool have_st2 = lstat(s->path, &st2) == 0;
+    if (have_st2) {
         s->path_dev = st2.st_dev;
         s->path_ino = st2.st_ino;
     }
@@ -639,7 +640,9 @@ static bn_status bind_path(server *s, const server_params *p, char *err, size_t 
         st = lookup_group("publish.group", p->group, &gid, err, errlen);
         if (st != BN_OK)
             return st;
-        if (chown(s->path, (uid_t)-1, gid) != 0) {
+        /* The shipped units deny chown (SystemCallFilter=~@privileged): a socket that
+         * already has the group (the daemon's own) needs none. */
+        if (!(have_st2 && st2.st_gid == gid) && chown(s->path, (uid_t)-1, gid) != 0) {
             snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, p->group,
                      strerror(errno));
             return BN_ERR_PERMISSION;
@@ -793,7 +796,10 @@ bn_status server_set_access(server *s, unsigned mode, const char *group,
         lookup_group("publish.control_group", control_group, &ctl_gid, err, errlen) != BN_OK)
         return BN_ERR_CONFIG;
     if (s->owns_path) {
-        if (sock_gid != (gid_t)-1 && chown(s->path, (uid_t)-1, sock_gid) != 0) {
+        struct stat cur;
+        bool regroup = sock_gid != (gid_t)-1 &&
+                       !(lstat(s->path, &cur) == 0 && cur.st_gid == sock_gid);
+        if (regroup && chown(s->path, (uid_t)-1, sock_gid) != 0) {
             snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, group,
                      strerror(errno));
             return BN_ERR_PERMISSION;

@@ -70,7 +70,7 @@ nspawn_prepare_root() {
 nspawn_boot() {
     # `make asan` installs sanitizer builds: LeakSanitizer needs ptrace, which the syscall
     # filter forbids, and the service does not inherit the test's ASAN_OPTIONS.
-    if grep -q __asan_init "$R/usr/local/bin/basisnetd"; then
+    if grep -qs __asan_init "$R/usr/local/bin/basisnetd"; then
         for u in basisnetd.service basisnetd@.service; do
             mkdir -p "$R/etc/systemd/system/$u.d"
             printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' > "$R/etc/systemd/system/$u.d/asan.conf"

@@ -26,6 +26,7 @@ source:
 publish:
   socket: /run/basisnetd/basisnetd.sock
   mode: 0660
+  group: basisnetd
   control_group: adm
 EOC
 done
