@@ -608,11 +608,14 @@ def load_checkpoint(path):
 
 @torch.no_grad()
 def evaluate(model, x_u8, y, bs=500):
-    """Returns dict: acc (full path / static), light_acc, light_conf, light_pred, pred."""
+    """Returns dict: acc (full path / static), loss (its mean cross-entropy), light_acc,
+    light_conf, light_pred, pred."""
     model.eval()
     preds, lpreds, lconf = [], [], []
+    loss = 0.0
     for i in range(0, len(x_u8), bs):
         o = model(model.normalize(x_u8[i:i + bs]))
+        loss += float(F.cross_entropy(o["logits"], y[i:i + bs], reduction="sum"))
         preds.append(o["logits"].argmax(1))
         if "light_logits" in o:
             p = torch.softmax(o["light_logits"], 1)
@@ -620,7 +623,7 @@ def evaluate(model, x_u8, y, bs=500):
             lpreds.append(lp)
             lconf.append(c)
     pred = torch.cat(preds)
-    r = {"acc": float((pred == y).float().mean()), "pred": pred}
+    r = {"acc": float((pred == y).float().mean()), "loss": loss / max(1, len(y)), "pred": pred}
     if lpreds:
         lp = torch.cat(lpreds)
         r.update(light_acc=float((lp == y).float().mean()), light_pred=lp,
@@ -878,7 +881,7 @@ def train_loop(ctx, par=None):
     history = []
     step = 0
     t0 = time.time()
-    best = -1.0
+    best = (-1.0, 0.0)  # (validation accuracy, -validation loss): ties go to the lower loss
     stop = False
     swa_sum, swa_epochs = None, []
     for ep in range(1, args.epochs + 1):
@@ -957,7 +960,7 @@ def train_loop(ctx, par=None):
         eta = done / max(prog, 1e-9) * (1 - prog)
         rec = {"epoch": ep, "steps": step, "epochs_done": step / steps_per_epoch, "loss": tot_loss / cnt, "loss_spec": tot_ls / cnt,
                "loss_light": tot_ll / cnt, "train_acc": correct / cnt, "val_acc": ev["acc"],
-               "val_light_acc": ev.get("light_acc"), "epoch_s": dt}
+               "val_light_acc": ev.get("light_acc"), "val_loss": ev["loss"], "epoch_s": dt}
         history.append(rec)
         # models without a light stage (static-wide, specialist, resnet) print neither part
         parts, vlight = "", ""
@@ -977,8 +980,8 @@ def train_loop(ctx, par=None):
               "train_seconds": time.time() - t0, "init": init, "teachers": teachers}
         torch.save(ck, os.path.join(args.out, "last.pt.tmp"))
         os.replace(os.path.join(args.out, "last.pt.tmp"), os.path.join(args.out, "last.pt"))
-        if ev["acc"] > best:
-            best = ev["acc"]
+        if (ev["acc"], -ev["loss"]) > best:
+            best = (ev["acc"], -ev["loss"])
             torch.save(ck, os.path.join(args.out, "best.pt"))
     if not lead:
         return None
@@ -1005,7 +1008,7 @@ def train_loop(ctx, par=None):
                    "history": history, "train_seconds": time.time() - t0, "swa": swa_rec},
                   f, indent=1)
     print("train: done in %s, final val %.4f (best %.4f), checkpoint %s"
-          % (fmt_t(time.time() - t0), history[-1]["val_acc"], best,
+          % (fmt_t(time.time() - t0), history[-1]["val_acc"], best[0],
              os.path.join(args.out, "last.pt")), flush=True)
     return history
 
