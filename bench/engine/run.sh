@@ -3,10 +3,12 @@
 # (onnxruntime-node), PyTorch TorchScript and OpenCV DNN on the same networks and weights,
 # batch 1, 1 and 2 threads, several interleaved rounds. Networks: the Fashion-MNIST model
 # (models/fmnist-basisnet.bnm, else the random-tiny fixture) and a paper-scale
-# BasisNet-MobileNetV3 with random weights generated here (bench/engine/make_mnv3.py).
+# BasisNet-MobileNetV3 with random weights generated here (bench/engine/make_mnv3.py), and
+# the camera family's cam96 and cam224 (tools/train --spec, random weights, 3 classes:
+# `export.py --random --spec camN`).
 # Output: $BUILD/bench/engine/results.jsonl (raw) and results.md (table, ratios).
 # Environment: BUILD, PYTHON, BENCH_SECONDS (per measurement, default 5), BENCH_ROUNDS
-# (default 2), BENCH_THREADS (default "1 2"), BENCH_NETS (default "fmnist mnv3 mnv3f16";
+# (default 2), BENCH_THREADS (default "1 2"), BENCH_NETS (default "fmnist mnv3 mnv3f16 cam96 cam224";
 # mnv3f16 = the same network with F16 bases, engine only: the peers run F32 weights),
 # BENCH_FMNIST_MODEL (another .bnm for the fmnist slot), BENCH_OUT (output directory).
 set -euo pipefail
@@ -16,7 +18,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
 THREADS=${BENCH_THREADS:-1 2}
-NETS=${BENCH_NETS:-fmnist mnv3 mnv3f16}
+NETS=${BENCH_NETS:-fmnist mnv3 mnv3f16 cam96 cam224}
 OUT=${BENCH_OUT:-$BUILD/bench/engine}
 HERE=bench/engine
 mkdir -p "$OUT"
@@ -43,6 +45,7 @@ model_for() {
             else echo tests/fixtures/random-tiny.bnm; fi ;;
     mnv3) echo "$OUT/mnv3.bnm" ;;
     mnv3f16) echo "$OUT/mnv3f16.bnm" ;;
+    cam*) echo "$OUT/$1.bnm" ;;
     esac
 }
 
@@ -70,6 +73,8 @@ for net in $NETS; do
     if [ "$net" = mnv3f16 ] && [ ! -e "$model" ]; then
         "$PYTHON" $HERE/make_mnv3.py "$model" --golden 2 --f16-bases
     fi
+    case $net in cam*) [ -e "$model" ] || "$PYTHON" tools/train/export.py --random --spec "$net" \
+        --out "$model" >/dev/null ;; esac
     echo "== $net: $model"
     if [ "$net" != fmnist ]; then # the engine computes what torch computes on this network
         BN_PARITY_MODEL=$model BN_PARITY_GOLDEN=${model%.bnm}.golden.safetensors \
