@@ -1,5 +1,5 @@
 /* basisnetd configuration: what the user asked for, parsed from YAML (libyaml) by a
- * table of keys (daemon/config.c). Every key is documented in docs/config.md.
+ * table of keys (daemon/config_keys.c). Every key is documented in docs/config.md.
  * The struct holds only plain values: it can be copied, compared and swapped on reload. */
 #ifndef BN_CONFIG_H
 #define BN_CONFIG_H
