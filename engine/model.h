@@ -1,5 +1,6 @@
-/* Internal representation of a loaded model, shared by the loader (model.c) and the
- * forward pass (session.c). Not part of the public API. */
+/* Internal representation of a loaded model, shared by the loader (model.c, model_layers.c,
+ * model_weights.c: model_load.h) and the forward pass (session.c). Not part of the public
+ * API. */
 #ifndef BN_MODEL_H
 #define BN_MODEL_H
 
