@@ -1,6 +1,7 @@
 /* Unix-socket publisher on the GLib main loop (see server.h). Clients are plain fds with
  * g_unix_fd sources; a client marked dead is freed only when no callback of this server is
- * on the stack (the `depth` counter), so handlers may fail a client at any point. */
+ * on the stack (the `depth` counter), so handlers may fail a client at any point. This file
+ * is the socket and the clients' lifecycle; their traffic is server_io.c's. */
 #include "server.h"
 
 #include <errno.h>
@@ -16,390 +17,12 @@
 #include <unistd.h>
 
 #include "bn_log.h"
+#include "server_internal.h"
 
-#define MOD "server"
 #define MAX_PEER_GROUPS 256
 #define CLIENT_SNDBUF (64 * 1024)
 
-struct server_client {
-    server *srv;
-    server_client *prev, *next;
-    int fd;
-    bool dead;
-    bool read_eof;          /* peer shut down its write side: keep sending until it closes */
-    GSource *in_src, *out_src;
-    outqueue q;
-    proto_filter filter;
-    char *rbuf;
-    size_t rlen, rcap;
-    struct ucred cred;
-    bool authorized;
-    uint64_t id;
-    /* command rate limit: token bucket, and when this client was last told about it */
-    double tokens;
-    gint64 refill_us, limit_told_us;
-    uint64_t limited;
-};
-
-struct server {
-    GMainContext *ctx;
-    int listen_fd;
-    bool activated;
-    bool owns_path;
-    dev_t path_dev;
-    ino_t path_ino;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    GSource *accept_src;
-    server_client *clients;
-    int n_clients;
-    int max_clients, queue, max_line;
-    bool has_control_gid;
-    gid_t control_gid;
-    uid_t self_uid;
-    int depth;
-    uint64_t next_id, lost_closed, accepted, rejected, line_disconnects, rate_limited;
-    server_hello_fn hello;
-    server_command_fn command;
-    void *user;
-};
-
-static void client_free(server_client *c);
 static void authorize(server *s, server_client *c);
-
-/* ---- dead-client reaping ---------------------------------------------------------------- */
-
-static void enter(server *s)
-{
-    s->depth++;
-}
-
-static void leave(server *s)
-{
-    if (--s->depth > 0)
-        return;
-    server_client *c = s->clients;
-    while (c) {
-        server_client *next = c->next;
-        if (c->dead)
-            client_free(c);
-        c = next;
-    }
-}
-
-static void client_kill(server_client *c, const char *why)
-{
-    if (c->dead)
-        return;
-    BN_LOGD(MOD, "client %llu (pid %d): disconnect: %s", (unsigned long long)c->id,
-            (int)c->cred.pid, why);
-    c->dead = true;
-}
-
-/* ---- writing ---------------------------------------------------------------------------- */
-
-static gboolean on_client_out(gint fd, GIOCondition cond, gpointer data);
-
-static void watch_out(server_client *c, bool on)
-{
-    if (on && !c->out_src) {
-        c->out_src = g_unix_fd_source_new(c->fd, G_IO_OUT);
-        g_source_set_callback(c->out_src, G_SOURCE_FUNC(on_client_out), c, NULL);
-        g_source_attach(c->out_src, c->srv->ctx);
-    } else if (!on && c->out_src) {
-        g_source_destroy(c->out_src);
-        g_source_unref(c->out_src);
-        c->out_src = NULL;
-    }
-}
-
-/* Writes until the queue is empty or the socket is full. */
-static void client_flush(server_client *c)
-{
-    while (!c->dead) {
-        size_t len;
-        const char *p = outqueue_peek(&c->q, &len);
-        if (!p) {
-            watch_out(c, false);
-            return;
-        }
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            outqueue_consume(&c->q, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            watch_out(c, true);
-            return;
-        }
-        client_kill(c, n < 0 ? strerror(errno) : "short write");
-        return;
-    }
-}
-
-static gboolean on_client_out(gint fd, GIOCondition cond, gpointer data)
-{
-    (void)fd;
-    server_client *c = data;
-    server *s = c->srv;
-    enter(s);
-    if (cond & (G_IO_ERR | G_IO_HUP))
-        client_kill(c, "hang-up");
-    else
-        client_flush(c);
-    gboolean keep = !c->dead && c->out_src != NULL;
-    if (!keep && c->out_src) {  /* the source is dispatching: drop our reference only */
-        g_source_unref(c->out_src);
-        c->out_src = NULL;
-    }
-    leave(s);
-    return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-
-static void client_queue(server_client *c, pub_msg *m)
-{
-    if (c->dead || !m)
-        return;
-    outqueue_push(&c->q, m);
-    if (!c->out_src)
-        client_flush(c);
-}
-
-void server_send(server *s, server_client *c, pub_msg *m)
-{
-    enter(s);
-    client_queue(c, m);
-    leave(s);
-}
-
-void server_send_json(server *s, server_client *c, json_t *msg)
-{
-    if (!msg)
-        return;
-    size_t len;
-    char *line = proto_dump_line(msg, &len);
-    json_decref(msg);
-    if (!line)
-        return;
-    pub_msg *m = pub_msg_new(MSG_REPLY, line, len);
-    free(line);
-    server_send(s, c, m);
-    pub_msg_unref(m);
-}
-
-static bool passes(const server_client *c, const pub_msg *m)
-{
-    switch (m->kind) {
-    case MSG_LABEL:
-        return proto_filter_pass_label(&c->filter, m->label, m->score);
-    case MSG_CHANGE:
-        return proto_filter_pass_change(&c->filter, m->label);
-    default:
-        return true;
-    }
-}
-
-void server_publish(server *s, pub_msg *m)
-{
-    if (!s || !m)
-        return;
-    enter(s);
-    for (server_client *c = s->clients; c; c = c->next)
-        if (!c->dead && passes(c, m))
-            client_queue(c, m);
-    leave(s);
-}
-
-/* ---- reading and commands ----------------------------------------------------------------- */
-
-static void reply_error(server_client *c, const proto_command *cmd, const char *msg)
-{
-    const char *name = !cmd ? NULL
-                       : cmd->kind < PROTO_CMD_COUNT ? proto_cmd_name(cmd->kind)
-                       : cmd->name[0] ? cmd->name : NULL;   /* unknown, but readable */
-    server_send_json(c->srv, c, proto_error_json(name, cmd ? cmd->id : NULL, msg));
-}
-
-static json_t *filter_json(const proto_filter *f)
-{
-    json_t *labels;
-    if (f->all_labels) {
-        labels = json_null();
-    } else {
-        labels = json_array();
-        for (int i = 0; i < f->n_labels; i++)
-            json_array_append_new(labels, json_string(f->labels[i]));
-    }
-    return json_pack("{s:o, s:f, s:b}", "labels", labels, "min_score", f->min_score, "changes",
-                     f->changes_only);
-}
-
-/* Commands per second each client may send, and the burst it may save up. A person or a
- * script polling stats sends a few a second; a client in a loop (or a hostile one) would
- * otherwise make the event loop parse, authorize and answer without bound, and `reload`
- * or `stats` cost far more than a line. */
-#define CMD_RATE 200.0
-#define CMD_BURST 500.0
-
-/* True when c may run one more command now; otherwise counts it and, at most once a
- * second, tells the client what happened. */
-static bool rate_allows(server_client *c)
-{
-    gint64 now = g_get_monotonic_time();
-    c->tokens += (double)(now - c->refill_us) * 1e-6 * CMD_RATE;
-    if (c->tokens > CMD_BURST)
-        c->tokens = CMD_BURST;
-    c->refill_us = now;
-    if (c->tokens >= 1.0) {
-        c->tokens -= 1.0;
-        return true;
-    }
-    c->limited++;
-    c->srv->rate_limited++;
-    if (c->limit_told_us == 0 || now - c->limit_told_us >= 1000000) {
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "rate limit: more than %.0f commands/s (burst %.0f) from this client; "
-                 "%llu ignored so far",
-                 CMD_RATE, CMD_BURST, (unsigned long long)c->limited);
-        server_send_json(c->srv, c, proto_error_json(NULL, NULL, msg));
-        c->limit_told_us = now;
-    }
-    return false;
-}
-
-static void handle_line(server_client *c, const char *line, size_t len)
-{
-    server *s = c->srv;
-    proto_command cmd;
-    char err[256];
-    if (!rate_allows(c))
-        return;
-    if (proto_parse_command(line, len, &cmd, err, sizeof err) != BN_OK) {
-        reply_error(c, &cmd, err);
-        return;
-    }
-    if (proto_cmd_needs_control(cmd.kind) && !c->authorized) {
-        reply_error(c, &cmd, "permission denied");
-        return;
-    }
-    switch (cmd.kind) {
-    case PROTO_CMD_PING:
-        server_send_json(s, c, proto_reply_json("ping", cmd.id));
-        break;
-    case PROTO_CMD_SUBSCRIBE: {
-        c->filter = cmd.filter;
-        json_t *r = proto_reply_json("subscribe", cmd.id);
-        if (r)
-            json_object_set_new(r, "filter", filter_json(&c->filter));
-        server_send_json(s, c, r);
-        break;
-    }
-    default:
-        if (s->command)
-            s->command(s, c, &cmd, s->user);
-        else
-            reply_error(c, &cmd, "command not available");
-        break;
-    }
-}
-
-static void process_lines(server_client *c)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < c->rlen && !c->dead; i++) {
-        if (c->rbuf[i] != '\n')
-            continue;
-        size_t end = i;
-        if (end > start && c->rbuf[end - 1] == '\r')
-            end--;
-        /* blank lines are keep-alives, not commands */
-        bool blank = true;
-        for (size_t k = start; k < end; k++)
-            if (c->rbuf[k] != ' ' && c->rbuf[k] != '\t')
-                blank = false;
-        if (!blank)
-            handle_line(c, c->rbuf + start, end - start);
-        start = i + 1;
-    }
-    if (start > 0) {
-        memmove(c->rbuf, c->rbuf + start, c->rlen - start);
-        c->rlen -= start;
-    }
-}
-
-static gboolean on_client_hup(gint fd, GIOCondition cond, gpointer data)
-{
-    server_client *c = data;
-    server *s = c->srv;
-    (void)fd;
-    (void)cond;
-    enter(s);
-    client_kill(c, "peer closed");
-    if (c->in_src) {
-        g_source_unref(c->in_src);
-        c->in_src = NULL;
-    }
-    leave(s);
-    return G_SOURCE_REMOVE;
-}
-
-/* After a half-close the peer may still read: watch only for the full close (POLLHUP), so a
- * client that vanished does not hold a slot until the next message fails to send. */
-static void watch_hup(server_client *c)
-{
-    c->in_src = g_unix_fd_source_new(c->fd, G_IO_HUP | G_IO_ERR);
-    g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_client_hup), c, NULL);
-    g_source_attach(c->in_src, c->srv->ctx);
-}
-
-static gboolean on_client_in(gint fd, GIOCondition cond, gpointer data)
-{
-    server_client *c = data;
-    server *s = c->srv;
-    (void)cond;
-    enter(s);
-    /* A few reads per wake-up so one chatty client cannot starve the loop. */
-    for (int round = 0; round < 4 && !c->dead; round++) {
-        if (c->rlen >= c->rcap) {
-            /* the buffer holds max_line bytes without a newline */
-            s->line_disconnects++;
-            client_kill(c, "line longer than publish.max_line");
-            break;
-        }
-        ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
-        if (n > 0) {
-            c->rlen += (size_t)n;
-            process_lines(c);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n == 0) {
-            /* Half-close: answer what was asked, then keep publishing until the peer goes. */
-            if (c->rlen > 0 && c->rlen < c->rcap) {
-                c->rbuf[c->rlen++] = '\n';
-                process_lines(c);
-            }
-            c->read_eof = true;
-        } else {
-            client_kill(c, strerror(errno));
-        }
-        break;
-    }
-    gboolean keep = !c->dead && !c->read_eof;
-    if (!keep && c->in_src) {
-        g_source_unref(c->in_src);
-        c->in_src = NULL;
-    }
-    if (!c->dead && c->read_eof)
-        watch_hup(c);
-    leave(s);
-    return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
 
 /* ---- clients ---------------------------------------------------------------------------- */
 
@@ -417,7 +40,7 @@ static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid)
     return false;
 }
 
-static void client_free(server_client *c)
+void server_client_free(server_client *c)
 {
     server *s = c->srv;
     if (c->in_src) {
@@ -495,13 +118,13 @@ static void client_add(server *s, int fd)
     s->n_clients++;
     s->accepted++;
     c->in_src = g_unix_fd_source_new(fd, G_IO_IN);
-    g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_client_in), c, NULL);
+    g_source_set_callback(c->in_src, G_SOURCE_FUNC(server_on_client_in), c, NULL);
     g_source_attach(c->in_src, s->ctx);
     BN_LOGD(MOD, "client %llu connected (pid %d uid %d%s)", (unsigned long long)c->id,
             (int)c->cred.pid, (int)c->cred.uid, c->authorized ? ", control" : "");
     if (s->hello) {
         pub_msg *h = s->hello(s->user);
-        client_queue(c, h);
+        server_client_queue(c, h);
         pub_msg_unref(h);
     }
 }
@@ -510,7 +133,7 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer data)
 {
     server *s = data;
     (void)cond;
-    enter(s);
+    server_enter(s);
     for (int i = 0; i < 64; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
@@ -522,7 +145,7 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer data)
         }
         client_add(s, cfd);
     }
-    leave(s);
+    server_leave(s);
     return G_SOURCE_CONTINUE;
 }
 
@@ -719,7 +342,7 @@ void server_close(server *s)
         return;
     s->depth++;     /* nothing may free clients under us */
     while (s->clients)
-        client_free(s->clients);
+        server_client_free(s->clients);
     if (s->accept_src) {
         g_source_destroy(s->accept_src);
         g_source_unref(s->accept_src);
@@ -742,13 +365,13 @@ void server_flush(server *s, int timeout_ms)
     if (!s)
         return;
     gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-    enter(s);
+    server_enter(s);
     for (;;) {
         bool pending = false;
         for (server_client *c = s->clients; c; c = c->next) {
             if (c->dead)
                 continue;
-            client_flush(c);
+            server_client_flush(c);
             if (!c->dead && !outqueue_empty(&c->q))
                 pending = true;
         }
@@ -763,7 +386,7 @@ void server_flush(server *s, int timeout_ms)
                 fds[n++] = (GPollFD){.fd = c->fd, .events = G_IO_OUT};
         g_poll(fds, (guint)n, (gint)((left + 999) / 1000));
     }
-    leave(s);
+    server_leave(s);
 }
 
 static void authorize(server *s, server_client *c)
