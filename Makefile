@@ -191,7 +191,8 @@ install: all
 	  $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8
 	install -m 0755 $(PROGRAMS) $(INST_BIN)/
 	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(INST_DATA)/models/)
-	install -m 0644 $(INST_CONFIGS) $(INST_DATA)/
+	for f in $(INST_CONFIGS); do sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' $$f \
+	  > $(INST_DATA)/$$(basename $$f) && chmod 0644 $(INST_DATA)/$$(basename $$f); done
 	install -m 0644 $(INST_DOCS) $(INST_DOC)/
 	for f in $(INST_MANS); do install -m 0644 $$f $(INST_MAN)/man$${f##*.}/; done
 	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g; s|@DOCDIR@|$(PREFIX)/share/doc/basisnetd|g' $$f \

@@ -1,9 +1,9 @@
 #!/bin/bash
 # `make deb`: builds the Debian packages from a copy of the source tree into build/deb/
 # (basisnetd_*.deb, basisnetd-train_*.deb, the -dbgsym package, .buildinfo, .changes), then
-# runs lintian on them. The copy holds the files git tracks, as they are in the work tree
-# (what a clean clone builds; untracked files such as node_modules stay out), or the whole
-# tree without build/ outside a git checkout. It is built at a fixed path,
+# runs lintian on them. The copy holds what `make` builds from: the work tree's files that
+# git does not ignore, without node_modules (benchmark tooling); outside a git checkout the
+# whole tree without build/ and .git. It is built at a fixed path,
 # build/deb/basisnetd-VERSION, and removed afterwards. docs/packaging.md.
 # Environment: DEB_OUT (output directory, default build/deb), LINTIAN=0 skips lintian.
 set -euo pipefail
@@ -17,7 +17,10 @@ src=$out/basisnetd-$version
 rm -rf "$src"
 mkdir -p "$src"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git ls-files -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+    git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+        case /$f in */node_modules/*) continue;; esac
+        [ -e "$f" ] && printf '%s\0' "$f"
+    done \
         | tar -c --null -T - -f - | tar -x -C "$src"
 else
     tar -c --exclude=./build --exclude=./.git --exclude=node_modules -f - . | tar -x -C "$src"
@@ -29,5 +32,5 @@ rm -rf "$src"
 ls -l "$out"/basisnetd*_"$version"_*.deb
 if [ "${LINTIAN:-1}" != 0 ]; then
     command -v lintian >/dev/null || { echo "deb: lintian is missing: run make deps" >&2; exit 1; }
-    lintian --fail-on error --info "$out/basisnetd_${version}_amd64.changes"
+    lintian --fail-on error,warning --info "$out/basisnetd_${version}_amd64.changes"
 fi

@@ -1,9 +1,9 @@
 #!/bin/bash
-# The Debian packages under a real systemd: `make deb` (lintian included), then in a fresh
-# Debian 12 container booted with systemd-nspawn: apt install ./basisnetd_*.deb (the
-# dependencies come from the archive) -> installed disabled and stopped, user, group and
-# /run/basisnetd created -> configured and enabled: READY, labels on the socket -> config
-# edited, systemctl reload -> basisnetd@test from the shipped test.yaml -> a newer build
+# The Debian packages under a real systemd: `make deb` (lintian included) on a snapshot of
+# the tree, then in a fresh Debian 12 container booted with systemd-nspawn: apt install
+# ./basisnetd_*.deb (the dependencies come from the archive) -> installed disabled and
+# stopped, user, group and /run/basisnetd created -> configured and enabled: READY, labels
+# on the socket -> config edited, systemctl reload -> basisnetd@test from the shipped test.yaml -> a newer build
 # (VERSION+test1, both conffiles changed upstream) installed over it: the edited conffile
 # kept (the new one beside it as .dpkg-dist), the unedited one updated, the service and the
 # instance restarted -> apt remove keeps /etc/basisnetd and the user -> apt purge removes the
@@ -30,22 +30,29 @@ mount -t tmpfs tmpfs /run                    # the host's /run is on disk
 mount -t tmpfs tmpfs "$W"
 
 # ---- the packages: this tree's build, and a newer one -------------------------------------
-DEB=$ROOT/build/deb
-V1=$(dpkg-parsechangelog -S Version)
+# Both from one snapshot of the tree (the file set of tools/build-deb.sh: what `make` builds
+# from), so that edits made meanwhile in the work tree cannot make the two builds differ.
+snap=$W/basisnetd-src
+mkdir -p "$snap"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+    case /$f in */node_modules/*) continue;; esac
+    [ -e "$f" ] && printf '%s\0' "$f"
+done | tar -c --null -T - -f - | tar -x -C "$snap"
+V1=$(cd "$snap" && dpkg-parsechangelog -S Version)
 V2=$V1+test1
-tools/build-deb.sh > "$W/build1.log" 2>&1 || { tail -n 40 "$W/build1.log"; fail "make deb"; }
-grep -E '^[EW]: ' "$W/build1.log" | sed 's/^/lintian: /' || true
-ok "make deb $V1, lintian without errors ($(elapsed))"
+DEB=$snap/build/deb
+make -C "$snap" --no-print-directory deb > "$W/build1.log" 2>&1 || { tail -n 40 "$W/build1.log"; fail "make deb"; }
+grep -E '^[EWI]: ' "$W/build1.log" | sed 's/^/lintian: /' || true
+ok "make deb $V1, lintian clean ($(elapsed))"
 
-# The newer build: the same tree with a changelog entry on top and both conffiles changed
-# upstream; unit tests skipped (they ran in the first build).
+# The newer build: a changelog entry on top and both conffiles changed upstream; unit tests
+# skipped (they ran in the first build).
 src2=$W/basisnetd-$V2
 mkdir -p "$src2"
-git ls-files -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-    | tar -c --null -T - -f - | tar -x -C "$src2"
+tar -c -C "$snap" --exclude=./build -f - . | tar -x -C "$src2"
 { printf 'basisnetd (%s) unstable; urgency=medium\n\n  * Test rebuild.\n\n' "$V2"
   printf ' -- basisnetd developers <basisnetd@basisnetd.invalid>  %s\n\n' "$(date -R)"
-  cat debian/changelog; } > "$src2/debian/changelog"
+  cat "$snap/debian/changelog"; } > "$src2/debian/changelog"
 echo "# upstream change in $V2" >> "$src2/configs/camera.yaml"
 echo "# upstream change in $V2" >> "$src2/configs/test.yaml"
 (cd "$src2" && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -us -uc -b -jauto) > "$W/build2.log" 2>&1 \
@@ -64,8 +71,8 @@ CACHE=${BN_ROOTFS_CACHE:-/var/cache/basisnetd-tests}
 BASE=$CACHE/bookworm-systemd
 if [ ! -f "$BASE/.basisnetd-rootfs" ]; then
     rm -rf "$BASE.new"
-    mkdir -p "$CACHE/debs"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv --cache-dir="$CACHE/debs" \
+    mkdir -p "$CACHE"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv \
         bookworm "$BASE.new" "$mirror" > "$W/debootstrap.log" 2>&1 \
         || { tail -n 20 "$W/debootstrap.log"; fail "debootstrap"; }
     echo "debootstrap --variant=minbase --include=systemd,systemd-sysv bookworm" > "$BASE.new/.basisnetd-rootfs"
