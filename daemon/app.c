@@ -101,6 +101,8 @@ static void app_stop(app *a)
     a->mqtt = NULL;
     capture_close(a->cap);
     a->cap = NULL;
+    http_close(a->http);
+    a->http = NULL;
     server_close(a->srv);
     a->srv = NULL;
     if (a->tick_src) {
@@ -175,6 +177,10 @@ int app_run(const app_options *opt)
     }
     BN_LOGI(MOD, "listening on %s", server_activated(a->srv) ? "a socket passed by systemd"
                                                              : a->cfg.publish.socket);
+    if (a->cfg.http.enabled && app_http_open(a, &a->cfg, &a->http, err, sizeof err) != BN_OK) {
+        BN_LOGE(MOD, "%s", err);
+        goto out;
+    }
     if (a->cfg.mqtt.enabled &&
         mqtt_open(&a->cfg.mqtt, a->cfg.camera, &a->mqtt, err, sizeof err) != BN_OK) {
         BN_LOGE(MOD, "%s", err);

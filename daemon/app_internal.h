@@ -3,6 +3,7 @@
  *   app_commands.c control commands from socket clients
  *   app_reload.c   reload, all or nothing
  *   app_source.c   the source and the inference thread, results, source state
+ *   app_http.c     the HTTP endpoints' answers (daemon/http.c serves them)
  *   app_publish.c  messages: hello, labels, change and source events, stats
  *   app_engine.c   the engine set (model, session, budget parameters)
  *   app_check.c    --check-config
@@ -24,6 +25,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "debounce.h"
+#include "http.h"
 #include "infer.h"
 #include "mqtt.h"
 #include "outqueue.h"
@@ -50,6 +52,7 @@ typedef struct app {
     infer *inf;
     server *srv;
     mqtt_client *mqtt;          /* NULL without an mqtt: section */
+    http_server *http;          /* NULL without an http: section */
     GMainLoop *loop;
     GSource *result_src, *tick_src;
     GSource *retry_src;         /* pending source re-open (camera missing at start/reload) */
@@ -68,6 +71,7 @@ typedef struct app {
     bool ready;
     uint64_t wd_usec;           /* 0: no watchdog */
     gint64 last_progress_us, last_status_us, last_mqtt_stats_us, start_us;
+    gint64 last_frame_us;       /* monotonic time of the last classified frame, 0: none */
     uint64_t tick_frames, tick_heartbeat;
     double fps;
     gint64 fps_time_us;
@@ -92,11 +96,20 @@ void app_cancel_retry(app *a);
 /* Opens a->cfg's source and starts inference; a missing source is retried, not an error. */
 bn_status app_source_begin(app *a, char *err, size_t errlen);
 
+/* ---- app_http.c ---- */
+/* Binds cfg's http.listen, serving a's endpoints; errors carry the key's FILE:LINE:COL. */
+bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *err,
+                        size_t errlen);
+/* The "http" member of the stats reply (a->http open). */
+json_t *app_http_stats_json(const app *a);
+
 /* ---- app_publish.c ---- */
 uint64_t app_mono_ns(void);
 int64_t app_real_ns(void);
 const char *app_capture_state_name(capture_state s);
 json_t *app_budget_json(const budget_params *bp);
+/* The hello message's fields (a new object); app_rebuild_hello serializes it. */
+json_t *app_hello_json(app *a);
 void app_rebuild_hello(app *a);
 pub_msg *app_hello_cb(void *user);
 void app_publish_source(app *a, const char *state, const char *message);

@@ -65,7 +65,7 @@ static const char *label_name(const app *a, int class_id)
     return "?";
 }
 
-void app_rebuild_hello(app *a)
+json_t *app_hello_json(app *a)
 {
     json_t *labels = json_array();
     for (int i = 0; i < a->info->num_classes; i++)
@@ -86,8 +86,13 @@ void app_rebuild_hello(app *a)
                                                    app_capture_state_name(a->src_state), "message",
                                                    a->src_msg));
     }
+    return o;
+}
+
+void app_rebuild_hello(app *a)
+{
     pub_msg_unref(a->hello);
-    a->hello = json_to_msg(o, MSG_HELLO);
+    a->hello = json_to_msg(app_hello_json(a), MSG_HELLO);
 }
 
 pub_msg *app_hello_cb(void *user)
@@ -162,6 +167,7 @@ void app_publish_result(app *a, const infer_result *r)
     l.ms_capture_to_publish = r->capture_mono_ns ? (double)age / 1e6 : 0;
     l.dropped_frames = r->dropped;
     a->dropped_frames += r->dropped;
+    a->last_frame_us = g_get_monotonic_time();
     stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light, l.ms_synth,
                         l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
     a->stats.synth_layers += (uint64_t)r->synth_layers;
@@ -244,6 +250,8 @@ json_t *app_stats_json(app *a)
         "last_error", a->reload_error);
     if (o)
         json_object_set_new(o, "changes", json_integer((json_int_t)a->change_seq));
+    if (o && a->http)
+        json_object_set_new(o, "http", app_http_stats_json(a));
     if (o && a->mqtt) {
         mqtt_stats ms;
         mqtt_get_stats(a->mqtt, &ms);

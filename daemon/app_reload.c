@@ -1,6 +1,6 @@
 /* Reload (SIGHUP, `reload`). A reload is all or nothing:
  * every part of the new config is parsed, opened or checked first (config, model, session,
- * budget, socket groups, MQTT client, capture); only when all of it succeeded does anything
+ * budget, socket groups, MQTT client, a new HTTP listener, capture); only when all of it succeeded does anything
  * observable switch (socket access and limits, MQTT, engine, config, hello). On any failure
  * the previous config keeps running as it was. */
 #include <stdio.h>
@@ -18,12 +18,19 @@ static bool same_source(const bn_config *x, const bn_config *y)
     return memcmp(&x->source, &y->source, sizeof x->source) == 0;
 }
 
+static bool same_http(const http_config *x, const http_config *y)
+{
+    return x->enabled == y->enabled && x->allow_remote == y->allow_remote &&
+           x->max_clients == y->max_clients && strcmp(x->listen, y->listen) == 0;
+}
+
 /* The new config's parts opened before anything switches. */
 typedef struct {
     bn_config *cfg;
     engine_set eng;
     mqtt_client *mqtt;      /* a new client when the mqtt section changed and is enabled */
     bool mqtt_changed;
+    http_server *http;      /* a new listener when http.listen changed (or http was off) */
     capture *cap;           /* the new source, when it differs from the running one */
     bool new_capture;
     bool retry_capture;     /* a valid new source that is not there yet: retried */
@@ -35,6 +42,8 @@ static void reload_set_free(reload_set *n)
     n->cap = NULL;
     mqtt_close(n->mqtt);
     n->mqtt = NULL;
+    http_close(n->http);
+    n->http = NULL;
     app_engine_set_free(&n->eng);
     free(n->cfg);
     n->cfg = NULL;
@@ -69,6 +78,14 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
                       strcmp(a->cfg.camera, n->cfg->camera) != 0;
     if (n->mqtt_changed && n->cfg->mqtt.enabled) {
         st = mqtt_open(&n->cfg->mqtt, n->cfg->camera, &n->mqtt, err, errlen);
+        if (st != BN_OK)
+            return st;
+    }
+    /* A new address is bound now, beside the running listener (which keeps serving if this
+     * fails); the same address keeps the running one. */
+    if (!same_http(&a->cfg.http, &n->cfg->http) && n->cfg->http.enabled &&
+        !(a->http && http_listen_equal(a->cfg.http.listen, n->cfg->http.listen))) {
+        st = app_http_open(a, n->cfg, &n->http, err, errlen);
         if (st != BN_OK)
             return st;
     }
@@ -114,6 +131,16 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
         a->mqtt = n->mqtt;
         n->mqtt = NULL;
     }
+    if (n->http) {
+        http_close(a->http);
+        a->http = n->http;
+        n->http = NULL;
+    } else if (!n->cfg->http.enabled && a->http) {
+        http_close(a->http);
+        a->http = NULL;
+        BN_LOGI(MOD, "HTTP off (the http: section was removed)");
+    }
+    http_set_max_clients(a->http, n->cfg->http.max_clients);
     if (strcmp(op->socket, np->socket) != 0)
         BN_LOGW(MOD, "publish.socket changed to %s: takes effect at the next restart",
                 np->socket);

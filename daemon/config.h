@@ -9,6 +9,7 @@
 
 #include "bn_error.h"
 #include "budget.h"
+#include "config_http.h"
 #include "source_config.h"
 
 typedef struct {
@@ -70,6 +71,7 @@ typedef struct {
     budget_config budget;
     publish_config publish;
     mqtt_config mqtt;
+    http_config http;               /* config_http.h */
     int log_level;                  /* bn_log_level */
     int stats_interval_s;           /* STATUS= / stats message period */
     config_origin origin;

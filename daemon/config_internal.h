@@ -4,7 +4,8 @@
  *   config_keys.c   the key table, the walk over the document, checks across keys,
  *                   defaults (config_init and the ones derived from other keys)
  *   config_values.c one key's value: scalars, strings and paths, source.controls and
- *                   source.crop, what a message says was expected and what was written */
+ *                   source.crop, what a message says was expected and what was written
+ *   config_http.c   the http: section's http.listen and its loopback rule */
 #ifndef BN_CONFIG_INTERNAL_H
 #define BN_CONFIG_INTERNAL_H
 
@@ -30,6 +31,7 @@ typedef enum {
     KEY_MODE,     /* unsigned file mode written in octal (0660) */
     KEY_CONTROLS, /* mapping of V4L2 control name -> integer (source.controls) */
     KEY_CROP,     /* mapping {x, y, width, height} of integers (source.crop) */
+    KEY_LISTEN,   /* http.listen: ADDRESS:PORT or a Unix socket path (config_http.c) */
     KEY_REFUSED,  /* a key we know and refuse on purpose; `why` says what to do instead */
 } key_type;
 
@@ -109,5 +111,11 @@ typedef pair_verdict (*config_pair_fn)(parse_ctx *c, const char *path, const yam
  * says PAIR_STOP. Returns false when fn said PAIR_BAD or PAIR_STOP for any pair. */
 bool config_each_pair(parse_ctx *c, const yaml_node_t *map, const char *path, config_pair_fn fn,
                       void *state);
+
+/* config_http.c */
+bool config_set_http_listen(parse_ctx *c, const key_spec *k, const char *path,
+                            const yaml_node_t *v);
+/* A non-loopback http.listen without http.allow_remote (from config_check_document). */
+void config_check_http(parse_ctx *c);
 
 #endif

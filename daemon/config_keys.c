@@ -112,6 +112,11 @@ static const key_spec keys[] = {
     K_PATH(mqtt.password_file, KF_NONEMPTY),
     K_INT(mqtt.queue, 0, 1000000),
     K_BOOL(mqtt.publish_labels),
+
+    K_SECTION("http", 0),
+    {FIELD(http.listen), .type = KEY_LISTEN},
+    K_BOOL(http.allow_remote),
+    K_INT(http.max_clients, 1, 1024),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 _Static_assert(N_KEYS <= CONFIG_KEYS_MAX, "config_origin has a slot for every key");
@@ -270,6 +275,9 @@ static pair_verdict walk_pair(parse_ctx *c, const char *prefix, const yaml_node_
     case KEY_CROP:
         c->valid[idx] = config_set_crop(c, k, path, vn);
         break;
+    case KEY_LISTEN:
+        c->valid[idx] = config_set_http_listen(c, k, path, vn);
+        break;
     case KEY_REFUSED:
         config_err_at(c, &kn->start_mark, "key '%s': %s", path, k->why);
         break;
@@ -341,6 +349,7 @@ void config_check_document(parse_ctx *c, const yaml_node_t *root)
         config_err_at(c, &c->mark[ci], "key 'source.crop': %s (source.width x source.height%s)",
                       why + strlen("source.crop "),
                       c->seen[wi] && c->seen[hi] ? "" : ", defaults included");
+    config_check_http(c);
 }
 
 /* Defaults that depend on other keys. */
@@ -348,6 +357,7 @@ void config_fill_derived(parse_ctx *c)
 {
     bn_config *cfg = c->cfg;
     cfg->mqtt.enabled = c->seen[config_key_index("mqtt")];
+    cfg->http.enabled = c->seen[config_key_index("http")];
     if (!c->seen[config_key_index("mqtt.topic_prefix")])
         snprintf(cfg->mqtt.topic_prefix, sizeof cfg->mqtt.topic_prefix, "basisnet/%s",
                  cfg->camera);
@@ -421,5 +431,7 @@ void config_init(bn_config *cfg)
     m->keepalive = 60;
     m->queue = 1000;
     m->publish_labels = false;
+
+    config_http_init(&cfg->http);
 }
 

@@ -100,6 +100,8 @@ static const char *expectation(const key_spec *k, char *out, size_t outlen)
     case KEY_CROP:
         return "expected a mapping {x: X, y: Y, width: W, height: H} of integers in source "
                "pixels";
+    case KEY_LISTEN:
+        return HTTP_LISTEN_EXPECTED;
     case KEY_REFUSED:
         break;
     }

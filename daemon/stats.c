@@ -229,6 +229,9 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", "mqtt.connected"},
     {"basisnetd_mqtt_sent_total", "counter", "Messages delivered to the MQTT broker.", "mqtt.sent"},
     {"basisnetd_mqtt_dropped_total", "counter", "Messages lost while the broker was unreachable.", "mqtt.dropped"},
+    {"basisnetd_http_clients", "gauge", "Open HTTP connections.", "http.connected"},
+    {"basisnetd_http_requests_total", "counter", "HTTP requests answered.", "http.requests"},
+    {"basisnetd_http_connections_rejected_total", "counter", "HTTP connections refused at http.max_clients.", "http.rejected"},
 };
 
 char *stats_to_prometheus(const json_t *stats)

@@ -97,6 +97,10 @@ expect_errors $fix/bad-kind-needs-key.yaml \
 expect_errors $fix/bad-min-max.yaml \
     "$fix/bad-min-max.yaml:6:3: key 'budget.min': 0.9 is greater than budget.max 0.6"
 expect_errors $fix/bad-mode.yaml "$fix/bad-mode.yaml:5:9: key 'publish.mode': expected an octal file mode"
+expect_errors $fix/bad-http-listen.yaml \
+    "$fix/bad-http-listen.yaml:5:11: key 'http.listen': expected a port from 1 to 65535 after the address, got \"127.0.0.1:0\""
+expect_errors $fix/bad-http-remote.yaml \
+    "$fix/bad-http-remote.yaml:5:3: key 'http.listen': 0.0.0.0:8080 is not a loopback address" "http.allow_remote: true"
 expect_errors $fix/bad-mqtt-no-host.yaml "$fix/bad-mqtt-no-host.yaml:4:1: missing required key 'mqtt.host'"
 expect_errors $fix/bad-deep-nesting.yaml "$fix/bad-deep-nesting.yaml:4:76: brackets nested more than 64 deep"
 expect_errors $fix/bad-second-document.yaml "$fix/bad-second-document.yaml:5:1: a second YAML document"

@@ -58,6 +58,13 @@ static const struct {
     {"bad-crop-outside.yaml",
      ":6:3: key 'source.crop': 300,0 40x40 lies outside the 320x240 frame (x + width = 340 > "
      "320) (source.width x source.height)"},
+    {"bad-http-listen.yaml",
+     ":5:11: key 'http.listen': expected a port from 1 to 65535 after the address, got "
+     "\"127.0.0.1:0\""},
+    {"bad-http-remote.yaml",
+     ":5:3: key 'http.listen': 0.0.0.0:8080 is not a loopback address, so other machines could "
+     "reach the endpoints, which have no authentication; set http.allow_remote: true to serve "
+     "them (docs/http.md)"},
     /* Every problem is reported, not just the first: per-key problems in file order,
      * then the checks that need the whole file. */
     {"bad-many.yaml",
@@ -204,6 +211,49 @@ static const struct {
     {"model: m\nsource:\n  kind: test\n  crop: {x: 0, y: 400, width: 40, height: 100}\n",
      "4:3: key 'source.crop': 0,400 40x100 lies outside the 640x480 frame (y + height = 500 > 480) "
      "(source.width x source.height, defaults included)"},
+    /* http */
+    {"model: m\nsource: {kind: test}\nhttp: {listen: 8080}\n",
+     "3:16: key 'http.listen': expected ADDRESS:PORT (127.0.0.1:8080, [::1]:8080) or a Unix "
+     "socket path starting with '/', got \"8080\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '127.0.0.1:70000'}\n",
+     "3:16: key 'http.listen': expected a port from 1 to 65535 after the address, got "
+     "\"127.0.0.1:70000\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '127.0.0.1:'}\n",
+     "3:16: key 'http.listen': expected a port from 1 to 65535 after the address, got "
+     "\"127.0.0.1:\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: 'camera.lan:80'}\n",
+     "3:16: key 'http.listen': expected a numeric IPv4 address before the port (host names other "
+     "than localhost are not resolved), got \"camera.lan:80\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '::1:8080'}\n",
+     "3:16: key 'http.listen': expected an IPv6 address in brackets such as [::1]:8080, got "
+     "\"::1:8080\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '[::1]8080'}\n",
+     "3:16: key 'http.listen': expected [IPV6-ADDRESS]:PORT such as [::1]:8080, got "
+     "\"[::1]8080\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '[::g]:8080'}\n",
+     "3:16: key 'http.listen': expected an IPv6 address in the brackets such as [::1]:8080, got "
+     "\"[::g]:8080\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: /run/basisnetd/}\n",
+     "3:16: key 'http.listen': expected a Unix socket path naming a file, not a directory, got "
+     "\"/run/basisnetd/\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: [127.0.0.1, 8080]}\n",
+     "3:16: key 'http.listen': expected ADDRESS:PORT (127.0.0.1:8080, [::1]:8080) or a Unix "
+     "socket path starting with '/', got a list"},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: }\n",
+     "3:16: key 'http.listen': expected ADDRESS:PORT (127.0.0.1:8080, [::1]:8080) or a Unix "
+     "socket path starting with '/', got an empty value"},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '[::]:8080', allow_remote: maybe}\n",
+     "3:43: key 'http.allow_remote': expected true or false, got \"maybe\""},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '192.168.1.20:80', allow_remote: false}\n",
+     "3:8: key 'http.listen': 192.168.1.20:80 is not a loopback address, so other machines could "
+     "reach the endpoints, which have no authentication; set http.allow_remote: true to serve "
+     "them (docs/http.md)"},
+    {"model: m\nsource: {kind: test}\nhttp: {max_clients: 0}\n",
+     "3:21: key 'http.max_clients': expected an integer from 1 to 1024, got \"0\""},
+    {"model: m\nsource: {kind: test}\nhttp: 8080\n",
+     "3:7: key 'http': expected a mapping of keys, got \"8080\""},
+    {"model: m\nsource: {kind: test}\nhttp: {port: 8080}\n",
+     "3:8: unknown key 'http.port' (did you mean 'mqtt.port'?)"},
 };
 
 static void test_inline_errors(void **state)
@@ -313,6 +363,21 @@ static void test_names(void **state)
     assert_string_equal(budget_mode_name((budget_mode)-1), "unknown");
 }
 
+/* A Unix socket path in http.listen is held to sun_path's 107 bytes. */
+static void test_http_unix_path_limit(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    char text[512], path[200];
+    memset(path, 'p', 108);
+    path[0] = '/';
+    path[108] = '\0';
+    snprintf(text, sizeof text, "model: m\nsource: {kind: test}\nhttp: {listen: %s}\n", path);
+    assert_int_equal(load_text("mem.yaml", text, cfg, err, sizeof err), BN_ERR_CONFIG);
+    assert_non_null(strstr(err, "mem.yaml:3:16: key 'http.listen': expected a Unix socket path "
+                                "of at most 107 bytes (108 given), got \"/ppp"));
+}
+
 /* The full example in docs/config.md must stay a valid config. */
 static void test_docs_example_loads(void **state)
 {
@@ -355,7 +420,8 @@ static void test_docs_cover_every_key(void **state)
         "publish.queue", "publish.max_line", "publish.change_frames", "mqtt", "mqtt.host",
         "mqtt.port", "mqtt.client_id", "mqtt.topic_prefix", "mqtt.qos", "mqtt.retain",
         "mqtt.keepalive", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.username",
-        "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels",
+        "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels", "http",
+        "http.listen", "http.allow_remote", "http.max_clients",
     };
     FILE *f = fopen("docs/config.md", "r");
     assert_non_null(f);
@@ -382,6 +448,7 @@ int main(void)
         T(test_inline_errors),
         T(test_path_too_long_after_resolving),
         T(test_too_many_controls),
+        T(test_http_unix_path_limit),
         T(test_small_error_buffer),
         T(test_io_errors),
         T(test_oversized_file),

@@ -424,6 +424,63 @@ static void test_crop(void **state)
     assert_true(source_crop_fits(&c, 640, 360, err, sizeof err));
 }
 
+/* The http: section: off unless present, loopback by default, every accepted form. */
+static void test_http(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_false(cfg->http.enabled);
+    assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    assert_false(cfg->http.allow_remote);
+    assert_int_equal(cfg->http.max_clients, 16);
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\nhttp:\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_true(cfg->http.enabled);
+    assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    static const struct {
+        const char *listen;
+        bool remote;            /* needs allow_remote */
+        const char *canonical;
+    } good[] = {
+        {"127.0.0.1:9100", false, "127.0.0.1:9100"},
+        {"127.1.2.3:1", false, "127.1.2.3:1"},
+        {"localhost:8080", false, "127.0.0.1:8080"},
+        {"'[::1]:65535'", false, "[::1]:65535"},
+        {"/run/basisnetd/http.sock", false, "/run/basisnetd/http.sock"},
+        {"0.0.0.0:8080", true, "0.0.0.0:8080"},
+        {"'[::]:8080'", true, "[::]:8080"},
+        {"192.168.1.20:80", true, "192.168.1.20:80"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "model: m\nsource: {kind: test}\nhttp: {listen: %s, allow_remote: %s, "
+                 "max_clients: 3}\n",
+                 good[i].listen, good[i].remote ? "true" : "false");
+        bn_status st = load_text("mem.yaml", text, cfg, err, sizeof err);
+        if (st != BN_OK)
+            print_error("%s: %s\n", good[i].listen, err);
+        assert_int_equal(st, BN_OK);
+        assert_true(cfg->http.enabled);
+        assert_int_equal(cfg->http.max_clients, 3);
+        http_listen l;
+        assert_true(http_listen_parse(cfg->http.listen, &l, err, sizeof err));
+        assert_int_equal(l.loopback, !good[i].remote);
+        char canon[128];
+        http_listen_format(&l, canon, sizeof canon);
+        assert_string_equal(canon, good[i].canonical);
+    }
+    assert_true(http_listen_equal("localhost:8080", "127.0.0.1:8080"));
+    assert_true(http_listen_equal("[::1]:80", "[0:0::1]:80"));
+    assert_false(http_listen_equal("127.0.0.1:8080", "127.0.0.1:8081"));
+    assert_false(http_listen_equal("127.0.0.1:8080", "[::1]:8080"));
+    assert_false(http_listen_equal("/a.sock", "/b.sock"));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_cfg, teardown_cfg)
@@ -436,6 +493,7 @@ int main(void)
         T(test_crop),
         T(test_accepted_spellings),
         T(test_mqtt_defaults_follow_camera),
+        T(test_http),
     };
     return cmocka_run_group_tests_name("daemon_config_values", tests, NULL, NULL);
 }
