@@ -223,7 +223,7 @@ deb:
 	$(Q)tools/build-deb.sh
 
 # `make deb`, then the packages installed, upgraded, removed and purged in a fresh Debian 12
-# container under systemd-nspawn (about 2 min, 5 min when it first debootstraps the root;
+# container under systemd-nspawn (about 2 min, 4 min when it first debootstraps the root;
 # too slow for `make check`: .ci/run runs it after `make deps check`).
 check-package:
 	$(Q)if bash tests/package/package_nspawn.sh; then echo "1 passed, 0 failed"; \
