@@ -294,18 +294,22 @@ def randomize_bn(model, gen):
             mod.bias.data.copy_(torch.randn(mod.cout, generator=gen) * 0.1)
 
 
+@torch.no_grad()
+def randomize_for_parity(model, gen):
+    """Random BatchNorm statistics and biases, coefficients that differ between inputs and
+    logits of magnitude 1-10 (so the parity tolerance, relative to max(|t|,1), bites)."""
+    randomize_bn(model, gen)
+    model.light.coef.weight.mul_(4.0)
+    model.light.fc.weight.mul_(30.0)
+    model.specialist.fc.bases.mul_(40.0)
+    model.eval()
+
+
 def export_random(out, seed=7, K=8):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = bm.BasisNet("tiny", "tiny", num_bases=4)
-    with torch.no_grad():
-        randomize_bn(model, gen)
-        # make the coefficients non-trivial so different inputs get different alphas
-        model.light.coef.weight.mul_(4.0)
-        # logits of magnitude ~1-10 so the parity tolerance (relative to max(|t|,1)) bites
-        model.light.fc.weight.mul_(30.0)
-        model.specialist.fc.bases.mul_(40.0)
-    model.eval()
+    randomize_for_parity(model, gen)
     rng = np.random.RandomState(seed)
     imgs = rng.randint(0, 256, size=(K, 28, 28, 1)).astype(np.uint8)
     # a few structured inputs (flat, gradient, blob) besides noise
@@ -334,12 +338,7 @@ def export_random_spec(out, spec, seed=7, K=4, classes=3):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = bm.BasisNet(spec, num_bases=4, num_classes=classes)
-    with torch.no_grad():
-        randomize_bn(model, gen)
-        model.light.coef.weight.mul_(4.0)
-        model.light.fc.weight.mul_(30.0)
-        model.specialist.fc.bases.mul_(40.0)
-    model.eval()
+    randomize_for_parity(model, gen)
     rng = np.random.RandomState(seed)
     S = model.inp["size"]
     imgs = rng.randint(0, 256, size=(K, S, S, 3)).astype(np.uint8)

@@ -319,20 +319,10 @@ def augment(xb, gen, pad=2, erase_p=0.5):
     cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
     x = xp[torch.arange(B)[:, None, None], rows, cols]
     x = (x / 255.0 - bm.MEAN) / bm.STD
+    x = x.unsqueeze(1)
     if erase_p > 0:
-        area = torch.empty(B).uniform_(0.02, 0.25, generator=gen) * H * W
-        logr = torch.empty(B).uniform_(math.log(0.3), math.log(3.3), generator=gen)
-        eh = (area * logr.exp()).sqrt().round().clamp(1, H - 1)
-        ew = (area / logr.exp()).sqrt().round().clamp(1, W - 1)
-        y0 = (torch.rand(B, generator=gen) * (H - eh + 1)).floor()
-        x0 = (torch.rand(B, generator=gen) * (W - ew + 1)).floor()
-        ar = torch.arange(H, dtype=torch.float32)
-        m = ((ar[None, :, None] >= y0[:, None, None]) & (ar[None, :, None] < (y0 + eh)[:, None, None])
-             & (ar[None, None, :] >= x0[:, None, None]) & (ar[None, None, :] < (x0 + ew)[:, None, None]))
-        m &= (torch.rand(B, generator=gen) < erase_p)[:, None, None]
-        noise = torch.randn(x.shape, generator=gen)
-        x = torch.where(m, noise, x)
-    return x.unsqueeze(1), flip
+        x = _erase(x, gen, erase_p)
+    return x, flip
 
 
 _BLUR = None
