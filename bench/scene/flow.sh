@@ -12,6 +12,7 @@
 #   TRAIN_S=60 HELD_S=120 FPS=10   seconds per training state clip / held-out clip
 #   DAY_TRAIN=1 DAY_HELD=2         scene seeds of the two days
 #   SPEC=cam96 ARCH=basisnet SEED=1 PROCS=2 EPOCHS=200 BUDGET=15 (minutes) BATCH=64
+#   LIMIT=                         train on only this many of the training frames (--limit)
 #   DAEMON=1                       0 skips the daemon step
 #   BUILD=build                    where basisnet, basisnetd, basisnetctl are
 # Rendered clips and grabbed frames are kept in OUT/scene and reused by later runs with the
@@ -25,7 +26,7 @@ PY=${PYTHON:-/usr/bin/python3}
 TRAIN_S=${TRAIN_S:-60} HELD_S=${HELD_S:-120} FPS=${FPS:-10}
 DAY_TRAIN=${DAY_TRAIN:-1} DAY_HELD=${DAY_HELD:-2}
 SPEC=${SPEC:-cam96} ARCH=${ARCH:-basisnet} SEED=${SEED:-1} PROCS=${PROCS:-2}
-EPOCHS=${EPOCHS:-200} BUDGET=${BUDGET:-15} BATCH=${BATCH:-64} DAEMON=${DAEMON:-1}
+EPOCHS=${EPOCHS:-200} BUDGET=${BUDGET:-15} BATCH=${BATCH:-64} DAEMON=${DAEMON:-1} LIMIT=${LIMIT:-}
 SIDE=${SPEC#cam}
 STATES="door_closed door_open parcel"
 export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
@@ -64,7 +65,7 @@ if [ ! -f "$RUN/best.pt" ]; then
     say "train $ARCH --spec $SPEC seed $SEED: $EPOCHS epochs or $BUDGET min on $PROCS processes"
     "$PY" "$ROOT/tools/train/train.py" --arch "$ARCH" --spec "$SPEC" --data "$S/train" --seed "$SEED" \
         --epochs "$EPOCHS" --batch "$BATCH" --procs "$PROCS" --time-budget "$BUDGET" \
-        --out "$RUN" --log-every 0 > "$RUN.log" 2>&1 || { tail -20 "$RUN.log" >&2; die "train.py"; }
+        ${LIMIT:+--limit "$LIMIT"} --out "$RUN" --log-every 0 > "$RUN.log" 2>&1 || { tail -20 "$RUN.log" >&2; die "train.py"; }
 fi
 tail -1 "$RUN.log" >&2
 case $ARCH in basisnet | cascade) ;; *) say "$ARCH: trained ($RUN/best.pt); eval/export are for two-stage runs"; exit 0 ;; esac
