@@ -56,9 +56,10 @@ static gboolean on_tick(gpointer data)
 
     double dt = (double)(now - a->fps_time_us) / 1e6;
     if (dt >= 1.0) {
-        double inst = (double)(a->stats.classified - a->fps_frames) / dt;
+        uint64_t published = stats_frames_published(&a->stats);
+        double inst = (double)(published - a->fps_frames) / dt;
         a->fps = a->fps_time_us ? inst : 0;
-        a->fps_frames = a->stats.classified;
+        a->fps_frames = published;
         a->fps_time_us = now;
     }
     if (a->wd_usec && (uint64_t)(now - a->last_progress_us) < a->wd_usec / 2)
@@ -210,6 +211,9 @@ int app_run(const app_options *opt)
     a->exit_code = 0;
     g_main_loop_run(a->loop);
     rc = a->exit_code;
+    if (a->stats.gate_reused)
+        BN_LOGI(MOD, "gate: %llu frames reused, %llu classified",
+                (unsigned long long)a->stats.gate_reused, (unsigned long long)a->stats.classified);
     if (a->stats.synth_reused)
         BN_LOGI(MOD, "stopped after %llu frames (synthesis reuse kept %llu of %llu layers)",
                 (unsigned long long)a->stats.classified, (unsigned long long)a->stats.synth_reused,

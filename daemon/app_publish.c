@@ -9,6 +9,8 @@
 #include "app_internal.h"
 #include "bn_log.h"
 
+_Static_assert(INFER_STAGE_REUSE == PROTO_STAGE_REUSE, "one stage number for a reused answer");
+
 uint64_t app_mono_ns(void)
 {
     struct timespec ts;
@@ -123,7 +125,10 @@ static void print_label(const proto_label *l)
     char t[40];
     proto_format_time(l->time_ns, t, sizeof t);
     printf("%s  %-12s %.3f  %-10s %7.2f ms%s%s%s\n", t, l->label, l->score,
-           l->stage == BN_STAGE_SPECIALIST ? "specialist" : "light", l->ms_total,
+           l->stage == BN_STAGE_SPECIALIST ? "specialist"
+           : l->stage == PROTO_STAGE_REUSE ? "reuse"
+                                           : "light",
+           l->ms_total,
            l->reason ? "  (" : "", l->reason ? l->reason : "", l->reason ? ")" : "");
 }
 
@@ -163,15 +168,25 @@ void app_publish_result(app *a, const infer_result *r)
     l.ms_light = (double)r->ns_light / 1e6;
     l.ms_synth = (double)r->ns_synth / 1e6;
     l.ms_specialist = (double)r->ns_specialist / 1e6;
-    l.ms_total = (double)(r->ns_light + r->ns_synth + r->ns_specialist) / 1e6;
+    l.gated = r->gated;
+    l.ms_gate = (double)r->ns_gate / 1e6;
+    /* the compute the frame cost: the gate's decision and what ran after it */
+    l.ms_total = (double)(r->ns_gate + r->ns_light + r->ns_synth + r->ns_specialist) / 1e6;
+    l.ms_age = (double)r->reuse_age_ns / 1e6;
     l.ms_capture_to_publish = r->capture_mono_ns ? (double)age / 1e6 : 0;
     l.dropped_frames = r->dropped;
     a->dropped_frames += r->dropped;
     a->last_frame_us = g_get_monotonic_time();
-    stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light, l.ms_synth,
-                        l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
-    a->stats.synth_layers += (uint64_t)r->synth_layers;
-    a->stats.synth_reused += (uint64_t)r->synth_reused;
+    if (r->gated)
+        stats_observe_gate(&a->stats, l.ms_gate);
+    if (r->stage == INFER_STAGE_REUSE) {
+        stats_observe_reuse(&a->stats, l.ms_capture_to_publish);
+    } else {
+        stats_observe_frame(&a->stats, r->stage, r->reason == BUDGET_EXIT_DEADLINE, l.ms_light,
+                            l.ms_synth, l.ms_specialist, l.ms_total, l.ms_capture_to_publish);
+        a->stats.synth_layers += (uint64_t)r->synth_layers;
+        a->stats.synth_reused += (uint64_t)r->synth_reused;
+    }
 
     publish_labelled(a, proto_label_json(&l), MSG_LABEL, MQTT_LABEL, &l);
     if (a->opt.print)
@@ -188,6 +203,23 @@ void app_publish_result(app *a, const infer_result *r)
 }
 
 /* ---- stats --------------------------------------------------------------------------------- */
+
+/* The gate's settings and state for stats. */
+static json_t *app_gate_json(app *a)
+{
+    const gate_config *g = &a->cfg.gate;
+    json_t *o = json_pack("{s:s, s:i, s:f, s:f}", "mode",
+                          g->mode == GATE_MODE_AUTO ? "auto" : "off", "refresh_ms",
+                          g->refresh_ms, "cell_sigmas", proto_round(g->cell_sigmas, 4),
+                          "min_area", proto_round(g->min_area, 4));
+    gate_stats gs;
+    if (o && a->inf && infer_gate_stats(a->inf, &gs)) {
+        json_object_set_new(o, "noise_sigma", json_real(proto_round(gs.sigma, 3)));
+        json_object_set_new(o, "grid", json_pack("{s:i, s:i, s:i}", "width", gs.grid_w,
+                                                 "height", gs.grid_h, "cell", gs.cell));
+    }
+    return o;
+}
 
 json_t *app_stats_json(app *a)
 {
@@ -248,8 +280,16 @@ json_t *app_stats_json(app *a)
         (json_int_t)server_rate_limited_total(a->srv),
         "reload", "ok", (json_int_t)a->reloads_ok, "failed", (json_int_t)a->reloads_failed,
         "last_error", a->reload_error);
-    if (o)
+    if (o) {
+        json_t *fr = json_object_get(o, "frames");
+        json_object_set_new(fr, "synth_reused_share",
+                            json_real(proto_round(stats_synth_reused_share(s), 4)));
+        json_object_set_new(fr, "gate_reused", json_integer((json_int_t)s->gate_reused));
+        json_object_set_new(fr, "gate_reused_share",
+                            json_real(proto_round(stats_gate_reused_share(s), 4)));
         json_object_set_new(o, "changes", json_integer((json_int_t)a->change_seq));
+        json_object_set_new(o, "gate", app_gate_json(a));
+    }
     if (o && a->http)
         json_object_set_new(o, "http", app_http_stats_json(a));
     if (o && a->mqtt) {

@@ -32,6 +32,11 @@ bn_status app_start_infer(app *a, char *err, size_t errlen)
     if (!b)
         return BN_ERR_INVALID_ARG;
     infer_params ip = {.cap = a->cap, .session = a->eng.session, .budget = b, .queue = 64};
+    const gate_config *gc = &a->cfg.gate;
+    ip.gate_on = gc->mode == GATE_MODE_AUTO;
+    ip.gate = (gate_params){.width = a->info->width, .height = a->info->height,
+                            .channels = a->info->channels, .refresh_ms = gc->refresh_ms,
+                            .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area};
     return infer_start(&ip, &a->inf, err, errlen);
 }
 

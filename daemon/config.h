@@ -26,6 +26,15 @@ typedef struct {
     int horizon;        /* mean mode: frames over which no window may overspend; 0: off */
 } budget_config;
 
+typedef enum { GATE_MODE_OFF = 0, GATE_MODE_AUTO } gate_mode;
+
+typedef struct {
+    gate_mode mode;                 /* auto: reuse the last answer while the scene is unchanged */
+    int refresh_ms;                 /* classify anyway once the last answer is this old */
+    double cell_sigmas;             /* a cell changed: difference > this x the noise sigma */
+    double min_area;                /* share of changed cells that makes a frame classified */
+} gate_config;
+
 typedef struct {
     char socket[BN_PATH_MAX];       /* Unix socket path */
     unsigned mode;                  /* file mode of the socket (octal in YAML, e.g. 0660) */
@@ -69,6 +78,7 @@ typedef struct {
     source_config source;
     engine_config engine;
     budget_config budget;
+    gate_config gate;               /* daemon/gate.h, docs/gate.md */
     publish_config publish;
     mqtt_config mqtt;
     http_config http;               /* config_http.h */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bn_log.h"
+#include "gate.h"
 #include "suggest.h"
 
 /* Unknown keys after this many problems get no "did you mean". */
@@ -18,12 +19,15 @@
 /* Same order as bn_log_level. */
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
+static const char *const gate_mode_names[] = {"off", "auto", NULL};
+
 /* The enum fields are written through an int pointer. */
 _Static_assert(sizeof(source_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(source_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(aspect_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(rtsp_transport) == sizeof(int), "enum size");
 _Static_assert(sizeof(budget_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(gate_mode) == sizeof(int), "enum size");
 
 /* A key's dotted path is the spelling of its bn_config member, so each row names the
  * member once and the path cannot drift from the field it fills. Designated initializers:
@@ -83,6 +87,12 @@ static const key_spec keys[] = {
     K_DOUBLE(budget.max, 0, 1),
     K_INT(budget.window, 1, 100000),
     K_INT(budget.horizon, 0, 100000),
+
+    K_SECTION("gate", 0),
+    K_ENUM(gate.mode, gate_mode_names, 0),
+    K_INT(gate.refresh_ms, 1, 600000),
+    K_DOUBLE(gate.cell_sigmas, 1, 50),
+    K_DOUBLE(gate.min_area, 0.001, 1),
 
     K_SECTION("publish", 0),
     {FIELD(publish.socket), .type = KEY_STRING, .flags = KF_NONEMPTY, .max_len = SUN_PATH_MAX},
@@ -412,6 +422,11 @@ void config_init(bn_config *cfg)
     cfg->budget.max = 0.99;
     cfg->budget.window = 256;
     cfg->budget.horizon = 100;
+
+    cfg->gate.mode = GATE_MODE_OFF;
+    cfg->gate.refresh_ms = GATE_REFRESH_MS_DEFAULT;
+    cfg->gate.cell_sigmas = GATE_CELL_SIGMAS_DEFAULT;
+    cfg->gate.min_area = GATE_MIN_AREA_DEFAULT;
 
     publish_config *p = &cfg->publish;
     snprintf(p->socket, sizeof p->socket, "/run/basisnetd/basisnetd.sock");

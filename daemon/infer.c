@@ -22,6 +22,10 @@ struct infer {
     capture *cap;
     bn_session *session;
     budget_ctl *budget;
+    gate *gate;             /* NULL: gate off */
+    gate_params gp;
+    infer_result last;      /* the last classified frame, for reuse */
+    bool have_last;
     GThread *thread;
     atomic_bool stop;
     int efd;
@@ -35,6 +39,7 @@ struct infer {
     bool pending_ms_set;
     double pending_ms;
     budget_stats bstats;
+    gate_stats gstats;
 
     atomic_uint_fast64_t heartbeat, frames;
     _Atomic int source_state;   /* 0 running, 1 lost, 2 eos, 3 closed, 4 error */
@@ -97,6 +102,30 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     r.capture_mono_ns = fr->capture_mono_ns;
     r.dropped = fr->dropped;
     r.start_mono_ns = mono_ns();
+    /* The gate first: an unchanged frame reuses the last answer and never reaches the
+     * engine or the budget controller (docs/gate.md). */
+    bool gated = in->gate && fr->width == in->gp.width && fr->height == in->gp.height &&
+                 fr->channels == in->gp.channels;
+    uint64_t t_frame = fr->capture_mono_ns ? fr->capture_mono_ns : r.start_mono_ns;
+    if (gated) {
+        gate_decision gd = gate_decide(in->gate, fr->data, fr->stride, t_frame);
+        r.gated = true;
+        r.ns_gate = gd.ns;
+        if (!gd.open && in->have_last) {
+            const infer_result *l = &in->last;
+            r.class_id = l->class_id;
+            r.score = l->score;
+            r.stage = INFER_STAGE_REUSE;
+            r.reason = BUDGET_EXIT_CONFIDENT;
+            r.threshold = l->threshold;
+            r.light_class = l->light_class;
+            r.light_score = l->light_score;
+            r.reuse_age_ns = t_frame >= l->capture_mono_ns ? t_frame - l->capture_mono_ns : 0;
+            r.done_mono_ns = mono_ns();
+            push_result(in, &r);
+            return BN_OK;
+        }
+    }
     float thr = budget_next_threshold(in->budget);
     *stage = "lightweight model";
     bn_status st = bn_run_light(in->session, fr->data, fr->stride, &res);
@@ -126,6 +155,11 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     r.madds = res.madds;
     r.synth_layers = r.stage == BN_STAGE_SPECIALIST ? res.synth_layers : 0;
     r.synth_reused = r.stage == BN_STAGE_SPECIALIST ? res.synth_reused : 0;
+    if (gated)
+        gate_commit(in->gate);
+    in->last = r;
+    in->last.capture_mono_ns = t_frame;
+    in->have_last = true;
     push_result(in, &r);
     return BN_OK;
 }
@@ -162,8 +196,12 @@ static gpointer thread_main(gpointer data)
             if (++n % STATS_EVERY == 1) {
                 budget_stats bs;
                 budget_get_stats(in->budget, &bs);
+                gate_stats gs = {0};
+                if (in->gate)
+                    gate_get_stats(in->gate, &gs);
                 g_mutex_lock(&in->lock);
                 in->bstats = bs;
+                in->gstats = gs;
                 g_mutex_unlock(&in->lock);
             }
             break;
@@ -211,7 +249,17 @@ bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errl
     in->session = p->session;
     in->budget = p->budget;
     in->cap_n = qn;
+    in->efd = -1;
     g_mutex_init(&in->lock);
+    if (p->gate_on) {
+        in->gp = p->gate;
+        bn_status gst = gate_new(&p->gate, &in->gate, err, errlen);
+        if (gst != BN_OK) {
+            infer_free(in);
+            return gst;
+        }
+        gate_get_stats(in->gate, &in->gstats);
+    }
     budget_get_stats(in->budget, &in->bstats);
     in->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (in->efd < 0) {
@@ -249,6 +297,7 @@ void infer_free(infer *in)
         close(in->efd);
     budget_free(in->budget);
     budget_free(in->pending_budget);
+    gate_free(in->gate);
     free(in->ring);
     g_mutex_clear(&in->lock);
     free(in);
@@ -304,6 +353,14 @@ void infer_budget_stats(infer *in, budget_stats *st)
     g_mutex_lock(&in->lock);
     *st = in->bstats;
     g_mutex_unlock(&in->lock);
+}
+
+bool infer_gate_stats(infer *in, gate_stats *st)
+{
+    g_mutex_lock(&in->lock);
+    *st = in->gstats;
+    g_mutex_unlock(&in->lock);
+    return in->gate != NULL;
 }
 
 uint64_t infer_heartbeat(const infer *in)

@@ -12,6 +12,11 @@
 #include "bn_error.h"
 #include "budget.h"
 #include "capture.h"
+#include "gate.h"
+
+/* infer_result.stage of a frame the gate closed on: the last classified frame's answer,
+ * reused (beside bn_stage's BN_STAGE_LIGHT and BN_STAGE_SPECIALIST). */
+#define INFER_STAGE_REUSE 2
 
 typedef struct {
     uint64_t frame_seq;         /* capture's frame counter */
@@ -22,7 +27,7 @@ typedef struct {
     uint64_t dropped;           /* frames the source dropped since the previous pull */
     int class_id;
     float score;
-    int stage;                  /* bn_stage */
+    int stage;                  /* bn_stage, or INFER_STAGE_REUSE */
     int reason;                 /* budget_reason */
     float threshold;
     int light_class;
@@ -30,6 +35,9 @@ typedef struct {
     uint64_t ns_light, ns_synth, ns_specialist;
     uint64_t madds;
     int synth_layers, synth_reused; /* specialist frames: layers synthesized / kept */
+    bool gated;                 /* the gate ran on this frame (gate.mode auto) */
+    uint64_t ns_gate;           /* what the gate's decision cost */
+    uint64_t reuse_age_ns;      /* reused frames: capture time since the frame answered */
 } infer_result;
 
 typedef struct infer infer;
@@ -39,6 +47,9 @@ typedef struct {
     bn_session *session;        /* not owned; used only by the thread while it runs */
     budget_ctl *budget;         /* owned from infer_start on */
     int queue;                  /* results buffered for the loop */
+    bool gate_on;               /* gate.mode auto: frames the gate closes on reuse the last
+                                   answer (the gate is created, with its buffers, at start) */
+    gate_params gate;
 } infer_params;
 
 bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errlen);
@@ -59,6 +70,9 @@ void infer_set_budget(infer *in, budget_ctl *b);
 void infer_set_budget_ms(infer *in, double ms);
 /* Latest controller stats (refreshed every few frames by the thread). */
 void infer_budget_stats(infer *in, budget_stats *st);
+
+/* Latest gate stats (refreshed every few frames); false when the gate is off. */
+bool infer_gate_stats(infer *in, gate_stats *st);
 
 /* Loop iterations of the thread (frames and pull timeouts): proves it is alive. */
 uint64_t infer_heartbeat(const infer *in);

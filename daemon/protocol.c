@@ -68,7 +68,9 @@ static json_t *time_json(int64_t ns)
 
 static const char *stage_name(int stage)
 {
-    return stage == BN_STAGE_SPECIALIST ? "specialist" : "light";
+    return stage == BN_STAGE_SPECIALIST ? "specialist"
+           : stage == PROTO_STAGE_REUSE ? "reuse"
+                                        : "light";
 }
 
 json_t *proto_label_json(const proto_label *m)
@@ -81,6 +83,8 @@ json_t *proto_label_json(const proto_label *m)
                             "capture_to_publish", proto_round(m->ms_capture_to_publish, 3));
     if (!lat)
         return NULL;
+    if (m->gated)
+        json_object_set_new(lat, "gate", json_real(proto_round(m->ms_gate, 3)));
     json_t *o = json_pack("{s:s, s:I, s:I, s:o, s:s, s:i, s:f, s:s}",
                           "type", "label",
                           "seq", (json_int_t)m->seq,
@@ -96,6 +100,8 @@ json_t *proto_label_json(const proto_label *m)
     }
     if (m->reason)
         json_object_set_new(o, "reason", json_string(m->reason));
+    if (m->stage == PROTO_STAGE_REUSE)
+        json_object_set_new(o, "age_ms", json_real(proto_round(m->ms_age, 3)));
     json_object_set_new(o, "threshold", json_real(proto_round(m->threshold, 4)));
     json_object_set_new(o, "latency_ms", lat);
     json_object_set_new(o, "dropped_frames", json_integer((json_int_t)m->dropped_frames));

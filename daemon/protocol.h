@@ -25,12 +25,18 @@ typedef struct {
     const char *label;
     int class_id;
     double score;
-    int stage;                  /* bn_stage */
+    int stage;                  /* bn_stage, or 2: the gate reused the last answer ("reuse") */
     const char *reason;         /* NULL, or why the stage was chosen ("deadline") */
     double threshold;
     double ms_light, ms_synth, ms_specialist, ms_total, ms_capture_to_publish;
+    bool gated;                 /* the gate ran: latency_ms.gate is present */
+    double ms_gate;
+    double ms_age;              /* stage reuse: age of the reused answer ("age_ms") */
     uint64_t dropped_frames;    /* frames the source dropped since the previous label */
 } proto_label;
+
+/* proto_label.stage of a reused answer. */
+#define PROTO_STAGE_REUSE 2
 
 typedef enum {
     PROTO_CMD_PING = 0,

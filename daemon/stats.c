@@ -12,7 +12,7 @@
 static const double bucket_ms[STATS_NBUCKETS] = {0.1, 0.25, 0.5, 1,   2.5, 5,    10,  25,
                                                  50,  100,  250, 500, 1000, 2500, 10000};
 static const char *const lat_names[LAT_COUNT] = {"light", "synth", "specialist", "total",
-                                                 "capture_to_publish"};
+                                                 "capture_to_publish", "gate"};
 
 double stats_bucket_bound_ms(int i)
 {
@@ -65,6 +65,33 @@ void stats_observe_frame(daemon_stats *s, int stage, bool deadline, double ms_li
     s->recent_pos = (s->recent_pos + 1) % STATS_RECENT;
     if (s->recent_n < STATS_RECENT)
         s->recent_n++;
+}
+
+void stats_observe_reuse(daemon_stats *s, double ms_capture_to_publish)
+{
+    s->gate_reused++;
+    latency_hist_observe(&s->hist[LAT_CAPTURE_TO_PUBLISH], ms_capture_to_publish);
+}
+
+void stats_observe_gate(daemon_stats *s, double ms_gate)
+{
+    latency_hist_observe(&s->hist[LAT_GATE], ms_gate);
+}
+
+uint64_t stats_frames_published(const daemon_stats *s)
+{
+    return s->classified + s->gate_reused;
+}
+
+double stats_gate_reused_share(const daemon_stats *s)
+{
+    uint64_t n = stats_frames_published(s);
+    return n ? (double)s->gate_reused / (double)n : 0.0;
+}
+
+double stats_synth_reused_share(const daemon_stats *s)
+{
+    return s->synth_layers ? (double)s->synth_reused / (double)s->synth_layers : 0.0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -213,6 +240,10 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_frames_deadline_total", "counter", "Frames answered light because the deadline left no time.", "frames.deadline"},
     {"basisnetd_synth_layers_total", "counter", "Synthesized layers due on specialist frames.", "frames.synth_layers"},
     {"basisnetd_synth_reused_total", "counter", "Of those, layers whose weights were kept (engine.synth_reuse).", "frames.synth_reused"},
+    {"basisnetd_synth_reused_share", "gauge", "Share of synthesized layers kept since start (engine.synth_reuse).", "frames.synth_reused_share"},
+    {"basisnetd_gate_reused_total", "counter", "Frames the gate found unchanged: the last answer republished, the engine not run.", "frames.gate_reused"},
+    {"basisnetd_gate_reused_share", "gauge", "Share of published frames the gate reused since start.", "frames.gate_reused_share"},
+    {"basisnetd_gate_noise_sigma", "gauge", "The gate's noise estimate (gray levels, cell difference).", "gate.noise_sigma"},
     {"basisnetd_source_reconnects_total", "counter", "Source reconnect attempts.", "source.reconnects"},
     {"basisnetd_source_up", "gauge", "1 while frames flow from the source.", "source.up"},
     {"basisnetd_fps", "gauge", "Classified frames per second (recent).", "fps"},

@@ -18,6 +18,7 @@ typedef enum {
     LAT_SPECIALIST,
     LAT_TOTAL,
     LAT_CAPTURE_TO_PUBLISH,
+    LAT_GATE,                   /* the gate's decision, on every frame while it is on */
     LAT_COUNT
 } lat_kind;
 
@@ -30,6 +31,7 @@ typedef struct {
 typedef struct {
     uint64_t classified, light, specialist, deadline;
     uint64_t synth_layers, synth_reused; /* layer syntheses due / skipped (engine.synth_reuse) */
+    uint64_t gate_reused;       /* frames the gate closed on: the last answer republished */
     latency_hist hist[LAT_COUNT];
     double recent_total[STATS_RECENT];
     int recent_n, recent_pos;
@@ -45,6 +47,15 @@ void latency_hist_observe(latency_hist *h, double ms);
 void stats_observe_frame(daemon_stats *s, int stage, bool deadline, double ms_light,
                          double ms_synth, double ms_specialist, double ms_total,
                          double ms_capture_to_publish);
+/* A frame the gate closed on (not counted as classified; no stage latencies). */
+void stats_observe_reuse(daemon_stats *s, double ms_capture_to_publish);
+/* The gate's cost on a frame (reused or classified). */
+void stats_observe_gate(daemon_stats *s, double ms_gate);
+/* Frames published: classified plus reused. */
+uint64_t stats_frames_published(const daemon_stats *s);
+/* gate_reused / published, synth_reused / synth_layers (0 when none). */
+double stats_gate_reused_share(const daemon_stats *s);
+double stats_synth_reused_share(const daemon_stats *s);
 /* Quantile (0..1) of the recent total latencies; 0 when none. */
 double stats_recent_quantile(const daemon_stats *s, double q);
 /* Share of classified frames answered by the lightweight model (0 when none). */

@@ -211,6 +211,17 @@ static const struct {
     {"model: m\nsource:\n  kind: test\n  crop: {x: 0, y: 400, width: 40, height: 100}\n",
      "4:3: key 'source.crop': 0,400 40x100 lies outside the 640x480 frame (y + height = 500 > 480) "
      "(source.width x source.height, defaults included)"},
+    /* gate */
+    {"model: m\nsource: {kind: test}\ngate: {mode: on}\n",
+     "3:14: key 'gate.mode': expected one of off, auto, got \"on\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  refresh_ms: 0\n",
+     "4:15: key 'gate.refresh_ms': expected an integer from 1 to 600000, got \"0\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  cell_sigmas: 0.5\n",
+     "4:16: key 'gate.cell_sigmas': expected a number from 1 to 50, got \"0.5\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  min_area: 0\n",
+     "4:13: key 'gate.min_area': expected a number from 0.001 to 1, got \"0\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  refresh_s: 100\n",
+     "4:3: unknown key 'gate.refresh_s' (did you mean 'gate.refresh_ms'?)"},
     /* http */
     {"model: m\nsource: {kind: test}\nhttp: {listen: 8080}\n",
      "3:16: key 'http.listen': expected ADDRESS:PORT (127.0.0.1:8080, [::1]:8080) or a Unix "
@@ -415,7 +426,8 @@ static void test_docs_cover_every_key(void **state)
         "source.width", "source.height", "source.fps", "source.format", "source.aspect",
         "source.controls", "source.crop", "source.retry_initial_ms", "source.retry_max_ms", "engine",
         "engine.threads", "engine.threshold", "engine.synth_reuse", "budget", "budget.mode", "budget.latency_ms",
-        "budget.min", "budget.max", "budget.window", "budget.horizon", "publish", "publish.socket",
+        "budget.min", "budget.max", "budget.window", "budget.horizon", "gate", "gate.mode",
+        "gate.refresh_ms", "gate.cell_sigmas", "gate.min_area", "publish", "publish.socket",
         "publish.mode", "publish.group", "publish.control_group", "publish.max_clients",
         "publish.queue", "publish.max_line", "publish.change_frames", "mqtt", "mqtt.host",
         "mqtt.port", "mqtt.client_id", "mqtt.topic_prefix", "mqtt.qos", "mqtt.retain",

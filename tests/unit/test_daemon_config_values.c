@@ -481,6 +481,35 @@ static void test_http(void **state)
     assert_false(http_listen_equal("/a.sock", "/b.sock"));
 }
 
+/* The gate: off by default; every key set; off and auto spelled as written. */
+static void test_gate(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->gate.mode, GATE_MODE_OFF);
+    assert_int_equal(cfg->gate.refresh_ms, 1000);
+    assert_float_equal(cfg->gate.cell_sigmas, 4.0, 1e-12);
+    assert_float_equal(cfg->gate.min_area, 0.02, 1e-12);
+    bn_status st = load_text("mem.yaml",
+                             "model: m\nsource: {kind: test}\ngate:\n  mode: auto\n"
+                             "  refresh_ms: 250\n  cell_sigmas: 6\n  min_area: 0.05\n",
+                             cfg, err, sizeof err);
+    if (st != BN_OK)
+        print_error("%s\n", err);
+    assert_int_equal(st, BN_OK);
+    assert_int_equal(cfg->gate.mode, GATE_MODE_AUTO);
+    assert_int_equal(cfg->gate.refresh_ms, 250);
+    assert_float_equal(cfg->gate.cell_sigmas, 6.0, 1e-12);
+    assert_float_equal(cfg->gate.min_area, 0.05, 1e-12);
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\ngate:\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->gate.mode, GATE_MODE_OFF);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_cfg, teardown_cfg)
@@ -494,6 +523,7 @@ int main(void)
         T(test_accepted_spellings),
         T(test_mqtt_defaults_follow_camera),
         T(test_http),
+        T(test_gate),
     };
     return cmocka_run_group_tests_name("daemon_config_values", tests, NULL, NULL);
 }

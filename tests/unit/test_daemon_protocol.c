@@ -63,6 +63,25 @@ static void test_label_message(void **state)
     o = reparse(proto_label_json(&m), NULL);
     assert_string_equal(json_string_value(json_object_get(o, "stage")), "light");
     assert_string_equal(json_string_value(json_object_get(o, "reason")), "deadline");
+    assert_null(json_object_get(json_object_get(o, "latency_ms"), "gate")); /* gate off */
+    assert_null(json_object_get(o, "age_ms"));
+    json_decref(o);
+
+    /* the gate closed: the last answer, "stage":"reuse", its age, the gate's cost */
+    m.stage = PROTO_STAGE_REUSE;
+    m.reason = NULL;
+    m.gated = true;
+    m.ms_light = m.ms_synth = m.ms_specialist = 0;
+    m.ms_gate = m.ms_total = 0.0042;
+    m.ms_age = 233.3334;
+    o = reparse(proto_label_json(&m), NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "stage")), "reuse");
+    assert_string_equal(json_string_value(json_object_get(o, "label")), "Sneaker");
+    assert_float_equal(json_real_value(json_object_get(o, "age_ms")), 233.333, 1e-9);
+    lat = json_object_get(o, "latency_ms");
+    assert_float_equal(json_real_value(json_object_get(lat, "gate")), 0.004, 1e-9);
+    assert_float_equal(json_real_value(json_object_get(lat, "total")), 0.004, 1e-9);
+    assert_float_equal(json_real_value(json_object_get(lat, "light")), 0, 0);
     json_decref(o);
 }
 

@@ -166,11 +166,29 @@ static void test_stats_frames_and_quantiles(void **state)
     assert_float_equal(stats_recent_quantile(s, 0.5), 50, 0);
     assert_float_equal(stats_recent_quantile(s, 0.99), 99, 0);
     assert_float_equal(stats_recent_quantile(s, 1.0), 100, 0);
+    /* 300 frames the gate reused: not classified, no stage latency, a share of 3/4 */
+    for (int i = 0; i < 300; i++) {
+        stats_observe_gate(s, 0.004);
+        stats_observe_reuse(s, 2.0);
+    }
+    assert_int_equal(s->classified, 100);
+    assert_int_equal(s->gate_reused, 300);
+    assert_int_equal(stats_frames_published(s), 400);
+    assert_float_equal(stats_gate_reused_share(s), 0.75, 1e-12);
+    assert_int_equal(s->hist[LAT_LIGHT].n, 100);
+    assert_int_equal(s->hist[LAT_TOTAL].n, 100);
+    assert_int_equal(s->hist[LAT_GATE].n, 300);
+    assert_int_equal(s->hist[LAT_CAPTURE_TO_PUBLISH].n, 400);
+    assert_float_equal(stats_exit_share(s), 0.75, 1e-12);
+    s->synth_layers = 40;
+    s->synth_reused = 10;
+    assert_float_equal(stats_synth_reused_share(s), 0.25, 1e-12);
 
     /* Prometheus rendering of a stats object built the way the daemon builds it */
-    json_t *st = json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:b}, s:f, s:o}", "camera", "door\"1",
+    json_t *st = json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:f}, s:{s:I, s:b}, s:f, s:o}", "camera", "door\"1",
                            "frames", "classified", (json_int_t)100, "light", (json_int_t)75,
-                           "specialist", (json_int_t)25, "source", "frames_in", (json_int_t)120,
+                           "specialist", (json_int_t)25, "gate_reused", (json_int_t)300,
+                           "gate_reused_share", 0.75, "source", "frames_in", (json_int_t)120,
                            "up", 1,
                            "exit_share", 0.75, "latency_ms", stats_latency_json(s));
     char *txt = stats_to_prometheus(st);
@@ -188,6 +206,10 @@ static void test_stats_frames_and_quantiles(void **state)
     /* total latencies 1..100 ms: 10 at or below 10 ms, 50 at or below 50 ms */
     assert_non_null(strstr(txt, "stage=\"total\",le=\"0.01\"} 10\n"));
     assert_non_null(strstr(txt, "stage=\"total\",le=\"0.05\"} 50\n"));
+    assert_non_null(strstr(txt, "# TYPE basisnetd_gate_reused_total counter\n"
+                                "basisnetd_gate_reused_total{camera=\"door\\\"1\"} 300\n"));
+    assert_non_null(strstr(txt, "basisnetd_gate_reused_share{camera=\"door\\\"1\"} 0.75\n"));
+    assert_non_null(strstr(txt, "basisnetd_latency_seconds_count{camera=\"door\\\"1\",stage=\"gate\"} 300\n"));
     assert_null(strstr(txt, "basisnetd_fps"));  /* absent members are skipped */
     free(txt);
     json_decref(st);

@@ -1,0 +1,321 @@
+/* The frame-difference gate on hand-made frames: sensor noise (sigma up to 8 gray levels)
+ * and slow brightness drift keep it closed, a small object entering or leaving opens it,
+ * refresh_ms forces a classification, a sudden lighting change opens it, nothing is
+ * allocated per frame. Prints the per-frame cost (docs/gate.md quotes it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include <math.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "gate.h"
+
+#define FRAME_NS 33333333ull   /* 30 fps */
+#define MAXPIX (224 * 224 * 3)
+
+static uint64_t rng_state;
+
+static uint64_t splitmix64(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double gauss(void)
+{
+    double u1 = ((double)(splitmix64() >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(splitmix64() >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
+/* A textured static scene, values about 40..200. */
+static float scene_px(int x, int y, int w, int h)
+{
+    double u = (double)x / w, v = (double)y / h;
+    return (float)(120 + 50 * sin(6.0 * u + 1.0) * cos(4.0 * v) + 30 * (u - v));
+}
+
+typedef struct {
+    int w, h, c;
+    double sigma;        /* per-pixel noise */
+    double gain, offset; /* global lighting */
+    int ox, oy, os;      /* a square object at (ox, oy), side os (0: none) */
+    double ovalue;       /* its gray value */
+} scene;
+
+static void render(const scene *s, uint8_t *out)
+{
+    for (int y = 0; y < s->h; y++)
+        for (int x = 0; x < s->w; x++) {
+            double base = scene_px(x, y, s->w, s->h);
+            if (s->os && x >= s->ox && x < s->ox + s->os && y >= s->oy && y < s->oy + s->os)
+                base = s->ovalue;
+            for (int k = 0; k < s->c; k++) {
+                double v = base * s->gain + s->offset + s->sigma * gauss();
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                out[((size_t)y * s->w + x) * s->c + k] = (uint8_t)lrint(v);
+            }
+        }
+}
+
+static gate *new_gate(int w, int h, int c, int refresh_ms)
+{
+    gate_params p = {.width = w, .height = h, .channels = c, .refresh_ms = refresh_ms,
+                     .cell_sigmas = GATE_CELL_SIGMAS_DEFAULT, .min_area = GATE_MIN_AREA_DEFAULT};
+    gate *g = NULL;
+    char err[256];
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_OK);
+    return g;
+}
+
+/* Feeds one frame; commits it when the gate opens (the daemon classifies it then). */
+static gate_decision step(gate *g, const scene *s, uint8_t *buf, uint64_t t)
+{
+    render(s, buf);
+    gate_decision d = gate_decide(g, buf, (size_t)s->w * (size_t)s->c, t);
+    if (d.open)
+        gate_commit(g);
+    return d;
+}
+
+/* Static scene, noise only: closed for >= 90% of frames after the warm-up; the openings
+ * are the refreshes, not the noise. */
+static void test_noise_stays_closed(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    const double sigmas[] = {1, 2, 4, 8};
+    for (size_t si = 0; si < sizeof sigmas / sizeof sigmas[0]; si++) {
+        rng_state = 100 + si;
+        gate *g = new_gate(28, 28, 1, 1000);
+        scene s = {.w = 28, .h = 28, .c = 1, .sigma = sigmas[si], .gain = 1};
+        int closed = 0, by_change = 0, n = 0;
+        for (int f = 0; f < 600; f++) {
+            gate_decision d = step(g, &s, buf, (uint64_t)f * FRAME_NS);
+            if (f < 5)
+                continue;
+            n++;
+            closed += !d.open;
+            by_change += d.verdict == GATE_OPEN_AREA || d.verdict == GATE_OPEN_MEAN;
+        }
+        gate_stats st;
+        gate_get_stats(g, &st);
+        printf("noise sigma %g: %d of %d frames closed, %d opened by noise, estimate %.2f "
+               "(cell difference, %dx%d grid)\n", sigmas[si], closed, n, by_change, st.sigma,
+               st.grid_w, st.grid_h);
+        assert_true(closed >= 0.9 * n);
+        assert_true(by_change <= n / 100);
+        /* a 2x2 box averages 4 pixels; the difference of two frames has sqrt(2) that */
+        double expect = sigmas[si] / 2 * sqrt(2);
+        assert_true(st.sigma > 0.7 * expect && st.sigma < 1.3 * expect);
+        gate_free(g);
+    }
+}
+
+/* Slow global drift (gain 0.8 -> 1.2 and offset 0 -> +20 over 20 s) is absorbed. */
+static void test_drift_stays_closed(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 7;
+    gate *g = new_gate(28, 28, 1, 1000);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 4, .gain = 0.8};
+    int closed = 0, by_change = 0, n = 0;
+    const int frames = 600;
+    for (int f = 0; f < frames; f++) {
+        s.gain = 0.8 + 0.4 * f / frames;
+        s.offset = 20.0 * f / frames;
+        gate_decision d = step(g, &s, buf, (uint64_t)f * FRAME_NS);
+        if (f < 5)
+            continue;
+        n++;
+        closed += !d.open;
+        by_change += d.verdict == GATE_OPEN_AREA || d.verdict == GATE_OPEN_MEAN;
+    }
+    printf("drift: %d of %d frames closed, %d opened by the drift\n", closed, n, by_change);
+    assert_true(closed >= 0.9 * n);
+    gate_free(g);
+}
+
+/* A small object (about 10% of the frame) entering opens the gate on that frame; while it
+ * stays the gate closes again; leaving opens it again. At every noise level up to 8. */
+static void test_small_object_opens(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    const double sigmas[] = {0, 4, 8};
+    const double contrast[] = {40, 60};
+    for (size_t si = 0; si < 3; si++)
+        for (size_t ci = 0; ci < 2; ci++) {
+            rng_state = 31 + si * 3 + ci;
+            gate *g = new_gate(28, 28, 1, 1000);
+            scene s = {.w = 28, .h = 28, .c = 1, .sigma = sigmas[si], .gain = 1};
+            uint64_t t = 0;
+            for (int f = 0; f < 20; f++, t += FRAME_NS)
+                step(g, &s, buf, t);
+            /* 9x9 = 81 of 784 pixels, on a part of the scene it contrasts with */
+            s.ox = 4;
+            s.oy = 14;
+            s.os = 9;
+            s.ovalue = scene_px(8, 18, 28, 28) + contrast[ci];
+            gate_decision d = step(g, &s, buf, t += FRAME_NS);
+            printf("object +%g at noise %g: %s, %.1f%% of cells changed\n", contrast[ci],
+                   sigmas[si], gate_verdict_name(d.verdict), 100 * d.changed_share);
+            assert_true(d.open);
+            assert_int_not_equal(d.verdict, GATE_OPEN_REFRESH);
+            int closed = 0;
+            for (int f = 0; f < 10; f++)
+                closed += !step(g, &s, buf, t += FRAME_NS).open;
+            assert_true(closed >= 9);
+            s.os = 0;
+            d = step(g, &s, buf, t += FRAME_NS);
+            assert_true(d.open);
+            gate_free(g);
+        }
+}
+
+/* Nothing changes, no noise: a classification every refresh_ms, none between. */
+static void test_refresh_forces_classification(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 3;
+    gate *g = new_gate(28, 28, 1, 100);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 0, .gain = 1};
+    uint64_t last_open = 0;
+    int refreshes = 0;
+    for (int f = 0; f < 90; f++) {
+        uint64_t t = (uint64_t)f * FRAME_NS;
+        gate_decision d = step(g, &s, buf, t);
+        if (f < 5) {
+            if (d.open)
+                last_open = t;
+            continue;
+        }
+        if (d.open) {
+            assert_int_equal(d.verdict, GATE_OPEN_REFRESH);
+            assert_true(t - last_open >= 100000000ull);
+            refreshes++;
+            last_open = t;
+        }
+        /* never older than refresh_ms plus one frame */
+        assert_true(t - last_open < 100000000ull + FRAME_NS);
+    }
+    assert_true(refreshes >= 20);
+    gate_free(g);
+}
+
+/* Light switched on (gain x1.5 at once) is a change, not drift. */
+static void test_sudden_lighting_opens(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 5;
+    gate *g = new_gate(28, 28, 1, 1000);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 2, .gain = 1};
+    uint64_t t = 0;
+    for (int f = 0; f < 20; f++, t += FRAME_NS)
+        step(g, &s, buf, t);
+    s.gain = 1.5;
+    assert_true(step(g, &s, buf, t).open);
+    gate_free(g);
+}
+
+/* A camera-scale 224x224 RGB input: 4x4 boxes, a 56x56 grid; an object of 10% opens it;
+ * nothing is allocated per frame. */
+static void test_rgb_and_no_allocation(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 11;
+    gate *g = new_gate(224, 224, 3, 1000);
+    gate_stats st;
+    gate_get_stats(g, &st);
+    assert_int_equal(st.cell, 4);
+    assert_int_equal(st.grid_w, 56);
+    scene s = {.w = 224, .h = 224, .c = 3, .sigma = 8, .gain = 1};
+    uint64_t t = 0;
+    for (int f = 0; f < 10; f++, t += FRAME_NS)
+        step(g, &s, buf, t);
+    struct mallinfo2 before = mallinfo2();
+    int closed = 0;
+    for (int f = 0; f < 20; f++, t += FRAME_NS)
+        closed += !step(g, &s, buf, t).open;
+    struct mallinfo2 after = mallinfo2();
+    assert_int_equal(before.uordblks, after.uordblks);
+    assert_true(closed >= 18);
+    s.ox = 30;
+    s.oy = 100;
+    s.os = 71; /* 71^2 / 224^2 = 10% */
+    s.ovalue = scene_px(65, 135, 224, 224) + 40;
+    assert_true(step(g, &s, buf, t += FRAME_NS).open);
+    gate_free(g);
+}
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    gate *g = (gate *)1;
+    char err[256];
+    gate_params p = {.width = 28, .height = 28, .channels = 5, .refresh_ms = 1000,
+                     .cell_sigmas = 4, .min_area = 0.02};
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    assert_null(g);
+    assert_non_null(strstr(err, "1 to 4 channels"));
+    p.channels = 1;
+    p.min_area = 0;
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+}
+
+static double bench_ns(int w, int h, int c, int iters)
+{
+    static uint8_t a[MAXPIX], b[MAXPIX];
+    rng_state = 1;
+    scene s = {.w = w, .h = h, .c = c, .sigma = 4, .gain = 1};
+    render(&s, a);
+    render(&s, b);
+    gate *g = new_gate(w, h, c, 1000000);
+    size_t stride = (size_t)w * (size_t)c;
+    uint64_t sum = 0;
+    for (int i = 0; i < iters; i++) {
+        gate_decision d = gate_decide(g, i & 1 ? a : b, stride, (uint64_t)i * FRAME_NS);
+        if (d.open)
+            gate_commit(g);
+        if (i >= iters / 10)
+            sum += d.ns;
+    }
+    gate_free(g);
+    return (double)sum / (iters - iters / 10);
+}
+
+/* Not an assertion: the number docs/gate.md quotes. */
+static void test_cost(void **state)
+{
+    (void)state;
+    printf("gate cost per frame: 28x28x1 %.2f us, 224x224x3 %.2f us\n",
+           bench_ns(28, 28, 1, 20000) / 1e3, bench_ns(224, 224, 3, 2000) / 1e3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_noise_stays_closed),
+        cmocka_unit_test(test_drift_stays_closed),
+        cmocka_unit_test(test_small_object_opens),
+        cmocka_unit_test(test_refresh_forces_classification),
+        cmocka_unit_test(test_sudden_lighting_opens),
+        cmocka_unit_test(test_rgb_and_no_allocation),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_cost),
+    };
+    return cmocka_run_group_tests_name("daemon_gate", tests, NULL, NULL);
+}
