@@ -37,6 +37,7 @@ bn_status app_start_infer(app *a, char *err, size_t errlen)
     ip.gate = (gate_params){.width = a->info->width, .height = a->info->height,
                             .channels = a->info->channels, .refresh_ms = gc->refresh_ms,
                             .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area};
+    ip.gate_confirm = a->cfg.publish.change_frames - 1;
     return infer_start(&ip, &a->inf, err, errlen);
 }
 

@@ -26,6 +26,7 @@ struct infer {
     gate_params gp;
     infer_result last;      /* the last classified frame, for reuse */
     bool have_last;
+    int confirm, confirm_left; /* frames classified after a changed answer, and still due */
     GThread *thread;
     atomic_bool stop;
     int efd;
@@ -111,7 +112,7 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
         gate_decision gd = gate_decide(in->gate, fr->data, fr->stride, t_frame);
         r.gated = true;
         r.ns_gate = gd.ns;
-        if (!gd.open && in->have_last) {
+        if (!gd.open && in->have_last && in->confirm_left == 0) {
             const infer_result *l = &in->last;
             r.class_id = l->class_id;
             r.score = l->score;
@@ -155,8 +156,13 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     r.madds = res.madds;
     r.synth_layers = r.stage == BN_STAGE_SPECIALIST ? res.synth_layers : 0;
     r.synth_reused = r.stage == BN_STAGE_SPECIALIST ? res.synth_reused : 0;
-    if (gated)
+    if (gated) {
         gate_commit(in->gate);
+        if (in->confirm_left > 0)
+            in->confirm_left--;
+        if (in->have_last && r.class_id != in->last.class_id)
+            in->confirm_left = in->confirm;
+    }
     in->last = r;
     in->last.capture_mono_ns = t_frame;
     in->have_last = true;
@@ -253,6 +259,7 @@ bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errl
     g_mutex_init(&in->lock);
     if (p->gate_on) {
         in->gp = p->gate;
+        in->confirm = p->gate_confirm > 0 ? p->gate_confirm : 0;
         bn_status gst = gate_new(&p->gate, &in->gate, err, errlen);
         if (gst != BN_OK) {
             infer_free(in);

@@ -50,6 +50,9 @@ typedef struct {
     bool gate_on;               /* gate.mode auto: frames the gate closes on reuse the last
                                    answer (the gate is created, with its buffers, at start) */
     gate_params gate;
+    int gate_confirm;           /* after an answer that differs from the one before, classify
+                                   this many more frames before reusing (publish.change_frames
+                                   - 1: the debounce then sees answers, not one repeated) */
 } infer_params;
 
 bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errlen);

@@ -1,0 +1,176 @@
+#!/bin/bash
+# The gate end to end: a generated MJPEG clip of a fixed camera (Fashion-MNIST test images
+# held 1-1.7 s each, sensor noise sigma 6 gray levels at the model's 28x28, a slow
+# brightness drift, JPEG artefacts) played by two daemons at once, gate off and gate on.
+# With the gate on most frames are "stage":"reuse" with the answer of the last classified
+# frame; every change event of the gate-off run comes with the gate on too, with the same
+# label, at most 2 frames later; stats and Prometheus count the reused frames.
+source "$(dirname "$0")/daemon_common.bash"
+D=/usr/share/datasets/fashion-mnist
+[ -f "$D/t10k-images-idx3-ubyte.gz" ] || { echo "SKIP: needs $D (make deps)"; exit 77; }
+for e in rawvideoparse videoscale jpegenc avimux; do
+    gst-inspect-1.0 "$e" >/dev/null 2>&1 || { echo "SKIP: GStreamer element $e missing"; exit 77; }
+done
+FPS=30
+
+# ---- the clip: 28x28 gray frames from Python, scaled to 112x112 and MJPEG-encoded --------
+"$PY" - "$D" "$ROOT/samples/fmnist-sample.truth.csv" "$T/truth.txt" <<'PY' >"$T/frames.raw"
+import csv, gzip, random, sys
+d, truth_csv, truth_out = sys.argv[1:4]
+img = gzip.open(d + '/t10k-images-idx3-ubyte.gz').read()
+rows = list(csv.DictReader(open(truth_csv)))[:12]   # images the sample clip shows
+rng = random.Random(28)
+lengths = [30, 45, 36, 50, 30, 42, 33, 48, 30, 39, 45, 36]
+total = sum(lengths)
+out = sys.stdout.buffer
+frame_no = 0
+with open(truth_out, 'w') as tr:
+    for r, n in zip(rows, lengths):
+        i = int(r['test_image_index'])
+        px = img[16 + i * 784:16 + (i + 1) * 784]
+        tr.write('%d %s\n' % (frame_no, r['label_name']))
+        for _ in range(n):
+            gain = 0.85 + 0.25 * frame_no / total      # slow drift over the clip
+            f = bytearray(784)
+            for k in range(784):
+                v = px[k] * gain + 12 + rng.gauss(0, 6)
+                f[k] = 0 if v < 0 else 255 if v > 255 else int(v + 0.5)
+            out.write(f)
+            frame_no += 1
+PY
+gst-launch-1.0 -q fdsrc fd=0 ! rawvideoparse width=28 height=28 format=gray8 framerate=$FPS/1 \
+    ! videoscale method=nearest-neighbour ! video/x-raw,width=112,height=112 ! videoconvert \
+    ! video/x-raw,format=I420 ! jpegenc quality=75 ! avimux ! filesink location="$T/clip.avi" \
+    <"$T/frames.raw" || fail "encoding the clip"
+NFRAMES=$(( $(stat -c %s "$T/frames.raw") / 784 ))
+
+# ---- two daemons on the clip -------------------------------------------------------------
+run_config() {   # NAME GATE-MODE
+    cat > "$T/$1.yaml" <<EOC
+camera: $1
+model: $MODEL
+source:
+  kind: file
+  path: $T/clip.avi
+  loop: false
+engine:
+  threshold: 0.9
+gate:
+  mode: $2
+publish:
+  socket: $T/$1.sock
+  mode: 0666
+  change_frames: 3
+EOC
+}
+record() {   # SOCKET OUT: waits for the socket, records until the daemon closes it
+    "$PY" - "$1" "$2" <<'PY' &
+import socket, sys, time
+for _ in range(2000):
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.005)
+with open(sys.argv[2], 'wb') as out:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out.write(d)
+PY
+}
+run_config off off
+run_config on auto
+record "$T/off.sock" "$T/off.jsonl"; SUB_OFF=$!
+record "$T/on.sock" "$T/on.jsonl"; SUB_ON=$!
+"$BND" --config "$T/off.yaml" --exit-on-eos 2>"$T/off.log" & P_OFF=$!
+"$BND" --config "$T/on.yaml" --exit-on-eos 2>"$T/daemon.log" & P_ON=$!
+DPID=$P_ON
+# stats while the clip plays
+sleep 6
+BASISNET_SOCKET=$T/on.sock "$CTL" stats > "$T/stats.json" || fail "stats"
+BASISNET_SOCKET=$T/on.sock "$CTL" stats --prometheus > "$T/stats.prom" || fail "stats --prometheus"
+rc=0; wait $P_OFF || rc=$?; [ $rc -eq 0 ] || { cat "$T/off.log" >&2; fail "gate-off daemon exit $rc"; }
+rc=0; wait $P_ON || rc=$?; DPID=; [ $rc -eq 0 ] || fail "gate-on daemon exit $rc"
+wait $SUB_OFF $SUB_ON
+
+"$PY" - "$T" "$FPS" "$NFRAMES" <<'PY' || fail "gate on vs off"
+import json, re, sys
+t, fps, nframes = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    ms = [json.loads(l) for l in open('%s/%s.jsonl' % (t, name), 'rb')]
+    frame = lambda m: round(m['pts_ns'] * fps / 1e9)
+    labels = [m for m in ms if m['type'] == 'label']
+    changes = [(frame(m), m['label']) for m in ms if m['type'] == 'change']
+    return labels, changes
+off, ch_off = load('off')
+on, ch_on = load('on')
+reuse = [m for m in on if m['stage'] == 'reuse']
+share = len(reuse) / len(on)
+print('frames %d; gate off: %d labels, %d changes; gate on: %d labels, %d reused (%.1f%%), %d changes'
+      % (nframes, len(off), len(ch_off), len(on), len(reuse), 100 * share, len(ch_on)))
+assert len(off) >= 0.95 * nframes and len(on) >= 0.95 * nframes, 'frames missing'
+assert share >= 0.7, 'reuse share %.3f < 0.7' % share
+assert not [m for m in off if m['stage'] == 'reuse'], 'reuse with the gate off'
+assert 'gate' not in off[0]['latency_ms']
+# a reused frame repeats the last classified frame's answer and costs only the gate
+last = None
+for m in on:
+    lat = m['latency_ms']
+    assert 'gate' in lat and lat['gate'] < 1.0, lat
+    if m['stage'] == 'reuse':
+        assert last is not None
+        assert (m['label'], m['class'], m['score']) == (last['label'], last['class'], last['score']), (m, last)
+        assert lat['light'] == 0 and lat['specialist'] == 0 and lat['total'] == lat['gate'], lat
+        assert m['age_ms'] >= 0
+    else:
+        last = m
+assert max(m['age_ms'] for m in reuse) <= 1000 + 2 * 1000 / fps, 'a reused answer older than refresh_ms'
+# never miss a change. A change event is a scene change's when it completes within 10 frames
+# of a segment's start; the others are the gate-off run's flicker on an ambiguous image
+# (three noisy frames in a row answered otherwise), which the gate-on run, reusing one
+# answer until refresh_ms, does not see: they are counted, not compared.
+starts = [int(l.split()[0]) for l in open(t + '/truth.txt')]
+names = [l.split(None, 1)[1].strip() for l in open(t + '/truth.txt')]
+def segment(f):
+    return max(i for i, b in enumerate(starts) if b <= f)
+def at_scene_change(c):
+    return c[0] - starts[segment(c[0])] <= 10
+def matched(a, bs, used):
+    for b in bs:
+        if b[1] == a[1] and abs(b[0] - a[0]) <= 2 and b not in used:
+            used.add(b)
+            return b
+    return None
+sc_off = [c for c in ch_off if at_scene_change(c)]
+sc_on = [c for c in ch_on if at_scene_change(c)]
+assert len(sc_off) >= 10, ch_off
+used, late = set(), []
+for c in sc_off:
+    b = matched(c, sc_on, used)
+    assert b, 'change to %s at frame %d (gate off) missing with the gate on: %s' % (c[1], c[0], ch_on)
+    late.append(b[0] - c[0])
+assert len(used) == len(sc_on), 'scene changes only with the gate on: %s' % sorted(set(sc_on) - used)
+def accuracy(labels):
+    hits = sum(m['label'] == names[segment(round(m['pts_ns'] * fps / 1e9))] for m in labels)
+    return 100.0 * hits / len(labels)
+print('scene-change events matched: %d, frames late: max %d, min %d; flicker events: gate off %d, '
+      'gate on %d; accuracy vs the clip: gate off %.2f%%, gate on %.2f%%'
+      % (len(late), max(late), min(late), len(ch_off) - len(sc_off), len(ch_on) - len(sc_on),
+         accuracy(off), accuracy(on)))
+# stats and Prometheus while it ran
+s = json.load(open(t + '/stats.json'))
+fr = s['frames']
+assert fr['gate_reused'] > 0 and fr['gate_reused_share'] > 0.5, fr
+assert s['gate']['mode'] == 'auto' and s['gate']['noise_sigma'] > 0, s['gate']
+prom = open(t + '/stats.prom').read()
+m = re.search(r'^basisnetd_gate_reused_total\{camera="on"\} (\d+)$', prom, re.M)
+assert m and int(m.group(1)) > 0, 'no basisnetd_gate_reused_total'
+assert re.search(r'^basisnetd_gate_reused_share\{camera="on"\} 0\.\d+$', prom, re.M)
+# the final count, from the log line at exit
+log = open(t + '/daemon.log').read()
+m = re.search(r'gate: (\d+) frames reused, (\d+) classified', log)
+assert m and int(m.group(1)) == len(reuse) and int(m.group(2)) == len(on) - len(reuse), m and m.groups()
+print('stats: %d reused (share %.3f) at 6 s, noise sigma %.2f; at exit %s reused, %s classified'
+      % (fr['gate_reused'], fr['gate_reused_share'], s['gate']['noise_sigma'], m.group(1), m.group(2)))
+PY
+ok "gate on: most frames reused, every change event within 2 frames of gate off, counted in stats"
