@@ -181,7 +181,7 @@ SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
 INST_UNITS  := $(DESTDIR)$(SYSTEMD_UNITDIR)
 INST_MODELS := $(wildcard models/*.bnm models/*.labels)
 INST_CONFIGS := $(wildcard configs/*.yaml)
-INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md
+INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md
 INST_MANS   := $(wildcard man/*.[158])
 ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml
 install: all

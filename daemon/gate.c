@@ -13,6 +13,8 @@
 
 /* The downsampled grid's longer side stays at or below this. */
 #define GRID_MAX 64
+/* Cells a noise sample looks at (a median of 1024 differences is within a few per cent). */
+#define NOISE_CELLS 1024
 /* Noise samples before the gate may close. */
 #define WARMUP 3
 /* Running mean of the noise samples: exact for the first frames, then 1/16 per frame. */
@@ -128,6 +130,17 @@ static void downsample(const gate *g, const uint8_t *data, size_t stride, float 
                         s += row[cx * f + k];
                     g->rowacc[cx] += s;
                 }
+            } else if (c == 3) {
+                /* one pass over the row's bytes: R + B and 2 G summed per box */
+                const uint8_t *px = row;
+                for (int cx = 0; cx < g->gw; cx++) {
+                    uint32_t rb = 0, gg = 0;
+                    for (int k = 0; k < f; k++, px += 3) {
+                        rb += (uint32_t)px[0] + px[2];
+                        gg += px[1];
+                    }
+                    g->rowacc[cx] += rb + 2 * gg;
+                }
             } else {
                 for (int cx = 0; cx < g->gw; cx++) {
                     const uint8_t *px = row + (size_t)cx * (size_t)f * (size_t)c;
@@ -175,12 +188,15 @@ static float select_kth(float *a, int n, int k)
  * robust to anything moving in less than half of the cells. */
 static void update_noise(gate *g)
 {
-    const int n = g->n;
-    for (int i = 0; i < n; i++)
-        g->scratch[i] = g->cur[i] - g->prev[i];
+    /* at most NOISE_CELLS cells, evenly spread: the running mean does the rest */
+    const int step = g->n > NOISE_CELLS ? (g->n + NOISE_CELLS - 1) / NOISE_CELLS : 1;
+    int n = 0;
+    for (int i = 0; i < g->n; i += step)
+        g->scratch[n++] = g->cur[i] - g->prev[i];
     float med = select_kth(g->scratch, n, n / 2);
-    for (int i = 0; i < n; i++)
-        g->scratch[i] = fabsf(g->cur[i] - g->prev[i] - med);
+    n = 0;
+    for (int i = 0; i < g->n; i += step)
+        g->scratch[n++] = fabsf(g->cur[i] - g->prev[i] - med);
     float s = MAD_TO_SIGMA * select_kth(g->scratch, n, n / 2);
     if (g->n_noise == 0) {
         g->sigma = s;
