@@ -24,14 +24,19 @@ static void update_status(app *a, gint64 now)
     memset(&bs, 0, sizeof bs);
     if (a->inf)
         infer_budget_stats(a->inf, &bs);
+    char gate[48] = "";
+    if (a->cfg.gate.mode == GATE_MODE_AUTO)
+        snprintf(gate, sizeof gate, ", gate reused %.0f%%",
+                 100.0 * stats_gate_reused_share(&a->stats));
     sd_notifyf(0,
                "STATUS=%.1f fps, latency mean %.2f ms p99 %.2f ms, exit share %.0f%%, "
-               "threshold %.3f, %d subscribers, source %s",
+               "threshold %.3f%s, %d subscribers, source %s",
                a->fps, a->stats.hist[LAT_TOTAL].n ? a->stats.hist[LAT_TOTAL].sum_ms /
                                                         (double)a->stats.hist[LAT_TOTAL].n
                                                   : 0.0,
                stats_recent_quantile(&a->stats, 0.99), 100.0 * stats_exit_share(&a->stats),
-               bs.threshold, server_client_count(a->srv), app_capture_state_name(a->src_state));
+               bs.threshold, gate, server_client_count(a->srv),
+               app_capture_state_name(a->src_state));
     a->last_status_us = now;
 }
 
