@@ -79,6 +79,8 @@ bn_status gate_new(const gate_params *p, gate **out, char *err, size_t errlen)
     int shorter = p->width < p->height ? p->width : p->height;
     while (longer / cell > GRID_MAX)
         cell *= 2;
+    while (cell > 1 && shorter / cell < 1) /* a very long, thin frame: one row of cells */
+        cell /= 2;
     if (cell == 1 && shorter >= 8)
         cell = 2;
     g->cell = cell;

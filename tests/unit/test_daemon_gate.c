@@ -274,6 +274,17 @@ static void test_bad_params(void **state)
     p.channels = 1;
     p.min_area = 0;
     assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    /* a long, thin frame still gets a grid with cells in it */
+    p.min_area = 0.02;
+    p.width = 1000;
+    p.height = 3;
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_OK);
+    gate_stats st;
+    gate_get_stats(g, &st);
+    assert_true(st.grid_w >= 1 && st.grid_h >= 1);
+    static uint8_t row[3000];
+    assert_true(gate_decide(g, row, 1000, 0).open); /* the first frame */
+    gate_free(g);
 }
 
 static double bench_ns(int w, int h, int c, int iters)
