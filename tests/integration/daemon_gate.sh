@@ -157,7 +157,7 @@ assert 'gate' not in off[0]['latency_ms']
 last = None
 for m in on:
     lat = m['latency_ms']
-    assert 'gate' in lat and lat['gate'] < 1.0, lat
+    assert 'gate' in lat, lat
     if m['stage'] == 'reuse':
         assert last is not None
         assert (m['label'], m['class'], m['score']) == (last['label'], last['class'], last['score']), (m, last)
@@ -165,6 +165,8 @@ for m in on:
         assert m['age_ms'] >= 0
     else:
         last = m
+gate_ms = sorted(m['latency_ms']['gate'] for m in on)
+assert gate_ms[len(gate_ms) // 2] < 0.05, 'the gate takes %.3f ms (median)' % gate_ms[len(gate_ms) // 2]
 assert max(m['age_ms'] for m in reuse) <= 1000 + 2 * 1000 / fps, 'a reused answer older than refresh_ms'
 # never miss a change. A change event is a scene change's when it completes within 10 frames
 # of a segment's start; the others are the gate-off run's flicker on an ambiguous image
