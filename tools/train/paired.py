@@ -71,7 +71,7 @@ def main(argv=None):
                   else tr.split_seed_of(run_args[0][1]))
     try:
         data = tr.load_dataset(args.data, need_test="test" in splits, limit=args.limit,
-                               split_seed=split_seed)
+                               split_seed=split_seed, inp=tr.inp_of(run_args[0][1]))
     except tr.DatasetError as e:
         print("paired: %s" % e, file=sys.stderr)
         return 1

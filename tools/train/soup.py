@@ -56,7 +56,7 @@ def main(argv=None):
     model = tr.build_from_args(first)
     model.load_state_dict(avg)
     try:
-        data = tr.load_dataset(args.data, split_seed=split_seed)
+        data = tr.load_dataset(args.data, split_seed=split_seed, inp=tr.inp_of(first))
     except tr.DatasetError as e:
         raise SystemExit("soup: dataset error: %s" % e)
     x = data["train_x"][:args.bn_images] if args.bn_images else data["train_x"]
