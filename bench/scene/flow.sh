@@ -107,19 +107,7 @@ EOC
     conf "$ROOT/models/fmnist-basisnet.bnm"
     "$BND" --config "$D/porch.yaml" --exit-on-eos 2>"$D/daemon.log" &
     DPID=$!
-    "$PY" - "$D/d.sock" "$D/labels.jsonl" <<'PY' &
-import socket, sys, time
-for _ in range(4000):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.005)
-with open(sys.argv[2], "wb") as out:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out.write(d); out.flush()
-PY
+    "$PY" "$ROOT/tests/integration/record_socket.py" "$D/d.sock" "$D/labels.jsonl" &
     SUB=$!
     for _ in $(seq 1 400); do grep -q '"type":"label"' "$D/labels.jsonl" 2>/dev/null && break; sleep 0.05; done
     grep -q '"type":"label"' "$D/labels.jsonl" || die "no label from the shipped model"

@@ -82,20 +82,7 @@ publish:
 EOC
 }
 record() {   # SOCKET OUT: waits for the socket, records until the daemon closes it
-    "$PY" - "$1" "$2" <<'PY' &
-import socket, sys, time
-open(sys.argv[2] + '.ready', 'w').close()   # started: polls every 5 ms from now on
-for _ in range(2000):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.005)
-with open(sys.argv[2], 'wb') as out:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out.write(d)
-PY
+    "$PY" "$ROOT/tests/integration/record_socket.py" "$1" "$2" &
 }
 run_config off off
 run_config on auto

@@ -26,19 +26,7 @@ publish:
   socket: $SOCK
 EOC
 # the subscriber waits for the socket, then records everything until the daemon exits
-"$PY" - "$SOCK" "$T/labels.jsonl" <<'PY' &
-import os, socket, sys, time
-for _ in range(2000):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.005)
-with open(sys.argv[2], 'wb') as out:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out.write(d)
-PY
+"$PY" "$ROOT/tests/integration/record_socket.py" "$SOCK" "$T/labels.jsonl" &
 SUB=$!
 rc=0; "$BND" --config "$T/s.yaml" --exit-on-eos 2>"$T/daemon.log" || rc=$?
 [ $rc -eq 0 ] || fail "daemon exit $rc at the end of the clip"
