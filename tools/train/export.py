@@ -366,7 +366,8 @@ def main():
     ap.add_argument("--spec", default="fmnist", choices=bm.TRAIN_SPECS,
                     help="with --random: the model family (fmnist: the tiny fixture)")
     ap.add_argument("--name", default=None)
-    ap.add_argument("--golden", type=int, default=16, help="number of golden vectors K")
+    ap.add_argument("--golden", type=int, default=None,
+                    help="number of golden vectors K (default 16; --random: 8, 4 for a camera spec)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -374,7 +375,7 @@ def main():
         if args.spec == "fmnist":
             export_random(args.out, args.seed, K=8)
         else:
-            export_random_spec(args.out, args.spec, args.seed, K=args.golden if args.golden != 16 else 4)
+            export_random_spec(args.out, args.spec, args.seed, K=args.golden or 4)
         return 0
     if not args.checkpoint:
         ap.error("--checkpoint or --random required")
@@ -430,7 +431,7 @@ def main():
         if ck.get(k):
             meta["train"][k] = ck[k]
     src = data["test_x"] if data.get("test_x") is not None else data["val_x"]
-    imgs = src[:args.golden]
+    imgs = src[:args.golden or 16]
     imgs = (imgs.permute(0, 2, 3, 1) if imgs.dim() == 4 else imgs[..., None]).numpy()
     name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]
     export_model(model, args.out, imgs, name, labels, meta)

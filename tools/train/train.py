@@ -120,26 +120,16 @@ def _read_image_rgb(path, side):
     return np.ascontiguousarray(a.transpose(2, 0, 1)), size
 
 
-def _image_size(path):
-    try:
-        from PIL import Image
-        with Image.open(path) as im:
-            return im.size
-    except ImportError:
-        return None
-    except Exception as e:
-        raise DatasetError("%s: unreadable image: %s" % (path, e))
-
-
 def _read_image(path, inp=None):
     """One image as the spec's input: (28, 28) gray for fmnist, (3, S, S) for a camera
     spec; and its size as read (w, h) (None when unknown)."""
     if inp is not None and inp["channels"] == 3:
         return _read_image_rgb(path, inp["size"])
-    return _read_image_gray(path), _image_size(path)
+    return _read_image_gray(path)
 
 
 def _read_image_gray(path):
+    """(28, 28) gray and the size as read (w, h); the size is None without PIL."""
     try:
         from PIL import Image
         with Image.open(path) as im:
@@ -150,7 +140,7 @@ def _read_image_gray(path):
                 im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
             if im.size != (28, 28):
                 im = im.resize((28, 28), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).copy()
+            return np.asarray(im, dtype=np.uint8).copy(), (w, h)
     except ImportError:
         pass
     except Exception as e:  # PIL raises many types for corrupt files
@@ -175,7 +165,7 @@ def _read_image_gray(path):
         t = torch.from_numpy(a.astype(np.float32))[None, None]
         a = F.interpolate(t, (28, 28), mode="bilinear", align_corners=False)[0, 0]
         a = a.round().clamp(0, 255).byte().numpy()
-    return a
+    return a, None
 
 
 def read_image_folder(root, labels=None, inp=None):
