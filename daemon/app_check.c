@@ -16,8 +16,12 @@ bn_status app_check_config(const char *path, char *err, size_t errlen)
     config_init(cfg);
     bn_status st = config_load(path, cfg, err, errlen);
     if (st == BN_OK) {
-        /* Every problem at once: the resources, then the model. */
-        st = config_check_resources(cfg, 0, err, errlen);
+        /* Warnings first (they do not change the exit status), then every problem at once:
+         * the resources, then the model. */
+        char warn[4 * BN_PATH_MAX + 1024];
+        if (config_check_warnings(cfg, warn, sizeof warn) > 0)
+            fprintf(stderr, "%s\n", warn);
+        st = config_check_resources(cfg, CONFIG_CHECK_NO_WARN_LOG, err, errlen);
         bn_model *m = NULL;
         char msg[1024];
         bn_status mst = bn_model_open(cfg->model, &m, msg, sizeof msg);

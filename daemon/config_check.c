@@ -5,8 +5,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "bn_log.h"
 #include "source_check.h"
 
 typedef struct {
@@ -71,8 +73,78 @@ static void check_readable(problems *p, const char *key, const char *path)
         add(p, key, "cannot read '%s': %s", path, strerror(errno));
 }
 
+/* Appends "WHERE: warning: ..." when PATH, or the directory it is in, lets every user
+ * change it. Symbolic links are followed: what matters is the file the daemon reads. */
+static void warn_writable(problems *p, const char *key, const char *path, const char *what)
+{
+    struct stat st;
+    if (!path[0] || stat(path, &st) != 0)
+        return;   /* a missing file is an error of its own (or the model loader's) */
+    char where[BN_PATH_MAX + 128];
+    if (key)
+        config_where(p->cfg, key, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "%s", p->cfg->origin.file);
+    char dir[BN_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
+    struct stat ds;
+    char line[3 * BN_PATH_MAX + 256];
+    /* The config's own name is already the line's FILE: not printed twice. */
+    char name[BN_PATH_MAX + 4];
+    snprintf(name, sizeof name, key ? " '%s'" : "", path);
+    if (st.st_mode & S_IWOTH)
+        snprintf(line, sizeof line,
+                 "%s: warning: %s%s is writable by every user (mode %04o): any local account "
+                 "can change it (chmod o-w)",
+                 where, what, name, (unsigned)(st.st_mode & 07777));
+    else if (stat(dir, &ds) == 0 && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
+        snprintf(line, sizeof line,
+                 "%s: warning: %s%s is in a directory writable by every user without the "
+                 "sticky bit (%s, mode %04o): any local account can replace it",
+                 where, what, name, dir, (unsigned)(ds.st_mode & 07777));
+    else
+        return;
+    if (p->len + 1 < p->cap) {
+        int n = snprintf(p->buf + p->len, p->cap - p->len, "%s%s", p->count ? "\n" : "", line);
+        p->len = n < 0 || (size_t)n >= p->cap - p->len ? p->cap - 1 : p->len + (size_t)n;
+    }
+    p->count++;
+}
+
+int config_check_warnings(const bn_config *cfg, char *buf, size_t len)
+{
+    problems p = {.cfg = cfg, .buf = buf, .cap = len};
+    if (len)
+        buf[0] = '\0';
+    if (cfg->origin.file[0])
+        warn_writable(&p, NULL, cfg->origin.file, "the config file");
+    warn_writable(&p, "model", cfg->model, "the model");
+    if (cfg->source.kind == SOURCE_RTSP)
+        warn_writable(&p, "source.credentials_file", cfg->source.credentials_file,
+                      "the credentials file");
+    if (cfg->mqtt.enabled) {
+        warn_writable(&p, "mqtt.password_file", cfg->mqtt.password_file, "the password file");
+        warn_writable(&p, "mqtt.key_file", cfg->mqtt.key_file, "the private key");
+    }
+    return p.count;
+}
+
 bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err, size_t errlen)
 {
+    if (!(flags & CONFIG_CHECK_NO_WARN_LOG)) {
+        char warn[4 * BN_PATH_MAX + 1024];
+        if (config_check_warnings(cfg, warn, sizeof warn) > 0) {
+            char *save = NULL;
+            for (char *line = strtok_r(warn, "\n", &save); line;
+                 line = strtok_r(NULL, "\n", &save))
+                BN_LOGW("config", "%s", line);
+        }
+    }
     problems p = {.cfg = cfg, .buf = err, .cap = errlen};
     if (errlen)
         err[0] = '\0';

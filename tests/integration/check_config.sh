@@ -1,7 +1,8 @@
 #!/bin/bash
 # `basisnetd --check-config FILE` on the example configs and the config fixtures: a good file
 # prints "FILE: OK" and exits 0; a bad one exits 1 and prints every problem as
-# FILE:LINE:COLUMN.
+# FILE:LINE:COLUMN; a file every user may write is a warning at its key (exit 0), logged by
+# start-up too.
 # The exact wording of each message is tested in tests/unit/test_daemon_config.c; this
 # checks that the daemon passes it through unchanged and exits with the right status.
 set -u
@@ -179,6 +180,64 @@ if timeout 20 "$bin" --config "$pf/bad-model.yaml" >/dev/null 2>"$tmp/start.log"
     echo "FAIL: start-up with a broken model did not say: $want"; sed 's/^/    /' "$tmp/start.log"; failed=$((failed + 1))
 else
     echo "ok:   start-up refuses a broken model at the model key"
+fi
+
+# Files any local user could change are warned about (exit 0, still OK), at the key's
+# position, by --check-config and by start-up alike; a file with mode 0644 is not.
+ww=$tmp/ww
+mkdir -p "$ww/open"
+cp "$model" "$ww/model.bnm"
+printf 'u:p\n' > "$ww/cam.cred"; printf 'p\n' > "$ww/pw"; chmod 0644 "$ww/model.bnm" "$ww/cam.cred" "$ww/pw"
+printf 'model: model.bnm\nsource:\n  kind: rtsp\n  url: rtsp://127.0.0.1:9/cam\n  credentials_file: cam.cred\npublish:\n  socket: %s\nmqtt:\n  host: localhost\n  username: u\n  password_file: pw\n' \
+    "$tmp/ww.sock" > "$ww/ww.yaml"
+chmod 0644 "$ww/ww.yaml"
+out=$("$bin" --check-config "$ww/ww.yaml" 2>&1); rc=$?
+if [ $rc -ne 0 ] || grep -q warning <<<"$out"; then
+    echo "FAIL: files with mode 0644: exit $rc, want 0 and no warning:"; echo "$out" | sed 's/^/    /'
+    failed=$((failed + 1))
+else
+    echo "ok:   no warning for files with mode 0644"
+fi
+chmod o+w "$ww/ww.yaml" "$ww/model.bnm" "$ww/cam.cred" "$ww/pw"
+ww_lines=("$ww/ww.yaml: warning: the config file is writable by every user (mode 0646)"
+    "$ww/ww.yaml:1:1: key 'model': warning: the model '$ww/model.bnm' is writable by every user (mode 0646)"
+    "$ww/ww.yaml:5:3: key 'source.credentials_file': warning: the credentials file '$ww/cam.cred' is writable by every user (mode 0646)"
+    "$ww/ww.yaml:11:3: key 'mqtt.password_file': warning: the password file '$ww/pw' is writable by every user (mode 0646)")
+expect_warnings() {   # file, lines...: exit 0, "FILE: OK", each line verbatim
+    local f=$1 out rc line missing=0; shift
+    out=$("$bin" --check-config "$f" 2>&1); rc=$?
+    for line in "$@"; do
+        grep -qF -- "$line" <<<"$out" || { missing=1; echo "  missing: $line"; }
+    done
+    if [ $rc -ne 0 ] || ! grep -qxF "$f: OK" <<<"$out" || [ $missing -ne 0 ]; then
+        echo "FAIL: $f: expected exit 0, OK and the warnings above, got exit $rc:"
+        echo "$out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    else
+        echo "ok:   $f: warnings, exit 0"
+    fi
+}
+expect_warnings "$ww/ww.yaml" "${ww_lines[@]}"
+chmod o-w "$ww/model.bnm"; mv "$ww/model.bnm" "$ww/open/"; chmod 0777 "$ww/open"
+sed -i 's|^model: model.bnm|model: open/model.bnm|' "$ww/ww.yaml"
+expect_warnings "$ww/ww.yaml" \
+    "$ww/ww.yaml:1:1: key 'model': warning: the model '$ww/open/model.bnm' is in a directory writable by every user without the sticky bit ($ww/open, mode 0777)"
+chmod +t "$ww/open"
+out=$("$bin" --check-config "$ww/ww.yaml" 2>&1)
+grep -q "key 'model': warning" <<<"$out" && { echo "FAIL: warned about a model in a sticky directory:"; echo "$out"; failed=$((failed + 1)); }
+# Start-up logs the same lines (here before it stops at an unknown test pattern).
+sed -i 's|^model: open/model.bnm|model: model.bnm|; s|^  kind: rtsp|  kind: test\n  pattern: zebra|; /^  url:/d; /^  credentials_file:/d' "$ww/ww.yaml"
+mv "$ww/open/model.bnm" "$ww/"; chmod o+w "$ww/model.bnm"
+timeout 20 "$bin" --config "$ww/ww.yaml" >/dev/null 2>"$tmp/start.log"
+missing=0
+for line in "${ww_lines[0]}" "${ww_lines[1]}" \
+    "$ww/ww.yaml:10:3: key 'mqtt.password_file': warning: the password file '$ww/pw' is writable by every user (mode 0646)"; do
+    grep -qF -- "W config[" "$tmp/start.log" && grep -qF -- "$line" "$tmp/start.log" || { missing=1; echo "  missing: $line"; }
+done
+if [ $missing -ne 0 ]; then
+    echo "FAIL: start-up did not log the warnings:"; sed 's/^/    /' "$tmp/start.log"; failed=$((failed + 1))
+else
+    echo "ok:   start-up logs the same warnings"
 fi
 
 if [ $failed -ne 0 ]; then
