@@ -2,6 +2,7 @@
 #include "config_check.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,6 +68,33 @@ static void check_socket_dir(problems *p)
             dir, parent, strerror(errno));
 }
 
+/* publish.group and publish.control_group must exist (the server looks them up when it
+ * binds); the socket's group is set with chown, which a user outside that group (and not
+ * root) is refused. */
+static void check_group(problems *p, const char *key, const char *name, bool chowns)
+{
+    if (!name[0])
+        return;
+    struct group gr, *res = NULL;
+    char buf[4096];
+    if (getgrnam_r(name, &gr, buf, sizeof buf, &res) != 0 || !res) {
+        add(p, key, "no such group '%s'%s", name,
+            strcmp(name, "basisnetd") == 0
+                ? " (systemd-sysusers creates it from basisnetd.sysusers; \"\" keeps the "
+                  "daemon's own group)"
+                : "");
+        return;
+    }
+    if (!chowns || geteuid() == 0 || getegid() == gr.gr_gid)
+        return;
+    gid_t groups[256];
+    int n = getgroups(256, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gr.gr_gid)
+            return;
+    add(p, key, "this user is not in group '%s', so it cannot give the socket that group", name);
+}
+
 static void check_readable(problems *p, const char *key, const char *path)
 {
     if (path[0] && access(path, R_OK) != 0)
@@ -78,8 +106,8 @@ static void check_readable(problems *p, const char *key, const char *path)
 static void warn_writable(problems *p, const char *key, const char *path, const char *what)
 {
     struct stat st;
-    if (!path[0] || stat(path, &st) != 0)
-        return;   /* a missing file is an error of its own (or the model loader's) */
+    if (!path[0] || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return;   /* a missing or special file is an error of its own (or the loader's) */
     char where[BN_PATH_MAX + 128];
     if (key)
         config_where(p->cfg, key, where, sizeof where);
@@ -154,6 +182,8 @@ bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err
         add(&p, key, "%s", msg);
     if (!(flags & CONFIG_CHECK_NO_SOCKET))
         check_socket_dir(&p);
+    check_group(&p, "publish.group", cfg->publish.group, !(flags & CONFIG_CHECK_NO_SOCKET));
+    check_group(&p, "publish.control_group", cfg->publish.control_group, false);
     if (cfg->mqtt.enabled) {
         check_readable(&p, "mqtt.ca_file", cfg->mqtt.ca_file);
         check_readable(&p, "mqtt.cert_file", cfg->mqtt.cert_file);
