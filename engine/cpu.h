@@ -32,6 +32,9 @@ typedef struct {
                   const float *alpha, float *w);
     void (*synth_f16)(const uint16_t *bases, int n, size_t p0, size_t p1, size_t stride,
                       const float *alpha, float *w);
+    void (*preprocess)(const uint8_t *img, size_t stride, int H, int W, int C, const float *mean,
+                       const float *stdv, float *spec, int pool_k, int oh, int ow, float *light,
+                       float *tmp);
 } bn_kern_ops;
 
 extern const bn_kern_ops bn_kern_generic, bn_kern_avx2, bn_kern_avx512;

@@ -207,7 +207,7 @@ void bn_maxpool(const bn_conv_shape *s, const float *in, float *out)
 
 /* Source coordinate as PyTorch's upsample_bilinear2d computes it (align_corners=False):
  * scale = in / out, src = scale * (dst + 0.5) - 0.5, clamped at 0. */
-static void bilinear_coord(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1)
+void bn_bilinear_coord(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1)
 {
     float scale = (float)in / (float)out;
     float src = scale * ((float)dst + 0.5f) - 0.5f;
@@ -227,11 +227,11 @@ void bn_resize_bilinear(const float *in, int h, int w, int c, float *out, int oh
     for (int oy = 0; oy < oh; oy++) {
         int y0, y1;
         float ly0, ly1;
-        bilinear_coord(oy, h, oh, &y0, &y1, &ly0, &ly1);
+        bn_bilinear_coord(oy, h, oh, &y0, &y1, &ly0, &ly1);
         for (int ox = 0; ox < ow; ox++) {
             int x0, x1;
             float lx0, lx1;
-            bilinear_coord(ox, w, ow, &x0, &x1, &lx0, &lx1);
+            bn_bilinear_coord(ox, w, ow, &x0, &x1, &lx0, &lx1);
             const float *p00 = in + ((size_t)y0 * w + x0) * c, *p01 = in + ((size_t)y0 * w + x1) * c;
             const float *p10 = in + ((size_t)y1 * w + x0) * c, *p11 = in + ((size_t)y1 * w + x1) * c;
             float *o = out + ((size_t)oy * ow + ox) * c;

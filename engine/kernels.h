@@ -78,6 +78,14 @@ void bn_maxpool(const bn_conv_shape *s, const float *in, float *out);
 void bn_gap(const float *in, int hw, int c, float *out);
 /* PyTorch F.interpolate(mode="bilinear", align_corners=False, antialias=False), HWC. */
 void bn_resize_bilinear(const float *in, int h, int w, int c, float *out, int oh, int ow);
+/* Source rows/columns i0, i1 and weights l0, l1 of output coordinate dst, as PyTorch's
+ * upsample_bilinear2d computes them. */
+void bn_bilinear_coord(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1);
+/* Floats of scratch the preprocessing kernel needs (cpu.h, preprocess). */
+static inline size_t bn_prep_scratch(int w, int c, int ow)
+{
+    return (size_t)w * c + 4 * (size_t)ow * c;
+}
 /* Numerically stable softmax of n values (in and out may alias). */
 void bn_softmax(const float *x, int n, float *y);
 /* Synthesis: w[p] = sum_n alpha[n] * bases[n][p] (one sgemv over contiguous bases). */

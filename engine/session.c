@@ -24,6 +24,7 @@ struct bn_session {
     float *light_in, *spec_in;      /* stage inputs (HWC) */
     float *col, *se_tmp;            /* scratch */
     float *mean_row, *std_row;      /* mean[x % C], std[x % C] over one image row */
+    float *prep_tmp;                /* preprocessing scratch (bn_prep_scratch) */
     float **synth_w;                /* L synthesized weight tensors, packed like weights */
     float *alpha, *light_probs, *spec_probs;
     double *prof[2];                /* per-layer ns sums when profiling (light, specialist) */
@@ -163,6 +164,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up(col);
     size_t o_norm = off;
     off += 2 * round_up((size_t)info->width * info->channels);
+    size_t o_prep = off;
+    off += round_up(bn_prep_scratch(info->width, info->channels, info->light_width));
     size_t o_se = off;
     off += round_up(se);
     size_t o_syn = off;
@@ -201,6 +204,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->mean_row = f + o_norm;
     s->std_row = f + o_norm + round_up((size_t)info->width * info->channels);
     s->se_tmp = f + o_se;
+    s->prep_tmp = f + o_prep;
     size_t so = o_syn;
     for (int l = 0; l < L; l++) {
         s->synth_w[l] = f + so;
@@ -371,29 +375,15 @@ static int argmax(const float *p, int n)
     return best;
 }
 
-/* Normalizes the 8-bit image into the specialist input and derives the light input. */
+/* Normalizes the 8-bit image into the specialist input and derives the light input
+ * (the preprocess kernel, cpu.h). */
 static void preprocess(bn_session *s, const uint8_t *image, size_t stride)
 {
     const bn_model *m = s->m;
     const bn_model_info *info = &m->info;
-    const int C = info->channels, H = info->height, W = info->width;
-    /* same float32 operations as training: (p / 255 - mean) / std, exactly; the mean and
-     * std rows repeat the channels so that the loop is contiguous and vectorizes */
-    const float *restrict mean = s->mean_row, *restrict std = s->std_row;
-    for (int y = 0; y < H; y++) {
-        const uint8_t *restrict row = image + (size_t)y * stride;
-        float *restrict o = s->spec_in + (size_t)y * W * C;
-        for (int x = 0; x < W * C; x++)
-            o[x] = ((float)row[x] / 255.0f - mean[x]) / std[x];
-    }
-    if (m->resize == BN_RESIZE_AVGPOOL) {
-        bn_conv_shape g = {.c = C, .h = H, .w = W, .oc = C, .oh = info->light_height,
-                           .ow = info->light_width, .kh = m->pool_k, .kw = m->pool_k,
-                           .sh = m->pool_k, .sw = m->pool_k, .groups = 1};
-        bn_avgpool(&g, s->spec_in, s->light_in);
-    } else {
-        bn_resize_bilinear(s->spec_in, H, W, C, s->light_in, info->light_height, info->light_width);
-    }
+    bn_kern()->preprocess(image, stride, info->height, info->width, info->channels, s->mean_row,
+                          s->std_row, s->spec_in, m->resize == BN_RESIZE_AVGPOOL ? m->pool_k : 0,
+                          info->light_height, info->light_width, s->light_in, s->prep_tmp);
 }
 
 bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_result *res)

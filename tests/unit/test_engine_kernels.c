@@ -177,6 +177,18 @@ static void test_conv_dense(void **state)
                                               .kw = 3, .sh = 1 + a % 2, .sw = 1 + a % 2, .ph = 1, .pw = 1,
                                               .groups = 1}, (bn_act)a, (a + c) % 4 != 0);
         }
+    /* rows wide enough for the multi-pixel tiles (12 pixels with AVX-512, 6 with AVX2) and
+     * the single pixels on both sides of them: strides 1 and 2, 3x3 and 5x5, no padding,
+     * channels past the last multiple of 16 */
+    const int wide[][7] = {/* c, h, w, oc, k, stride, pad */
+                           {3, 9, 41, 16, 3, 2, 1}, {3, 7, 57, 32, 3, 1, 1}, {1, 6, 30, 16, 5, 1, 2},
+                           {4, 7, 29, 40, 3, 1, 0}, {2, 11, 64, 24, 5, 2, 2}, {3, 5, 27, 8, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        const int *v = wide[i];
+        run_conv_case(&r, (bn_conv_shape){.c = v[0], .h = v[1], .w = v[2], .oc = v[3], .kh = v[4], .kw = v[4],
+                                          .sh = v[5], .sw = v[5], .ph = v[6], .pw = v[6], .groups = 1},
+                      (bn_act)(i % BN_ACT_COUNT), i % 2 == 0);
+    }
 }
 
 static void test_conv_grouped(void **state)
