@@ -402,6 +402,65 @@ static void test_bilinear(void **state)
             assert_float_equal(y3[p * 3 + k], y[p] + 100.0f * k, 1e-4);
 }
 
+/* The preprocessing kernel: normalization exactly as (p / 255 - mean) / std in float32,
+ * the avgpool light input against double sums of it, the bilinear one against
+ * bn_resize_bilinear (checked against PyTorch above); odd widths, 1 and 3 channels, a
+ * row stride wider than the image. */
+static void test_preprocess(void **state)
+{
+    (void)state;
+    rng r = {0x9e3779b9};
+    const int cases[][6] = {/* h, w, c, pool_k (0: bilinear), oh, ow */
+                            {28, 28, 1, 2, 14, 14}, {24, 36, 3, 2, 12, 18}, {27, 21, 3, 3, 9, 7},
+                            {30, 22, 3, 0, 17, 13}, {20, 20, 1, 0, 7, 9},   {16, 40, 3, 4, 4, 10}};
+    const float mean3[3] = {0.485f, 0.456f, 0.406f}, std3[3] = {0.229f, 0.224f, 0.225f};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int H = cases[t][0], W = cases[t][1], C = cases[t][2], k = cases[t][3];
+        const int oh = cases[t][4], ow = cases[t][5];
+        const size_t stride = (size_t)W * C + 5, WC = (size_t)W * C;
+        uint8_t *img = malloc((size_t)H * stride);
+        for (size_t i = 0; i < (size_t)H * stride; i++)
+            img[i] = (uint8_t)(rnd(&r) & 0xff);
+        float *mean = malloc(WC * sizeof(float)), *sd = malloc(WC * sizeof(float));
+        for (size_t x = 0; x < WC; x++) {
+            mean[x] = C == 3 ? mean3[x % 3] : 0.2860f;
+            sd[x] = C == 3 ? std3[x % 3] : 0.3530f;
+        }
+        float *spec = malloc((size_t)H * WC * sizeof(float)), *light = malloc((size_t)oh * ow * C * sizeof(float));
+        float *tmp = malloc(bn_prep_scratch(W, C, ow) * sizeof(float));
+        bn_kern()->preprocess(img, stride, H, W, C, mean, sd, spec, k, oh, ow, light, tmp);
+        for (int y = 0; y < H; y++)
+            for (size_t x = 0; x < WC; x++) {
+                float want = ((float)img[(size_t)y * stride + x] / 255.0f - mean[x]) / sd[x];
+                if (spec[(size_t)y * WC + x] != want)
+                    fail_msg("preprocess %dx%dx%d: normalized value (%d, %zu) is %.9g, want %.9g", H, W, C, y,
+                             x, spec[(size_t)y * WC + x], want);
+            }
+        double *ref = malloc((size_t)oh * ow * C * sizeof(double));
+        if (k > 0) {
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                    for (int c = 0; c < C; c++) {
+                        double acc = 0;
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++)
+                                acc += spec[((size_t)(oy * k + ky) * W + ox * k + kx) * C + c];
+                        ref[((size_t)oy * ow + ox) * C + c] = acc / (k * k);
+                    }
+        } else {
+            float *bl = malloc((size_t)oh * ow * C * sizeof(float));
+            bn_resize_bilinear(spec, H, W, C, bl, oh, ow);
+            for (size_t i = 0; i < (size_t)oh * ow * C; i++)
+                ref[i] = bl[i];
+            free(bl);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "preprocess %dx%dx%d -> %dx%d (%s)", H, W, C, oh, ow, k ? "avgpool" : "bilinear");
+        expect_close(light, ref, (size_t)oh * ow * C, 1e-5, what);
+        free(img), free(mean), free(sd), free(spec), free(light), free(tmp), free(ref);
+    }
+}
+
 static void test_synthesize(void **state)
 {
     (void)state;
@@ -552,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_conv_grouped), cmocka_unit_test(test_conv_depthwise),
         cmocka_unit_test(test_linear_add_gap_softmax), cmocka_unit_test(test_se),
         cmocka_unit_test(test_pooling),      cmocka_unit_test(test_bilinear),
+        cmocka_unit_test(test_preprocess),
         cmocka_unit_test(test_synthesize),   cmocka_unit_test(test_synthesize_f16),
         cmocka_unit_test(test_pointwise_packed), cmocka_unit_test(test_synthesize_p32),
     };
