@@ -181,17 +181,19 @@ SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
 INST_UNITS  := $(DESTDIR)$(SYSTEMD_UNITDIR)
 INST_MODELS := $(wildcard models/*.bnm models/*.labels)
 INST_CONFIGS := $(wildcard configs/*.yaml)
+INST_SAMPLES := samples/fmnist-sample.mkv
 INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md
 INST_MANS   := $(wildcard man/*.[158])
 ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml
 install: all
-	install -d $(INST_BIN) $(INST_DATA)/models $(INST_DOC) \
+	install -d $(INST_BIN) $(INST_DATA)/models $(INST_DATA)/samples $(INST_DOC) \
 	  $(DESTDIR)/etc/basisnetd $(INST_UNITS) \
 	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d \
 	  $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8
 	install -m 0755 $(PROGRAMS) $(INST_BIN)/
 	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(INST_DATA)/models/)
-	for f in $(INST_CONFIGS); do sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' $$f \
+	install -m 0644 $(INST_SAMPLES) $(INST_DATA)/samples/
+	for f in $(INST_CONFIGS); do sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|; s|\.\./samples/|$(PREFIX)/share/basisnetd/samples/|' $$f \
 	  > $(INST_DATA)/$$(basename $$f) && chmod 0644 $(INST_DATA)/$$(basename $$f); done
 	install -m 0644 $(INST_DOCS) $(INST_DOC)/
 	for f in $(INST_MANS); do install -m 0644 $$f $(INST_MAN)/man$${f##*.}/; done
@@ -206,6 +208,7 @@ uninstall:
 	rm -f $(addprefix $(INST_BIN)/,$(notdir $(PROGRAMS))) \
 	  $(addprefix $(INST_DATA)/models/,$(notdir $(INST_MODELS))) \
 	  $(addprefix $(INST_DATA)/,$(notdir $(INST_CONFIGS))) \
+	  $(addprefix $(INST_DATA)/samples/,$(notdir $(INST_SAMPLES))) \
 	  $(addprefix $(INST_DOC)/,$(notdir $(INST_DOCS))) \
 	  $(foreach f,$(INST_MANS),$(INST_MAN)/man$(subst .,,$(suffix $(f)))/$(notdir $(f))) \
 	  $(addprefix $(INST_UNITS)/,$(notdir $(wildcard systemd/*.service))) \
@@ -214,7 +217,7 @@ uninstall:
 	  if $(ETC_CONFIG) | cmp -s - $(DESTDIR)/etc/basisnetd/basisnetd.yaml; then \
 	    echo "rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml"; rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml; \
 	  else echo "kept $(DESTDIR)/etc/basisnetd/basisnetd.yaml (changed since install)"; fi; fi
-	rmdir $(INST_DATA)/models $(INST_DATA) $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
+	rmdir $(INST_DATA)/models $(INST_DATA)/samples $(INST_DATA) $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
 
 # ---- Debian packages ------------------------------------------------------------------
 # build/deb/basisnetd_VERSION_amd64.deb and basisnetd-train_VERSION_all.deb, checked with

@@ -1,9 +1,12 @@
 #!/bin/bash
 # `make install DESTDIR=$tmp PREFIX=/usr` and `make uninstall` with the same arguments, as a
 # package build would run them (no root, the real /usr is never touched):
-#  - the programs, models, example configs, /etc config, units, sysusers/tmpfiles snippets,
-#    docs and man pages are installed; the units' @BINDIR@/@DATADIR@/@DOCDIR@ are substituted,
-#    they name man:basisnetd(8), and every file:// Documentation= target is installed;
+#  - the programs, models, sample clip, example configs, /etc config, units, sysusers/tmpfiles
+#    snippets, docs and man pages are installed; the units' @BINDIR@/@DATADIR@/@DOCDIR@ are
+#    substituted, they name man:basisnetd(8), and every file:// Documentation= target is
+#    installed;
+#  - every installed config names no relative path and passes the installed basisnetd
+#    --check-config (DESTDIR mapped);
 #  - each installed man page renders without warnings (man --warnings, groff -ww) and is
 #    found by name under the installed man tree; the installed basisnet --help runs;
 #  - uninstall leaves no file behind (only empty directories), and keeps an /etc config the
@@ -61,6 +64,7 @@ for f in docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http
     expect+=("usr/share/doc/basisnetd/$(basename "$f")")
 done
 for f in configs/*.yaml; do expect+=("usr/share/basisnetd/$(basename "$f")"); done
+expect+=(usr/share/basisnetd/samples/fmnist-sample.mkv)
 for f in models/*.bnm models/*.labels; do
     [ -e "$f" ] && expect+=("usr/share/basisnetd/models/$(basename "$f")")
 done
@@ -97,6 +101,34 @@ case $model in
                                                  || fail "/etc config's model $model is not installed";;
 *) fail "/etc config's model is not under /usr/share/basisnetd/models: '$model'";;
 esac
+
+# Every installed config passes the installed basisnetd's --check-config, with the DESTDIR
+# prefix mapped: a copy of each has /usr/ as $D/usr/ and the socket's /run/basisnetd/ in the
+# scratch tree (and, on a machine without the basisnetd group systemd-sysusers creates at
+# install, no publish.group). The configs name no relative path: one copied elsewhere keeps
+# working.
+mkdir -p "$tmp/run" "$tmp/mapped"
+have_group=1; getent group basisnetd >/dev/null || have_group=0
+n=0
+for f in "$D"/usr/share/basisnetd/*.yaml "$D"/etc/basisnetd/*.yaml; do
+    rel=${f#$D}
+    grep -nE '^[^#]*(model|path|file|socket): *\.\.?/' "$f" && fail "$rel keeps a relative path"
+    m=$tmp/mapped/$(echo "${rel#/}" | tr / _)
+    sed -e "s|/usr/|$D/usr/|g; s|/run/basisnetd/|$tmp/run/|" "$f" >"$m"
+    [ $have_group -eq 1 ] || sed -i 's/^  group: basisnetd *\(#.*\)\?$/  group: ""/' "$m"
+    out=$("$D/usr/bin/basisnetd" --check-config "$m" 2>&1); rc=$?
+    if [ $rc -eq 0 ] && grep -qxF "$m: OK" <<<"$out" && ! grep -q warning <<<"$out"; then
+        n=$((n + 1))
+    else
+        fail "installed $rel fails --check-config (exit $rc):"; echo "$out" | sed 's/^/    /'
+    fi
+done
+[ $n -ge 4 ] && ok "every installed config ($n) passes --check-config with DESTDIR mapped" \
+    || fail "only $n installed configs checked (want the three examples and /etc/basisnetd/basisnetd.yaml)"
+# The sample config plays the installed clip.
+grep -q "^  path: /usr/share/basisnetd/samples/fmnist-sample.mkv" "$D/usr/share/basisnetd/sample.yaml" \
+    && [ -f "$D/usr/share/basisnetd/samples/fmnist-sample.mkv" ] \
+    && ok "sample.yaml plays the installed clip" || fail "sample.yaml does not name the installed clip"
 
 # Man pages: render cleanly, found by name in the installed tree.
 for f in "$D"/usr/share/man/man*/*; do
