@@ -109,6 +109,8 @@ static void app_stop(app *a)
     a->cap = NULL;
     http_close(a->http);
     a->http = NULL;
+    frame_slot_free(a->frames);
+    a->frames = NULL;
     server_close(a->srv);
     a->srv = NULL;
     if (a->tick_src) {

@@ -1,6 +1,8 @@
 /* The HTTP endpoints' answers (daemon/http.c serves them): /metrics is the Prometheus text of
- * the stats reply, /api/state the hello fields plus that reply, /healthz whether frames flow.
- * Everything is built by the same functions the socket uses (app_publish.c, stats.c). */
+ * the stats reply, /api/state the hello fields plus that reply, /healthz whether frames flow,
+ * the pictures the newest frame of the slot the inference thread fills while HTTP is on,
+ * /events the hello message and then what app_publish.c publishes. Everything is built by
+ * the same functions the socket uses (app_publish.c, stats.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +67,45 @@ static bool http_health(void *user, char *why, size_t len)
     return true;
 }
 
+static const frame_copy *http_frame(void *user)
+{
+    app *a = user;
+    return frame_slot_get(a->frames);
+}
+
+static const char *http_label_name(void *user, int class_id)
+{
+    app *a = user;
+    if (a->info && class_id >= 0 && class_id < a->info->num_classes)
+        return a->info->labels[class_id];
+    return "?";
+}
+
+/* Each open server holds the slot: frames are copied while at least one exists (during a
+ * reload to a new address, two do). */
+static void http_closed(void *user)
+{
+    app *a = user;
+    frame_slot_release(a->frames);
+}
+
+frame_slot *app_frame_slot(app *a)
+{
+    if (!a->frames)
+        a->frames = frame_slot_new();
+    return a->frames;
+}
+
 bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *err,
                         size_t errlen)
 {
     http_handlers h = {.metrics = http_metrics, .state = http_state, .health = http_health,
-                       .user = a};
+                       .frame = http_frame, .label_name = http_label_name,
+                       .hello = app_hello_cb, .closed = http_closed, .user = a};
+    if (!app_frame_slot(a)) {
+        snprintf(err, errlen, "out of memory");
+        return BN_ERR_NOMEM;
+    }
     char msg[1024];
     bn_status st = http_open(&cfg->http, &h, NULL, out, msg, sizeof msg);
     if (st != BN_OK) {
@@ -78,7 +114,9 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
         snprintf(err, errlen, "%s: %s", where, msg);
         return st;
     }
-    BN_LOGI(MOD, "HTTP on %s (/metrics, /api/state, /healthz)", http_address(*out));
+    frame_slot_hold(a->frames);
+    BN_LOGI(MOD, "HTTP on %s (/, /metrics, /api/state, /healthz, /snapshot.jpg, /stream.mjpg, "
+                 "/events)", http_address(*out));
     return BN_OK;
 }
 
@@ -86,7 +124,10 @@ json_t *app_http_stats_json(const app *a)
 {
     http_stats hs;
     http_get_stats(a->http, &hs);
-    return json_pack("{s:s, s:i, s:i, s:I, s:I}", "listen", http_address(a->http), "connected",
-                     hs.connected, "max", a->cfg.http.max_clients, "requests",
-                     (json_int_t)hs.requests, "rejected", (json_int_t)hs.rejected);
+    return json_pack("{s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:I, s:I}", "listen",
+                     http_address(a->http), "connected", hs.connected, "max",
+                     a->cfg.http.max_clients, "requests", (json_int_t)hs.requests, "rejected",
+                     (json_int_t)hs.rejected, "streams", hs.streams, "event_clients",
+                     hs.event_clients, "jpegs", (json_int_t)hs.jpegs, "events_lost",
+                     (json_int_t)hs.events_lost);
 }

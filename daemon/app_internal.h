@@ -25,6 +25,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "debounce.h"
+#include "frame_slot.h"
 #include "http.h"
 #include "infer.h"
 #include "mqtt.h"
@@ -53,6 +54,8 @@ typedef struct app {
     server *srv;
     mqtt_client *mqtt;          /* NULL without an mqtt: section */
     http_server *http;          /* NULL without an http: section */
+    frame_slot *frames;         /* the latest frame for HTTP pictures; NULL until HTTP or
+                                   inference first starts; copies only while HTTP is on */
     GMainLoop *loop;
     GSource *result_src, *tick_src;
     GSource *retry_src;         /* pending source re-open (camera missing at start/reload) */
@@ -102,6 +105,8 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
                         size_t errlen);
 /* The "http" member of the stats reply (a->http open). */
 json_t *app_http_stats_json(const app *a);
+/* a->frames, created on first use (NULL: out of memory). */
+frame_slot *app_frame_slot(app *a);
 
 /* ---- app_publish.c ---- */
 uint64_t app_mono_ns(void);

@@ -103,12 +103,14 @@ pub_msg *app_hello_cb(void *user)
     return pub_msg_ref(a->hello);
 }
 
-/* Every published message goes to the socket's subscribers and, when configured, MQTT. */
+/* Every published message goes to the socket's subscribers and, when configured, HTTP's
+ * /events and MQTT. */
 static void publish(app *a, pub_msg *m, mqtt_topic topic)
 {
     if (!m)
         return;
     server_publish(a->srv, m);
+    http_publish(a->http, m);   /* /events; nothing without an HTTP server */
     if (a->mqtt)
         mqtt_publish(a->mqtt, topic, m->data, m->len);
 }

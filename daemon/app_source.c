@@ -38,6 +38,7 @@ bn_status app_start_infer(app *a, char *err, size_t errlen)
                             .channels = a->info->channels, .refresh_ms = gc->refresh_ms,
                             .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area};
     ip.gate_confirm = a->cfg.publish.change_frames - 1;
+    ip.frames = app_frame_slot(a);  /* copies only while an HTTP server holds it */
     return infer_start(&ip, &a->inf, err, errlen);
 }
 

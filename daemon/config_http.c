@@ -18,6 +18,7 @@ void config_http_init(http_config *h)
     snprintf(h->listen, sizeof h->listen, "127.0.0.1:8080");
     h->allow_remote = false;
     h->max_clients = 16;
+    h->stream_fps = 5;
 }
 
 /* Decimal 1..65535, digits only. */

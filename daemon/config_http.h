@@ -21,6 +21,7 @@ typedef struct {
     char listen[HTTP_LISTEN_MAX + 1]; /* as written; default 127.0.0.1:8080 */
     bool allow_remote;              /* a non-loopback address is refused without this */
     int max_clients;                /* connections open at once; more are refused */
+    int stream_fps;                 /* /stream.mjpg frames per second without ?fps= */
 } http_config;
 
 typedef enum { HTTP_LISTEN_INET, HTTP_LISTEN_UNIX } http_listen_kind;

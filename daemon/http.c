@@ -1,12 +1,13 @@
 /* The optional HTTP server (see http.h): its own listening socket and accept loop on the
  * main context (max_clients, idle timeout), SoupServer for the HTTP itself (one request per
- * connection), and the three endpoints, each answered from the app's callbacks. */
+ * connection), the routing, and the small endpoints, each answered from the app's
+ * callbacks (pictures and events: http_media.c; the page: http_page.c). */
 #include "http.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glib-unix.h>
-#include <libsoup/soup.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,30 +28,6 @@
 #define CONTENT_TYPE_PROMETHEUS "text/plain; version=0.0.4"
 #define CONTENT_TYPE_JSON "application/json"
 
-/* Open connections, shared with a weak reference on each: SoupServer may drop a connection
- * after http_close freed the server, so the count outlives it. */
-typedef struct {
-    int refs;
-    int open;
-} conn_tally;
-
-struct http_server {
-    SoupServer *soup;
-    GMainContext *ctx;
-    GSource *accept_src;
-    int fd;
-    http_listen addr;
-    char address[HTTP_UNIX_PATH_MAX + 16];
-    bool created_path;              /* a Unix socket file this server made */
-    dev_t path_dev;
-    ino_t path_ino;
-    int max_clients;
-    conn_tally *tally;
-    http_handlers h;
-    uint64_t requests, rejected;
-    bool warned_accept;
-};
-
 static void tally_unref(conn_tally *t)
 {
     if (--t->refs == 0)
@@ -67,8 +44,8 @@ static void on_conn_gone(gpointer data, GObject *where)
 
 /* ---- responses ------------------------------------------------------------------------- */
 
-static void respond(SoupServerMessage *msg, guint status, const char *type, const char *body,
-                    size_t len)
+void http_respond(SoupServerMessage *msg, guint status, const char *type, const char *body,
+                  size_t len)
 {
     soup_server_message_set_status(msg, status, NULL);
     SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
@@ -88,17 +65,15 @@ static void respond_json(SoupServerMessage *msg, guint status, json_t *o)
     json_decref(o);
     if (!line) {
         static const char oom[] = "{\"type\":\"error\",\"error\":\"out of memory\"}\n";
-        respond(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, CONTENT_TYPE_JSON, oom, sizeof oom - 1);
+        http_respond(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, CONTENT_TYPE_JSON, oom, sizeof oom - 1);
         return;
     }
-    respond(msg, status, CONTENT_TYPE_JSON, line, len);
+    http_respond(msg, status, CONTENT_TYPE_JSON, line, len);
     free(line);
 }
 
 /* {"type":"error","error":"..."}, the protocol's error message. */
-__attribute__((format(printf, 3, 4))) static void respond_error(SoupServerMessage *msg,
-                                                                guint status, const char *fmt,
-                                                                ...)
+void http_respond_error(SoupServerMessage *msg, guint status, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -177,10 +152,10 @@ static void serve_metrics(http_server *s, SoupServerMessage *msg)
 {
     char *text = s->h.metrics ? s->h.metrics(s->h.user) : NULL;
     if (!text) {
-        respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "metrics unavailable");
+        http_respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "metrics unavailable");
         return;
     }
-    respond(msg, SOUP_STATUS_OK, CONTENT_TYPE_PROMETHEUS, text, strlen(text));
+    http_respond(msg, SOUP_STATUS_OK, CONTENT_TYPE_PROMETHEUS, text, strlen(text));
     free(text);
 }
 
@@ -188,7 +163,7 @@ static void serve_state(http_server *s, SoupServerMessage *msg)
 {
     json_t *o = s->h.state ? s->h.state(s->h.user) : NULL;
     if (!o) {
-        respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "state unavailable");
+        http_respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "state unavailable");
         return;
     }
     respond_json(msg, SOUP_STATUS_OK, o);
@@ -198,21 +173,32 @@ static void serve_health(http_server *s, SoupServerMessage *msg)
 {
     char why[600] = "no health check";
     if (s->h.health && s->h.health(s->h.user, why, sizeof why - 1)) {
-        respond(msg, SOUP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
+        http_respond(msg, SOUP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
         return;
     }
     size_t n = strlen(why);
     why[n++] = '\n';
-    respond(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why, n);
+    http_respond(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why, n);
+}
+
+/* The page's scripts and styles are inline and it loads nothing from elsewhere: the policy
+ * says so, so that nothing injected could load more. */
+static void serve_page(SoupServerMessage *msg)
+{
+    SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+    soup_message_headers_replace(h, "Content-Security-Policy",
+                                 "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                                 "'unsafe-inline'; img-src 'self'; connect-src 'self'");
+    http_respond(msg, SOUP_STATUS_OK, "text/html; charset=utf-8", http_page_html, http_page_len);
 }
 
 static void on_request(SoupServer *soup, SoupServerMessage *msg, const char *path,
                        GHashTable *query, gpointer data)
 {
-    (void)soup, (void)query;
+    (void)soup;
     http_server *s = data;
     if (!method_allowed(soup_server_message_get_method(msg))) {
-        respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+        http_respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
         return; /* not reached: on_headers took the connection */
     }
     if (strcmp(path, "/metrics") == 0)
@@ -221,10 +207,19 @@ static void on_request(SoupServer *soup, SoupServerMessage *msg, const char *pat
         serve_state(s, msg);
     else if (strcmp(path, "/healthz") == 0)
         serve_health(s, msg);
+    else if (strcmp(path, "/snapshot.jpg") == 0)
+        http_serve_snapshot(s, msg, query);
+    else if (strcmp(path, "/stream.mjpg") == 0)
+        http_serve_stream(s, msg, query);
+    else if (strcmp(path, "/events") == 0)
+        http_serve_events(s, msg, query);
+    else if (strcmp(path, "/") == 0)
+        serve_page(msg);
     else
-        respond_error(msg, SOUP_STATUS_NOT_FOUND,
-                      "no such endpoint: %.200s (there are /metrics, /api/state and /healthz)",
-                      path);
+        http_respond_error(msg, SOUP_STATUS_NOT_FOUND,
+                           "no such endpoint: %.200s (there are /, /metrics, /api/state, "
+                           "/healthz, /snapshot.jpg, /stream.mjpg and /events)",
+                           path);
 }
 
 static void on_request_finished(SoupServer *soup, SoupServerMessage *msg, gpointer data)
@@ -414,6 +409,7 @@ bn_status http_open(const http_config *cfg, const http_handlers *h, GMainContext
     s->h = *h;
     s->ctx = ctx;
     s->max_clients = cfg->max_clients;
+    s->stream_fps = cfg->stream_fps;
     char why[200];
     bn_status st = BN_OK;
     if (!http_listen_parse(cfg->listen, &s->addr, why, sizeof why)) {
@@ -463,6 +459,7 @@ void http_close(http_server *s)
         g_source_unref(s->accept_src);
         s->accept_src = NULL;
     }
+    http_media_close(s);
     if (s->soup) {
         g_signal_handlers_disconnect_by_data(s->soup, s);
         soup_server_disconnect(s->soup); /* closes every connection */
@@ -478,6 +475,8 @@ void http_close(http_server *s)
         st.st_ino == s->path_ino)
         unlink(s->addr.path); /* only while it is still the file this server made */
     tally_unref(s->tally);
+    if (s->h.closed)
+        s->h.closed(s->h.user);
     free(s);
 }
 
@@ -495,6 +494,10 @@ void http_get_stats(const http_server *s, http_stats *out)
     out->requests = s->requests;
     out->rejected = s->rejected;
     out->connected = s->tally->open;
+    out->streams = s->n_mjpeg;
+    out->event_clients = s->n_events;
+    out->jpegs = s->jpegs;
+    out->events_lost = s->events_lost;
 }
 
 const char *http_address(const http_server *s)

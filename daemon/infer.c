@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bn_log.h"
+#include "frame_slot.h"
 
 #define MOD "infer"
 #define PULL_TIMEOUT_MS 100
@@ -24,6 +25,7 @@ struct infer {
     budget_ctl *budget;
     gate *gate;             /* NULL: gate off */
     gate_params gp;
+    frame_slot *slot;       /* not owned; NULL: none */
     infer_result last;      /* the last classified frame, for reuse */
     bool have_last;
     int confirm, confirm_left; /* frames classified after a changed answer, and still due */
@@ -123,6 +125,7 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
             r.light_score = l->light_score;
             r.reuse_age_ns = t_frame >= l->capture_mono_ns ? t_frame - l->capture_mono_ns : 0;
             r.done_mono_ns = mono_ns();
+            frame_slot_put(in->slot, fr, &r);
             push_result(in, &r);
             return BN_OK;
         }
@@ -166,6 +169,7 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     in->last = r;
     in->last.capture_mono_ns = t_frame;
     in->have_last = true;
+    frame_slot_put(in->slot, fr, &r);
     push_result(in, &r);
     return BN_OK;
 }
@@ -253,6 +257,7 @@ bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errl
     }
     in->cap = p->cap;
     in->session = p->session;
+    in->slot = p->frames;
     in->budget = p->budget;
     in->cap_n = qn;
     in->efd = -1;

@@ -18,6 +18,8 @@
  * reused (beside bn_stage's BN_STAGE_LIGHT and BN_STAGE_SPECIALIST). */
 #define INFER_STAGE_REUSE 2
 
+typedef struct frame_slot frame_slot;   /* frame_slot.h */
+
 typedef struct {
     uint64_t frame_seq;         /* capture's frame counter */
     uint64_t pts_ns;
@@ -53,6 +55,8 @@ typedef struct {
     int gate_confirm;           /* after an answer that differs from the one before, classify
                                    this many more frames before reusing (publish.change_frames
                                    - 1: the debounce then sees answers, not one repeated) */
+    frame_slot *frames;         /* not owned, may be NULL: each frame and its answer are
+                                   offered to it (copied only while it is held) */
 } infer_params;
 
 bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errlen);

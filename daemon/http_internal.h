@@ -1,0 +1,74 @@
+/* What the HTTP server's parts share (not a public interface):
+ *   http.c        listening socket, accept loop, limits, routing, the small endpoints
+ *   http_media.c  the latest frame as JPEG (/snapshot.jpg), MJPEG (/stream.mjpg), Server-
+ *                 Sent Events (/events): long-lived responses fed from the main loop
+ *   http_page.c   the live page (/), one self-contained HTML document
+ * Everything runs on the main context's thread. */
+#ifndef BN_HTTP_INTERNAL_H
+#define BN_HTTP_INTERNAL_H
+
+#include <libsoup/soup.h>
+
+#include "http.h"
+#include "picture.h"
+
+/* Open connections, shared with a weak reference on each: SoupServer may drop a connection
+ * after http_close freed the server, so the count outlives it. */
+typedef struct {
+    int refs;
+    int open;
+} conn_tally;
+
+/* One encoded picture, kept while it is the newest of its kind: every viewer of a frame
+ * gets the same bytes. */
+typedef struct {
+    uint64_t seq;                   /* frame, 0: empty */
+    picture_opts opts;
+    GBytes *jpeg;
+    gint64 used_us;
+} picture_cache;
+#define HTTP_PICTURE_CACHE 4
+
+typedef struct http_stream http_stream;
+
+struct http_server {
+    SoupServer *soup;
+    GMainContext *ctx;
+    GSource *accept_src;
+    int fd;
+    http_listen addr;
+    char address[HTTP_UNIX_PATH_MAX + 16];
+    bool created_path;              /* a Unix socket file this server made */
+    dev_t path_dev;
+    ino_t path_ino;
+    int max_clients;
+    int stream_fps;
+    conn_tally *tally;
+    http_handlers h;
+    uint64_t requests, rejected;
+    bool warned_accept;
+    picture_cache pics[HTTP_PICTURE_CACHE];
+    http_stream *streams;           /* open /stream.mjpg and /events responses */
+    int n_mjpeg, n_events;
+    uint64_t jpegs, events_lost;
+};
+
+/* http.c */
+void http_respond(SoupServerMessage *msg, guint status, const char *type, const char *body,
+                  size_t len);
+__attribute__((format(printf, 3, 4))) void http_respond_error(SoupServerMessage *msg,
+                                                              guint status, const char *fmt,
+                                                              ...);
+
+/* http_media.c */
+void http_serve_snapshot(http_server *s, SoupServerMessage *msg, GHashTable *query);
+void http_serve_stream(http_server *s, SoupServerMessage *msg, GHashTable *query);
+void http_serve_events(http_server *s, SoupServerMessage *msg, GHashTable *query);
+/* Ends every long-lived response (http_close, before SoupServer disconnects). */
+void http_media_close(http_server *s);
+
+/* http_page.c */
+extern const char http_page_html[];
+extern const size_t http_page_len;
+
+#endif
