@@ -142,7 +142,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lm -pthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lz -lm -pthread
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done

@@ -1,9 +1,10 @@
 /* libbasisnet: two-stage BasisNet inference on the CPU.
  *
- * A bn_model is immutable after bn_model_open (weights memory-mapped read-only) and may
- * be shared by threads. A bn_session belongs to one thread at a time; every buffer the
- * forward pass needs is allocated in bn_session_new, so the run/classify calls allocate
- * nothing. No GStreamer, no sockets; logging goes through bn_log (see bn_log.h). */
+ * A bn_model is immutable after bn_model_open (weights copied into its own memory: the
+ * file may be replaced or removed once it is open) and may be shared by threads. A
+ * bn_session belongs to one thread at a time; every buffer the forward pass needs is
+ * allocated in bn_session_new, so the run/classify calls allocate nothing. No GStreamer,
+ * no sockets; logging goes through bn_log (see bn_log.h). */
 #ifndef BASISNET_H
 #define BASISNET_H
 
@@ -38,13 +39,17 @@ typedef struct {
     const float *val_light_confidence; /* sorted ascending, for the budget controller */
     int n_val_light_confidence;
     const char *metadata_json;  /* the whole "basisnet" metadata document */
+    int data_checksum;          /* 1: the file's data_crc32 was verified at load; 0: it has none */
+    uint32_t data_crc32;        /* that checksum (when data_checksum) */
 } bn_model_info;
 
-/* Opens and validates a model file. On failure returns a code (BN_ERR_IO, BN_ERR_FORMAT,
- * BN_ERR_UNSUPPORTED, BN_ERR_NOMEM) and writes a message naming the file and the field or
- * tensor at fault into err (if err != NULL). Never aborts on bad input. */
+/* Opens and validates a model file: reads it whole and verifies the data section's CRC-32
+ * when the metadata has one (without one it loads with a warning through bn_log). On
+ * failure returns a code (BN_ERR_IO, BN_ERR_FORMAT, BN_ERR_UNSUPPORTED, BN_ERR_NOMEM) and
+ * writes a message naming the file and the field or tensor at fault into err (if
+ * err != NULL). Never aborts on bad input. */
 bn_status bn_model_open(const char *path, bn_model **out, char *err, size_t errlen);
-/* Same, from a memory buffer (fuzzing, tests); the buffer must outlive the model. */
+/* Same, from a memory buffer (fuzzing, tests); the model keeps no pointer into it. */
 bn_status bn_model_open_buffer(const void *data, size_t size, const char *name, bn_model **out,
                                char *err, size_t errlen);
 void bn_model_close(bn_model *model);

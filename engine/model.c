@@ -1,8 +1,9 @@
-/* Model loader: maps a .bnm file (docs/model-format.md), validates the container, the
- * architecture document and every tensor against it, computes MAdds, and repacks the
- * weights whose PyTorch layout differs from the engine's HWC kernels. This file reads the
- * file and the document's top level; model_layers.c and model_weights.c do the stages and
- * the tensors (model_load.h). */
+/* Model loader: reads a .bnm file (docs/model-format.md) into memory, verifies the data
+ * section's checksum, validates the container, the architecture document and every tensor
+ * against it, computes MAdds, and copies the weights into the engine's own memory in the
+ * layout of its HWC kernels; the file's bytes are freed once loaded, so nothing depends on
+ * the file afterwards. This file reads the file and the document's top level;
+ * model_layers.c and model_weights.c do the stages and the tensors (model_load.h). */
 #include "model.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "bn_log.h"
 #include "model_load.h"
@@ -245,11 +247,38 @@ static bn_status parse_arch(loader *L)
     return BN_OK;
 }
 
+/* CRC-32 (zlib's, the IEEE 802.3 polynomial; Python's zlib.crc32) of the whole data
+ * section, stored by the exporter as 8 hex digits in __metadata__["data_crc32"]. */
+static bn_status verify_checksum(loader *L)
+{
+    bn_model *m = L->m;
+    json_t *v = m->st.metadata ? json_object_get(m->st.metadata, BN_CHECKSUM_KEY) : NULL;
+    if (!v)
+        return BN_OK;
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    unsigned long want = strtoul(s, &end, 16);
+    if (strlen(s) != 8 || strspn(s, "0123456789abcdefABCDEF") != 8 || *end)
+        return bn_load_fail(L, BN_ERR_FORMAT, "'__metadata__' field '" BN_CHECKSUM_KEY
+                            "' must be 8 hex digits, not '%.16s'", s);
+    uint32_t got = (uint32_t)crc32_z(0L, m->st.data, m->st.data_size);
+    if (got != (uint32_t)want)
+        return bn_load_fail(L, BN_ERR_FORMAT,
+                            "data section checksum mismatch: " BN_CHECKSUM_KEY " %08lx in the metadata, "
+                            "the %zu data bytes hash to %08x (the file is damaged or was changed "
+                            "after export)", want, m->st.data_size, (unsigned)got);
+    m->info.data_checksum = 1;
+    m->info.data_crc32 = got;
+    return BN_OK;
+}
+
 static bn_status open_common(bn_model *m, const uint8_t *buf, size_t size, char *err, size_t errlen)
 {
     loader L = {.m = m, .err = err, .errlen = errlen};
     bn_status st = st_parse(buf, size, m->fname, &m->st, err, errlen);
     if (st)
+        return st;
+    if ((st = verify_checksum(&L)))
         return st;
     L.used = calloc((size_t)m->st.n_tensors + 1, 1);
     if (!L.used)
@@ -258,6 +287,14 @@ static bn_status open_common(bn_model *m, const uint8_t *buf, size_t size, char 
     free(L.used);
     if (st == BN_ERR_NOMEM)
         bn_set_err(err, errlen, "%s: out of memory while loading", m->fname);
+    /* Every weight is a copy now (model_weights.c): the caller's bytes may go. */
+    for (int i = 0; i < m->st.n_tensors; i++)
+        m->st.tensors[i].data = NULL;
+    m->st.data = NULL;
+    if (st == BN_OK && !m->info.data_checksum)
+        BN_LOGW("engine", "%s: no '" BN_CHECKSUM_KEY "' in the metadata: the weights' integrity is "
+                "not verified (re-export the model, or add it with tools/train/add_checksum.py)",
+                m->fname);
     return st;
 }
 
@@ -294,6 +331,41 @@ bn_status bn_model_open_buffer(const void *data, size_t size, const char *name, 
     return BN_OK;
 }
 
+/* The whole file into memory: the model must not depend on the file once it is loaded
+ * (a file replaced in place, e.g. by cp, would change or vanish under a mapping). A file
+ * that shrinks while it is read is validated as what was read. */
+static bn_status read_file(int fd, const char *path, size_t size, uint8_t **out, size_t *got,
+                           char *err, size_t errlen)
+{
+    /* Anonymous memory asked for in huge pages: a paper-scale file is 70 MB, and faulting
+     * it in 4 KiB pages costs more than reading it (docs/engine.md, loading). */
+    uint8_t *buf = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    if (buf == MAP_FAILED) {
+        bn_set_err(err, errlen, "%s: out of memory for its %zu bytes", path, size);
+        return BN_ERR_NOMEM;
+    }
+    if (size >= (2u << 20))
+        madvise(buf, size, MADV_HUGEPAGE);
+    size_t n = 0;
+    while (n < size) {
+        ssize_t r = read(fd, buf + n, size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            bn_set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            munmap(buf, size ? size : 1);
+            return BN_ERR_IO;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *out = buf;
+    *got = n;
+    return BN_OK;
+}
+
 bn_status bn_model_open(const char *path, bn_model **out, char *err, size_t errlen)
 {
     if (!path || !out)
@@ -310,27 +382,19 @@ bn_status bn_model_open(const char *path, bn_model **out, char *err, size_t errl
         close(fd);
         return BN_ERR_IO;
     }
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    bn_status st = read_file(fd, path, (size_t)sb.st_size, &buf, &size, err, errlen);
+    close(fd);
+    if (st)
+        return st;
     bn_model *m = model_alloc(path);
     if (!m) {
-        close(fd);
+        munmap(buf, (size_t)sb.st_size ? (size_t)sb.st_size : 1);
         return BN_ERR_NOMEM;
     }
-    size_t size = (size_t)sb.st_size;
-    const uint8_t *buf = (const uint8_t *)"";
-    if (size > 0) {
-        void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            bn_set_err(err, errlen, "%s: cannot map: %s", path, strerror(errno));
-            close(fd);
-            bn_model_close(m);
-            return BN_ERR_IO;
-        }
-        m->map = p;
-        m->map_size = size;
-        buf = p;
-    }
-    close(fd);
-    bn_status st = open_common(m, buf, size, err, errlen);
+    st = open_common(m, buf, size, err, errlen);
+    munmap(buf, (size_t)sb.st_size ? (size_t)sb.st_size : 1);
     if (st) {
         bn_model_close(m);
         return st;
@@ -354,8 +418,6 @@ void bn_model_close(bn_model *m)
     if (m->arch)
         json_decref(m->arch);
     st_free(&m->st);
-    if (m->map)
-        munmap(m->map, m->map_size);
     free(m->fname);
     free(m);
 }

@@ -42,7 +42,7 @@ typedef struct {
                              * aliased */
     int fuse_res;
     bn_act fuse_act;
-    const float *weight;    /* packed: pointwise (bn_pack_p32), conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
+    const float *weight;    /* the model's own copies (owned), packed: pointwise (bn_pack_p32), conv (oc,kh,kw,c/g), depthwise (kh,kw,c), linear (out, in in HWC order) */
     const float *bases;     /* (N, wcount), each basis packed like weight */
     const uint16_t *bases16; /* same in IEEE half when the file stores F16 bases (else NULL) */
     const double *gram;     /* synthesized: (N, N) inner products of the bases, <B_i, B_j> */
@@ -61,9 +61,7 @@ typedef struct {
 
 struct bn_model {
     char *fname;
-    void *map;              /* mmap of the file, or NULL for bn_model_open_buffer */
-    size_t map_size;
-    st_file st;
+    st_file st;             /* the header; tensors' data pointers are NULL after loading */
     json_t *arch;           /* the parsed "basisnet" document */
     bn_model_info info;
     const char **labels;
@@ -72,7 +70,7 @@ struct bn_model {
     int pool_k;             /* avgpool resize factor */
     bn_stage_def light, spec;
     int *synth_layer;       /* L indices into spec.layers */
-    void **owned;           /* heap copies (repacked or converted weights) */
+    void **owned;           /* heap copies: every weight, bias and basis, Gram matrices */
     int n_owned, cap_owned;
     float *val_conf;
 };

@@ -13,6 +13,9 @@
 
 #include "model.h"
 
+/* __metadata__ key of the data section's CRC-32, 8 hex digits (docs/model-format.md). */
+#define BN_CHECKSUM_KEY "data_crc32"
+
 typedef struct {
     bn_model *m;
     char *err;

@@ -1,5 +1,5 @@
-/* A .bnm's tensors: each checked against the architecture, then the weights repacked from
- * PyTorch's layout into the engine's HWC kernels' (or kept mapped when they already are),
+/* A .bnm's tensors: each checked against the architecture, then the weights copied into the
+ * model's own memory, repacked from PyTorch's layout into the engine's HWC kernels',
  * and the passes over the bound weights: basis Gram matrices, residual-add fusion. */
 #include "model_load.h"
 
@@ -84,17 +84,19 @@ static size_t pack_index(pack_kind k, const bn_layer *ly, size_t i)
     }
 }
 
-/* Returns the tensor's data as float32 in the engine's layout: straight from the mapping
- * when it already is, else a heap copy (F16 -> F32, unaligned data, repacked layouts). */
+/* Returns a copy of the tensor's data as float32 in the engine's layout (F16 -> F32,
+ * repacked layouts), owned by the model: the file's bytes are not kept after loading. */
 static const float *materialize(loader *L, const st_tensor *t, pack_kind k, const bn_layer *ly,
                                 size_t per_basis, size_t stored)
 {
-    if (t->dtype == ST_F32 && k == PACK_NONE && ((uintptr_t)t->data & 3) == 0)
-        return (const float *)(const void *)t->data;
     size_t n = t->count / per_basis * stored;
     float *dst = owned_alloc(L->m, n * sizeof(float));
     if (!dst)
         return NULL;
+    if (t->dtype == ST_F32 && k == PACK_NONE && stored == per_basis) {
+        memcpy(dst, t->data, n * sizeof(float));
+        return dst;
+    }
     if (stored != per_basis)
         memset(dst, 0, n * sizeof(float));
     for (size_t i = 0; i < t->count; i++) {

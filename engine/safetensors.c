@@ -190,6 +190,8 @@ bn_status st_parse(const uint8_t *buf, size_t size, const char *fname, st_file *
     }
     const uint8_t *data = buf + 8 + hlen;
     size_t data_size = size - 8 - (size_t)hlen;
+    out->data = data;
+    out->data_size = data_size;
     size_t n = json_object_size(root);
     out->tensors = calloc(n ? n : 1, sizeof *out->tensors);
     if (!out->tensors) {

@@ -30,6 +30,8 @@ typedef struct {
     json_t *metadata;           /* borrowed "__metadata__" object, or NULL */
     st_tensor *tensors;
     int n_tensors;
+    const uint8_t *data;        /* the data section: buffer + 8 + header length */
+    size_t data_size;
 } st_file;
 
 /* Parses and validates the container; error messages start with fname. */

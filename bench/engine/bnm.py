@@ -13,6 +13,7 @@ import json
 import os
 import struct
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -40,7 +41,8 @@ def read_bnm(path):
 
 
 def write_bnm(path, doc, tensors):
-    """tensors: name -> numpy array (float32 or float16 for bases, uint8 for golden)."""
+    """tensors: name -> numpy array (float32 or float16 for bases, uint8 for golden). The
+    metadata carries data_crc32, the data section's CRC-32 the engine verifies at load."""
     header, blobs, off = {}, [], 0
     rev = {np.dtype(v): k for k, v in DTYPES.items()}
     for name, a in tensors.items():
@@ -49,8 +51,12 @@ def write_bnm(path, doc, tensors):
         header[name] = {"dtype": rev[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
+    crc = 0
+    for b in blobs:
+        crc = zlib.crc32(b, crc)
+    header["__metadata__"] = {"data_crc32": "%08x" % crc}
     if doc is not None:
-        header["__metadata__"] = {"basisnet": json.dumps(doc)}
+        header["__metadata__"]["basisnet"] = json.dumps(doc)
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:

@@ -1,7 +1,7 @@
 /* Model loader and session behaviour: every class of malformed file is refused with the
  * right status and a message naming the file and the field or tensor; a valid model
- * reports its architecture; sessions allocate nothing per classification and honour the
- * early-exit threshold. Runs from the repository root. */
+ * reports its architecture; its checksum is verified; once open it does not depend on its
+ * file; sessions allocate nothing per classification and honour the early-exit threshold. Runs from the repository root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "basisnet.h"
+#include "bn_log.h"
 #include "engine_internal.h"
 
 #define TINY "tests/fixtures/random-tiny.bnm"
@@ -57,6 +59,10 @@ static const struct {
     {"bad-resize.bnm", BN_ERR_UNSUPPORTED, "input.light: field 'resize' must be 'avgpool' or 'bilinear'"},
     {"bad-std.bnm", BN_ERR_FORMAT, "input: field 'std' element 0 must be a finite number > 0"},
     {"bad-num-bases.bnm", BN_ERR_FORMAT, "basisnet metadata: field 'num_bases' must be an integer in [1, 64]"},
+    /* 8 bytes of a weight overwritten with finite values: only the checksum can tell */
+    {"checksum-mismatch.bnm", BN_ERR_FORMAT,
+     "data section checksum mismatch: data_crc32 2b387608 in the metadata, the 43616 data bytes hash to "},
+    {"bad-checksum-field.bnm", BN_ERR_FORMAT, "'__metadata__' field 'data_crc32' must be 8 hex digits, not 'x2b387608'"},
 };
 
 static void test_bad_models(void **state)
@@ -122,6 +128,108 @@ static void test_truncations(void **state)
     bn_model_close(m);
     assert_true(refused > 100);
     free(buf);
+}
+
+typedef struct {
+    int warnings;
+    char last[512];
+} log_sink;
+
+static void sink_fn(bn_log_level level, const char *module, const char *msg, void *user)
+{
+    log_sink *k = user;
+    (void)module;
+    if (level == BN_LOG_WARN) {
+        k->warnings++;
+        snprintf(k->last, sizeof k->last, "%s", msg);
+    }
+}
+
+/* The exporter's checksum is verified (and reported); any flipped bit in the data section is
+ * refused; a file without a checksum loads, with one warning naming it. */
+static void test_checksum(void **state)
+{
+    (void)state;
+    char err[512];
+    bn_model *m;
+    log_sink sink = {0};
+    bn_log_set_callback(sink_fn, &sink);
+    assert_int_equal(bn_model_open(TINY, &m, err, sizeof err), BN_OK);
+    assert_int_equal(bn_model_get_info(m)->data_checksum, 1);
+    assert_int_equal(bn_model_get_info(m)->data_crc32, 0x2b387608u);
+    assert_int_equal(sink.warnings, 0);
+    bn_model_close(m);
+
+    assert_int_equal(bn_model_open(BAD "ok-no-checksum.bnm", &m, err, sizeof err), BN_OK);
+    assert_int_equal(bn_model_get_info(m)->data_checksum, 0);
+    assert_int_equal(sink.warnings, 1);
+    assert_non_null(strstr(sink.last, BAD "ok-no-checksum.bnm: no 'data_crc32' in the metadata"));
+    bn_model_close(m);
+    bn_log_set_callback(NULL, NULL);
+
+    size_t size;
+    uint8_t *buf = read_all(TINY, &size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | buf[i];
+    int refused = 0;
+    for (size_t off = 8 + hlen; off < size; off += 97) {
+        buf[off] ^= 0x10;
+        m = NULL;
+        bn_status st = bn_model_open_buffer(buf, size, "flip.bnm", &m, err, sizeof err);
+        buf[off] ^= 0x10;
+        if (st != BN_ERR_FORMAT || !strstr(err, "flip.bnm: data section checksum mismatch"))
+            fail_msg("bit flipped at byte %zu: got %s \"%s\"", off, bn_status_str(st), err);
+        assert_null(m);
+        refused++;
+    }
+    assert_true(refused > 400);
+    free(buf);
+}
+
+/* Once open, a model does not depend on its file: the file truncated and rewritten with
+ * garbage (as `cp` over it does), or the buffer freed, changes nothing it computes. */
+static void make_image(uint8_t *img, int n, unsigned seed);
+
+static void test_file_replaced(void **state)
+{
+    (void)state;
+    char err[512], path[] = "/tmp/bn-model-replaced-XXXXXX";
+    size_t size;
+    uint8_t *buf = read_all(TINY, &size);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, size), (ssize_t)size);
+    bn_model *fm, *bm, *ref;
+    assert_int_equal(bn_model_open(path, &fm, err, sizeof err), BN_OK);
+    assert_int_equal(bn_model_open_buffer(buf, size, "buf.bnm", &bm, err, sizeof err), BN_OK);
+    assert_int_equal(bn_model_open(TINY, &ref, err, sizeof err), BN_OK);
+    assert_int_equal(ftruncate(fd, 0), 0);      /* a mapping of it would now raise SIGBUS */
+    memset(buf, 0xff, size);
+    assert_int_equal(pwrite(fd, buf, 4096, 0), 4096);
+    close(fd);
+    unlink(path);
+    free(buf);
+
+    uint8_t img[28 * 28];
+    make_image(img, 28 * 28, 3);
+    bn_model *models[3] = {ref, fm, bm};
+    bn_result r[3];
+    bn_session *s[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bn_session_new(models[i], (bn_session_params){.threads = 1}, &s[i], err, sizeof err),
+                         BN_OK);
+        assert_int_equal(bn_classify(s[i], img, 28, 1.5f, &r[i]), BN_OK);
+    }
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(r[i].class_id, r[0].class_id);
+        assert_memory_equal(r[i].probs, r[0].probs, sizeof(float) * (size_t)bn_model_get_info(ref)->num_classes);
+    }
+    assert_string_equal(bn_model_get_info(fm)->name, "random-tiny");
+    for (int i = 0; i < 3; i++) {
+        bn_session_free(s[i]);
+        bn_model_close(models[i]);
+    }
 }
 
 static void test_info(void **state)
@@ -334,7 +442,8 @@ int main(void)
         cmocka_unit_test(test_bad_models), cmocka_unit_test(test_io_errors),
         cmocka_unit_test(test_truncations), cmocka_unit_test(test_info),
         cmocka_unit_test(test_session), cmocka_unit_test(test_f16_bases),
-        cmocka_unit_test(test_synth_reuse),
+        cmocka_unit_test(test_synth_reuse), cmocka_unit_test(test_checksum),
+        cmocka_unit_test(test_file_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

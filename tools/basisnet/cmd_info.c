@@ -56,7 +56,8 @@ static int cmd_info_help(FILE *f)
 {
     fprintf(f,
             "Usage: basisnet info MODEL\n\n"
-            "Prints a model's architecture and cost: input and preprocessing, one table per stage\n"
+            "Prints a model's architecture and cost: whether the file's checksum was verified,\n"
+            "input and preprocessing, one table per stage\n"
             "(layer, op, input and output shape, kernel/stride/padding/groups, activation,\n"
             "whether the layer is synthesized from bases, MAdds and parameters), MAdds per stage as\n"
             "the engine computes them (docs/model-format.md), parameters, labels, the accuracy the\n"
@@ -78,6 +79,10 @@ int cmd_info(int argc, char **argv)
         return 1;
     const bn_model_info *in = bn_model_get_info(m);
     printf("model      %s (%s)\n", in->name, argv[1]);
+    if (in->data_checksum)
+        printf("checksum   data_crc32 %08x, verified\n", (unsigned)in->data_crc32);
+    else
+        printf("checksum   none in the file: not verified (tools/train/add_checksum.py adds it)\n");
     printf("input      %dx%d, %d channel%s (HWC 8-bit), normalized with mean [", in->width, in->height,
            in->channels, in->channels > 1 ? "s" : "");
     for (int c = 0; c < in->channels; c++)

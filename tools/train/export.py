@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import sys
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -47,14 +48,26 @@ def _dtype_name(arr):
     raise ValueError("unsupported dtype %s" % arr.dtype)
 
 
+CHECKSUM_KEY = "data_crc32"
+
+
+def data_crc32(blobs):
+    """CRC-32 (zlib's, as the engine computes it) of the data section, as 8 hex digits."""
+    crc = 0
+    for b in blobs:
+        crc = zlib.crc32(b, crc)
+    return "%08x" % crc
+
+
 def write_safetensors(path, tensors, metadata=None):
-    """tensors: ordered mapping name -> numpy array (float32/float16/uint8)."""
+    """tensors: ordered mapping name -> numpy array (float32/float16/uint8). The metadata
+    gets data_crc32, the checksum of the data section the engine verifies at load."""
     header = OrderedDict()
-    if metadata is not None:
-        for k, v in metadata.items():
-            if not isinstance(v, str):
-                raise ValueError("metadata values must be strings (%s)" % k)
-        header["__metadata__"] = metadata
+    metadata = OrderedDict(metadata or {})
+    for k, v in metadata.items():
+        if not isinstance(v, str):
+            raise ValueError("metadata values must be strings (%s)" % k)
+    header["__metadata__"] = metadata
     blobs = []
     off = 0
     for name, arr in tensors.items():
@@ -69,6 +82,7 @@ def write_safetensors(path, tensors, metadata=None):
                                    data_offsets=[off, off + len(data)])
         blobs.append(data)
         off += len(data)
+    metadata[CHECKSUM_KEY] = data_crc32(blobs)
     hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     hb += b" " * ((8 - len(hb) % 8) % 8)
     tmp = path + ".tmp"
