@@ -9,6 +9,7 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 bin=$BUILD/basisnetd
+ROOT_BIN=$PWD/$bin
 if [ ! -x "$bin" ]; then
     echo "FAIL: $bin is not built (run: make $bin)"
     exit 1
@@ -80,6 +81,29 @@ if [ -f models/fmnist-basisnet.bnm ]; then
             expect_ok "$f"
         fi
     done
+fi
+
+# The README's "Run on a real camera" commands, as written, in a scratch copy of the tree:
+# the lines before its --check-config (but the programs', which need a camera) make the
+# config that line names, and the check passes as the README says.
+rd=$tmp/readme/tree   # (its parent has no models/: a wrong ../models fails)
+mkdir -p "$rd/configs" "$rd/models"
+cp configs/camera.yaml "$rd/configs/"
+ln -s "$PWD/$model" "$rd/models/fmnist-basisnet.bnm"
+readme_cmds=$(awk '/^## Run on a real camera/ {s = 1} s && /^```sh/ {b = 1; next} b && /^```/ {exit}
+                   b {sub(/ +#.*/, ""); line = line $0; if (line ~ /\\$/) {sub(/\\$/, "", line); next}
+                      print line; line = ""}' README.md)
+readme_check=$(grep -m1 -- '--check-config' <<<"$readme_cmds" | awk '{print $NF}')
+readme_make=$(sed -n '/--check-config/q; /^build\//d; p' <<<"$readme_cmds")
+if [ -z "$readme_check" ] || [ -z "$readme_make" ]; then
+    echo "FAIL: README 'Run on a real camera': no command making a config, or no --check-config"
+    failed=$((failed + 1))
+elif ! (cd "$rd" && bash -e -c "$readme_make"); then
+    echo "FAIL: README: '$readme_make' failed"; failed=$((failed + 1))
+else
+    saved_bin=$bin; bin=$ROOT_BIN; cd "$rd"
+    expect_ok "$readme_check"
+    cd "$OLDPWD"; bin=$saved_bin
 fi
 
 expect_errors $fix/bad-unknown-key.yaml \
