@@ -65,18 +65,35 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
     server_send_json(srv, c, r);
 }
 
+/* The stats reply (~7.5 KB, ~0.3 ms to build): the server shares one among the clients that
+ * ask within a short interval (server_send_cached). */
+static json_t *build_stats_reply(void *user)
+{
+    app *a = user;
+    json_t *st = app_stats_json(a);
+    json_t *cl = st ? json_object_get(st, "clients") : NULL;
+    if (cl) {
+        json_object_set_new(cl, "read_paused",
+                            json_integer((json_int_t)server_read_paused_total(a->srv)));
+        json_object_set_new(cl, "reply_paused",
+                            json_integer((json_int_t)server_reply_paused_total(a->srv)));
+    }
+    json_t *r = proto_reply_json("stats", NULL);
+    json_object_set_new(r, "stats", st);
+    return r;
+}
+
 void app_on_command(server *srv, server_client *c, const proto_command *cmd, void *user)
 {
     app *a = user;
     switch (cmd->kind) {
-    case PROTO_CMD_STATS: {
-        json_t *r = proto_reply_json("stats", cmd->id);
-        json_object_set_new(r, "stats", app_stats_json(a));
-        server_send_json(srv, c, r);
+    case PROTO_CMD_STATS:
+        /* a reload's outcome shows in the next reply */
+        server_send_cached(srv, c, cmd, a->reloads_ok + a->reloads_failed, build_stats_reply, a);
         break;
-    }
     case PROTO_CMD_SET:
         cmd_set(a, srv, c, cmd);
+        server_cache_invalidate(srv);
         break;
     case PROTO_CMD_RELOAD: {
         char err[2048];

@@ -65,7 +65,12 @@ bool outqueue_push(outqueue *q, pub_msg *m)
     if (!q->ring || q->cap < 1)
         return false;
     if (q->count == q->cap) {
-        pub_msg_unref(q->ring[q->head]);
+        pub_msg *old = q->ring[q->head];
+        if (old->kind == MSG_REPLY) {
+            q->replies--;
+            q->reply_bytes -= old->len;
+        }
+        pub_msg_unref(old);
         q->head = (q->head + 1) % q->cap;
         q->count--;
         q->lost_pending++;
@@ -73,6 +78,10 @@ bool outqueue_push(outqueue *q, pub_msg *m)
     }
     q->ring[(q->head + q->count) % q->cap] = pub_msg_ref(m);
     q->count++;
+    if (m->kind == MSG_REPLY) {
+        q->replies++;
+        q->reply_bytes += m->len;
+    }
     return true;
 }
 
@@ -98,6 +107,8 @@ static pub_msg *with_lost(pub_msg *m, uint64_t lost)
 const char *outqueue_peek(outqueue *q, size_t *len)
 {
     if (q->cur && q->cur_off >= q->cur->len) {
+        if (q->cur->kind == MSG_REPLY)
+            q->replies--;
         pub_msg_unref(q->cur);
         q->cur = NULL;
     }
@@ -112,6 +123,8 @@ const char *outqueue_peek(outqueue *q, size_t *len)
         if (q->lost_pending > 0) {
             pub_msg *c = with_lost(m, q->lost_pending);
             if (c) {
+                if (m->kind == MSG_REPLY)
+                    q->reply_bytes += c->len - m->len;
                 pub_msg_unref(m);
                 m = c;
                 q->lost_pending = 0;
@@ -127,8 +140,14 @@ void outqueue_consume(outqueue *q, size_t n)
 {
     if (!q->cur)
         return;
+    if (n > q->cur->len - q->cur_off)
+        n = q->cur->len - q->cur_off;
     q->cur_off += n;
+    if (q->cur->kind == MSG_REPLY)
+        q->reply_bytes -= n;
     if (q->cur_off >= q->cur->len) {
+        if (q->cur->kind == MSG_REPLY)
+            q->replies--;
         pub_msg_unref(q->cur);
         q->cur = NULL;
         q->cur_off = 0;

@@ -35,6 +35,10 @@ typedef struct {
     /* the message being written: either a shared message or a private copy with "lost" */
     pub_msg *cur;
     size_t cur_off;
+    /* replies (MSG_REPLY) not yet written, the one in progress included: what a client that
+     * sends commands without reading their answers has piled up (server.c pauses its reading) */
+    int replies;
+    size_t reply_bytes;
 } outqueue;
 
 bool outqueue_init(outqueue *q, int capacity);

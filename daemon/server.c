@@ -43,14 +43,7 @@ static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid)
 void server_client_free(server_client *c)
 {
     server *s = c->srv;
-    if (c->in_src) {
-        g_source_destroy(c->in_src);
-        g_source_unref(c->in_src);
-    }
-    if (c->out_src) {
-        g_source_destroy(c->out_src);
-        g_source_unref(c->out_src);
-    }
+    server_client_stop(c);
     if (c->fd >= 0)
         close(c->fd);
     s->lost_closed += c->q.lost_total;
@@ -103,6 +96,8 @@ static void client_add(server *s, int fd)
     c->id = ++s->next_id;
     c->tokens = CMD_BURST;
     c->refill_us = g_get_monotonic_time();
+    c->rtokens = READ_BURST;
+    c->rrefill_us = c->refill_us;
     proto_filter_init(&c->filter);
     socklen_t cl = sizeof c->cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) != 0) {
@@ -117,9 +112,7 @@ static void client_add(server *s, int fd)
     s->clients = c;
     s->n_clients++;
     s->accepted++;
-    c->in_src = g_unix_fd_source_new(fd, G_IO_IN);
-    g_source_set_callback(c->in_src, G_SOURCE_FUNC(server_on_client_in), c, NULL);
-    g_source_attach(c->in_src, s->ctx);
+    server_client_start(c);
     BN_LOGD(MOD, "client %llu connected (pid %d uid %d%s)", (unsigned long long)c->id,
             (int)c->cred.pid, (int)c->cred.uid, c->authorized ? ", control" : "");
     if (s->hello) {
@@ -330,6 +323,7 @@ bn_status server_open(const server_params *p, server **out, char *err, size_t er
         return st;
     }
     s->accept_src = g_unix_fd_source_new(s->listen_fd, G_IO_IN);
+    g_source_set_priority(s->accept_src, CLIENT_PRIORITY);
     g_source_set_callback(s->accept_src, G_SOURCE_FUNC(on_accept), s, NULL);
     g_source_attach(s->accept_src, s->ctx);
     *out = s;
@@ -351,6 +345,8 @@ void server_close(server *s)
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     s->listen_fd = -1;
+    for (int i = 0; i < PROTO_CMD_COUNT; i++)
+        pub_msg_unref(s->cache[i].msg);
     if (s->owns_path) {
         struct stat st;
         if (lstat(s->path, &st) == 0 && st.st_dev == s->path_dev && st.st_ino == s->path_ino)
@@ -485,6 +481,16 @@ uint64_t server_rate_limited_total(const server *s)
 uint64_t server_line_disconnects(const server *s)
 {
     return s ? s->line_disconnects : 0;
+}
+
+uint64_t server_read_paused_total(const server *s)
+{
+    return s ? s->read_pauses : 0;
+}
+
+uint64_t server_reply_paused_total(const server *s)
+{
+    return s ? s->reply_pauses : 0;
 }
 
 bool server_client_authorized(const server_client *c)

@@ -52,6 +52,20 @@ void server_send(server *s, server_client *c, pub_msg *m);
 /* Builds the line from a JSON object (consumed: json_decref'd) and sends it to c. */
 void server_send_json(server *s, server_client *c, json_t *msg);
 
+/* Builds a reply without an id (proto_reply_json(name, NULL) plus its fields), or NULL. */
+typedef json_t *(*server_build_fn)(void *user);
+/* Answers cmd with a reply that is costly to build (stats): built afresh for at most
+ * SERVER_CACHE_BUILDS requests per SERVER_CACHE_MS, otherwise the last one built is sent
+ * again (with cmd's id spliced in), so many clients asking cost a few builds a second.
+ * A different generation (the caller's count of changes that must show at once, e.g.
+ * reloads) forces a fresh build. */
+#define SERVER_CACHE_MS 250
+#define SERVER_CACHE_BUILDS 4
+void server_send_cached(server *s, server_client *c, const proto_command *cmd,
+                        uint64_t generation, server_build_fn build, void *user);
+/* The next cached reply is built afresh (after `set`). */
+void server_cache_invalidate(server *s);
+
 /* Writes what is queued, waiting at most timeout_ms in total (used on shutdown). */
 void server_flush(server *s, int timeout_ms);
 /* Checks that the groups server_set_access would apply exist, changing nothing (reload
@@ -72,6 +86,10 @@ uint64_t server_accepted_total(const server *s);
 uint64_t server_rejected_total(const server *s);    /* refused: too many clients */
 uint64_t server_line_disconnects(const server *s);  /* disconnected for an oversized line */
 uint64_t server_rate_limited_total(const server *s); /* commands ignored: over 200/s per client */
+/* Times a client's reading was paused: it wrote more than 64 KiB/s (read), or left 64 KiB of
+ * replies unread (reply). Its lines are kept and run when it resumes. */
+uint64_t server_read_paused_total(const server *s);
+uint64_t server_reply_paused_total(const server *s);
 bool server_client_authorized(const server_client *c);
 pid_t server_client_pid(const server_client *c);
 /* True when the socket came from systemd (socket activation). */

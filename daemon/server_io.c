@@ -1,6 +1,7 @@
 /* One socket client's traffic (server_internal.h): its queue written as the socket takes
- * it, its lines read and run as commands under a rate limit, and dead clients reaped when
- * no callback of the server is on the stack. */
+ * it, its lines read within a byte budget and run as commands under a rate limit, its
+ * reading paused while its replies pile up unread, and dead clients reaped when no callback
+ * of the server is on the stack. */
 #include "server_internal.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ static void client_kill(server_client *c, const char *why)
 /* ---- writing ---------------------------------------------------------------------------- */
 
 static gboolean on_client_out(gint fd, GIOCondition cond, gpointer data);
+static void check_replies_drained(server_client *c);
 
 static void watch_out(server_client *c, bool on)
 {
@@ -71,6 +73,7 @@ void server_client_flush(server_client *c)
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             outqueue_consume(&c->q, (size_t)n);
+            check_replies_drained(c);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -132,6 +135,86 @@ void server_send_json(server *s, server_client *c, json_t *msg)
     free(line);
     server_send(s, c, m);
     pub_msg_unref(m);
+}
+
+/* ---- cached replies ------------------------------------------------------------------- */
+
+static void cache_build(server *s, int k, const char *name, uint64_t generation,
+                        server_build_fn build, void *user)
+{
+    pub_msg_unref(s->cache[k].msg);
+    s->cache[k].msg = NULL;
+    json_t *r = build(user);
+    if (!r)
+        return;
+    size_t len;
+    char *line = proto_dump_line(r, &len);
+    json_decref(r);
+    /* the id goes where proto_reply_json puts it: after "ok":true */
+    json_t *head = proto_reply_json(name, NULL);
+    size_t hlen = 0;
+    char *h = head ? proto_dump_line(head, &hlen) : NULL;
+    json_decref(head);
+    if (line && h && hlen >= 2 && len > hlen - 2 && memcmp(line, h, hlen - 2) == 0) {
+        s->cache[k].msg = pub_msg_new(MSG_REPLY, line, len);
+        s->cache[k].prefix = hlen - 2;  /* without the closing brace and newline */
+        s->cache[k].generation = generation;
+        s->cache_builds++;
+    }
+    free(h);
+    free(line);
+}
+
+void server_send_cached(server *s, server_client *c, const proto_command *cmd,
+                        uint64_t generation, server_build_fn build, void *user)
+{
+    int k = (int)cmd->kind;
+    if (k < 0 || k >= PROTO_CMD_COUNT)
+        return;
+    gint64 now = g_get_monotonic_time();
+    if (now - s->cache[k].window_us >= (gint64)SERVER_CACHE_MS * 1000) {
+        s->cache[k].window_us = now;
+        s->cache[k].builds = 0;
+    }
+    if (!s->cache[k].msg || s->cache[k].builds < SERVER_CACHE_BUILDS ||
+        s->cache[k].generation != generation) {
+        cache_build(s, k, proto_cmd_name(cmd->kind), generation, build, user);
+        s->cache[k].builds++;
+    } else {
+        s->cache_hits++;
+    }
+    pub_msg *m = s->cache[k].msg;
+    if (!m) {
+        server_send_json(s, c, proto_error_json(proto_cmd_name(cmd->kind), cmd->id,
+                                                "out of memory"));
+        return;
+    }
+    if (!cmd->id[0]) {
+        server_send(s, c, m);   /* shared by every client it is queued for */
+        return;
+    }
+    /* cmd->id is compact JSON already (protocol.c serialized it) */
+    size_t idl = strlen(cmd->id), pre = s->cache[k].prefix;
+    size_t len = m->len + idl + 6;
+    char *line = malloc(len + 1);
+    if (!line)
+        return;
+    memcpy(line, m->data, pre);
+    memcpy(line + pre, ",\"id\":", 6);
+    memcpy(line + pre + 6, cmd->id, idl);
+    memcpy(line + pre + 6 + idl, m->data + pre, m->len - pre);
+    pub_msg *r = pub_msg_new(MSG_REPLY, line, len);
+    free(line);
+    server_send(s, c, r);
+    pub_msg_unref(r);
+}
+
+void server_cache_invalidate(server *s)
+{
+    for (int k = 0; k < PROTO_CMD_COUNT; k++) {
+        pub_msg_unref(s->cache[k].msg);
+        s->cache[k].msg = NULL;
+    }
 }
 
 static bool passes(const server_client *c, const pub_msg *m)
@@ -209,20 +292,26 @@ static bool rate_allows(server_client *c)
     return false;
 }
 
-static void handle_line(server_client *c, const char *line, size_t len)
+/* Runs one line; true when it was a command that got an answer (the costly kind). A blank
+ * line is a keep-alive: it needs no answer but counts against the rate limit like a
+ * command, or a client could keep the loop scanning newlines without bound. */
+static bool handle_line(server_client *c, const char *line, size_t len)
 {
     server *s = c->srv;
     proto_command cmd;
     char err[256];
-    if (!rate_allows(c))
-        return;
+    bool blank = true;
+    for (size_t k = 0; k < len && blank; k++)
+        blank = line[k] == ' ' || line[k] == '\t';
+    if (!rate_allows(c) || blank)
+        return false;
     if (proto_parse_command(line, len, &cmd, err, sizeof err) != BN_OK) {
         reply_error(c, &cmd, err);
-        return;
+        return true;
     }
     if (proto_cmd_needs_control(cmd.kind) && !c->authorized) {
         reply_error(c, &cmd, "permission denied");
-        return;
+        return true;
     }
     switch (cmd.kind) {
     case PROTO_CMD_PING:
@@ -243,30 +332,249 @@ static void handle_line(server_client *c, const char *line, size_t len)
             reply_error(c, &cmd, "command not available");
         break;
     }
+    return true;
 }
 
+/* ---- pausing a client ------------------------------------------------------------------ */
+
+static int reply_slots(const server_client *c)
+{
+    return c->q.cap / 2 > 1 ? c->q.cap / 2 : 1;
+}
+
+static bool over_reply_budget(const server_client *c)
+{
+    return c->q.reply_bytes >= REPLY_BUDGET || c->q.replies >= reply_slots(c);
+}
+
+static bool replies_drained(const server_client *c)
+{
+    return c->q.reply_bytes <= REPLY_BUDGET / 4 && c->q.replies <= reply_slots(c) / 4;
+}
+
+/* Counts a pause; logs the first of each kind per client, and at most one line a second. */
+static void note_pause(server_client *c, bool replies)
+{
+    server *s = c->srv;
+    bool *told = replies ? &c->told_replies : &c->told_read;
+    if (replies)
+        s->reply_pauses++;
+    else
+        s->read_pauses++;
+    if (*told)
+        return;
+    *told = true;
+    gint64 now = g_get_monotonic_time();
+    if (s->pause_log_us && now - s->pause_log_us < 1000000) {
+        s->pause_log_skipped++;
+        return;
+    }
+    char more[96] = "";
+    if (s->pause_log_skipped)
+        snprintf(more, sizeof more, " (%llu other clients paused since the last such line)",
+                 (unsigned long long)s->pause_log_skipped);
+    if (replies)
+        BN_LOGI(MOD, "client %llu (pid %d): reading paused: %d KiB of replies unread; it "
+                "resumes when they are read%s", (unsigned long long)c->id, (int)c->cred.pid,
+                REPLY_BUDGET / 1024, more);
+    else
+        BN_LOGI(MOD, "client %llu (pid %d): reading paused: more than %.0f KiB/s sent; it "
+                "resumes as the budget refills%s", (unsigned long long)c->id, (int)c->cred.pid,
+                READ_RATE / 1024, more);
+    s->pause_log_us = now;
+    s->pause_log_skipped = 0;
+}
+
+static void drop_source(GSource **src)
+{
+    if (*src) {
+        g_source_destroy(*src);
+        g_source_unref(*src);
+        *src = NULL;
+    }
+}
+
+static gboolean on_client_in(gint fd, GIOCondition cond, gpointer data);
+static gboolean on_client_hup(gint fd, GIOCondition cond, gpointer data);
+static gboolean on_client_resume(gpointer data);
+
+/* Attaches exactly the sources c's state needs: the input watch while it may be read, an
+ * idle source while lines wait, a timer while the read budget refills, the hang-up watch
+ * after a half-close. Called after every change of that state. */
+static void update_sources(server_client *c)
+{
+    if (c->dead)
+        return;     /* freed, with its sources, by the outermost server_leave */
+    bool runnable = !c->hold_replies;
+    bool want_in = runnable && !c->pending && !c->hold_read && !c->read_eof;
+    bool want_idle = runnable && c->pending;
+    bool want_timer = runnable && !c->pending && c->hold_read && !c->read_eof;
+    if (want_in && !c->in_src) {
+        c->in_src = g_unix_fd_source_new(c->fd, G_IO_IN);
+        g_source_set_priority(c->in_src, CLIENT_PRIORITY);
+        g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_client_in), c, NULL);
+        g_source_attach(c->in_src, c->srv->ctx);
+    } else if (!want_in) {
+        drop_source(&c->in_src);
+    }
+    if (c->resume_src && (!(want_idle || want_timer) || c->resume_is_timer != want_timer))
+        drop_source(&c->resume_src);
+    if ((want_idle || want_timer) && !c->resume_src) {
+        guint ms = 0;
+        if (want_timer) {
+            /* until half a wake-up's worth has refilled */
+            double need = READ_PER_WAKE / 2.0 - c->rtokens;
+            ms = need > 0 ? (guint)(need / READ_RATE * 1000.0) + 1 : 1;
+        }
+        c->resume_src = want_timer ? g_timeout_source_new(ms) : g_idle_source_new();
+        c->resume_is_timer = want_timer;
+        g_source_set_priority(c->resume_src, CLIENT_PRIORITY);
+        g_source_set_callback(c->resume_src, on_client_resume, c, NULL);
+        g_source_attach(c->resume_src, c->srv->ctx);
+    }
+    /* After a half-close the peer may still read: watch only for the full close (POLLHUP),
+     * so a client that vanished does not hold a slot until the next message fails. */
+    if (c->read_eof && !c->hup_src) {
+        c->hup_src = g_unix_fd_source_new(c->fd, G_IO_HUP | G_IO_ERR);
+        g_source_set_callback(c->hup_src, G_SOURCE_FUNC(on_client_hup), c, NULL);
+        g_source_attach(c->hup_src, c->srv->ctx);
+    }
+}
+
+void server_client_stop(server_client *c)
+{
+    drop_source(&c->in_src);
+    drop_source(&c->out_src);
+    drop_source(&c->hup_src);
+    drop_source(&c->resume_src);
+}
+
+void server_client_start(server_client *c)
+{
+    update_sources(c);
+}
+
+/* Called as replies are written: a client paused for unread replies resumes. */
+static void check_replies_drained(server_client *c)
+{
+    if (c->hold_replies && replies_drained(c)) {
+        c->hold_replies = false;
+        update_sources(c);
+    }
+}
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+/* Runs the complete lines in c's buffer: at most CMDS_PER_WAKE commands, and none once the
+ * client's unread replies are over budget. c->pending says whether complete lines are left. */
 static void process_lines(server_client *c)
 {
     size_t start = 0;
+    int ran = 0;
+    c->pending = false;
     for (size_t i = 0; i < c->rlen && !c->dead; i++) {
         if (c->rbuf[i] != '\n')
             continue;
+        if (ran >= CMDS_PER_WAKE || c->hold_replies) {
+            c->pending = true;
+            break;
+        }
         size_t end = i;
         if (end > start && c->rbuf[end - 1] == '\r')
             end--;
-        /* blank lines are keep-alives, not commands */
-        bool blank = true;
-        for (size_t k = start; k < end; k++)
-            if (c->rbuf[k] != ' ' && c->rbuf[k] != '\t')
-                blank = false;
-        if (!blank)
-            handle_line(c, c->rbuf + start, end - start);
+        if (handle_line(c, c->rbuf + start, end - start))
+            ran++;
         start = i + 1;
+        if (!c->hold_replies && !c->dead && over_reply_budget(c)) {
+            c->hold_replies = true;
+            note_pause(c, true);
+        }
     }
-    if (start > 0) {
+    if (start > 0 && !c->dead) {
         memmove(c->rbuf, c->rbuf + start, c->rlen - start);
         c->rlen -= start;
     }
+}
+
+/* One recv within the read budget, then the lines it completed. */
+static void read_some(server_client *c)
+{
+    server *s = c->srv;
+    if (c->rlen >= c->rcap) {
+        /* the buffer holds max_line bytes without a newline */
+        s->line_disconnects++;
+        client_kill(c, "line longer than publish.max_line");
+        return;
+    }
+    gint64 now = g_get_monotonic_time();
+    c->rtokens += (double)(now - c->rrefill_us) * 1e-6 * READ_RATE;
+    if (c->rtokens > READ_BURST)
+        c->rtokens = READ_BURST;
+    c->rrefill_us = now;
+    if (c->rtokens < 1.0) {
+        if (!c->hold_read)
+            note_pause(c, false);
+        c->hold_read = true;
+        return;
+    }
+    c->hold_read = false;
+    size_t want = c->rcap - c->rlen;
+    if (want > READ_PER_WAKE)
+        want = READ_PER_WAKE;
+    if ((double)want > c->rtokens)
+        want = (size_t)c->rtokens;
+    ssize_t n;
+    do
+        n = recv(c->fd, c->rbuf + c->rlen, want, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        c->rtokens -= (double)n;
+        c->rlen += (size_t)n;
+        process_lines(c);
+    } else if (n == 0) {
+        /* Half-close: answer what was asked, then keep publishing until the peer goes. */
+        if (c->rlen > 0 && c->rlen < c->rcap) {
+            c->rbuf[c->rlen++] = '\n';
+            process_lines(c);
+        }
+        c->read_eof = true;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        client_kill(c, strerror(errno));
+    }
+}
+
+/* Whatever c may do now: left-over lines first, then new input. */
+static void client_work(server_client *c)
+{
+    if (!c->dead && c->pending && !c->hold_replies)
+        process_lines(c);
+    if (!c->dead && !c->pending && !c->hold_replies && !c->read_eof)
+        read_some(c);
+    update_sources(c);
+}
+
+static gboolean on_client_in(gint fd, GIOCondition cond, gpointer data)
+{
+    server_client *c = data;
+    server *s = c->srv;
+    (void)fd;
+    (void)cond;
+    server_enter(s);
+    client_work(c);     /* drops this source itself when c is no longer to be read */
+    server_leave(s);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_client_resume(gpointer data)
+{
+    server_client *c = data;
+    server *s = c->srv;
+    server_enter(s);
+    g_source_unref(c->resume_src);  /* returning REMOVE destroys it */
+    c->resume_src = NULL;
+    client_work(c);
+    server_leave(s);
+    return G_SOURCE_REMOVE;
 }
 
 static gboolean on_client_hup(gint fd, GIOCondition cond, gpointer data)
@@ -277,67 +585,7 @@ static gboolean on_client_hup(gint fd, GIOCondition cond, gpointer data)
     (void)cond;
     server_enter(s);
     client_kill(c, "peer closed");
-    if (c->in_src) {
-        g_source_unref(c->in_src);
-        c->in_src = NULL;
-    }
+    update_sources(c);
     server_leave(s);
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_CONTINUE;
 }
-
-/* After a half-close the peer may still read: watch only for the full close (POLLHUP), so a
- * client that vanished does not hold a slot until the next message fails to send. */
-static void watch_hup(server_client *c)
-{
-    c->in_src = g_unix_fd_source_new(c->fd, G_IO_HUP | G_IO_ERR);
-    g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_client_hup), c, NULL);
-    g_source_attach(c->in_src, c->srv->ctx);
-}
-
-gboolean server_on_client_in(gint fd, GIOCondition cond, gpointer data)
-{
-    server_client *c = data;
-    server *s = c->srv;
-    (void)cond;
-    server_enter(s);
-    /* A few reads per wake-up so one chatty client cannot starve the loop. */
-    for (int round = 0; round < 4 && !c->dead; round++) {
-        if (c->rlen >= c->rcap) {
-            /* the buffer holds max_line bytes without a newline */
-            s->line_disconnects++;
-            client_kill(c, "line longer than publish.max_line");
-            break;
-        }
-        ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
-        if (n > 0) {
-            c->rlen += (size_t)n;
-            process_lines(c);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n == 0) {
-            /* Half-close: answer what was asked, then keep publishing until the peer goes. */
-            if (c->rlen > 0 && c->rlen < c->rcap) {
-                c->rbuf[c->rlen++] = '\n';
-                process_lines(c);
-            }
-            c->read_eof = true;
-        } else {
-            client_kill(c, strerror(errno));
-        }
-        break;
-    }
-    gboolean keep = !c->dead && !c->read_eof;
-    if (!keep && c->in_src) {
-        g_source_unref(c->in_src);
-        c->in_src = NULL;
-    }
-    if (!c->dead && c->read_eof)
-        watch_hup(c);
-    server_leave(s);
-    return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-

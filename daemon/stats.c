@@ -203,9 +203,9 @@ static void escape_label(const char *in, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-static double num_at(const json_t *root, const char *path)
+/* The member at a dotted path ("frames.classified"), NULL when absent. */
+static const json_t *json_at(const json_t *root, const char *path)
 {
-    /* path like "frames.classified" */
     char key[64];
     const json_t *v = root;
     const char *p = path;
@@ -213,15 +213,41 @@ static double num_at(const json_t *root, const char *path)
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
         if (n >= sizeof key)
-            return NAN;
+            return NULL;
         memcpy(key, p, n);
         key[n] = '\0';
         v = json_object_get(v, key);
         p = dot ? dot + 1 : p + n;
     }
+    return v;
+}
+
+static double num_at(const json_t *root, const char *path)
+{
+    const json_t *v = json_at(root, path);
     if (json_is_boolean(v))
         return json_is_true(v) ? 1.0 : 0.0;
     return v && json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The shortest text that reads back as v: integers in full ("1234567"), others with as few
+ * digits as round-trip (0.0472, not 0.047199999999999999). */
+static const char *fmt_value(double v, char *buf, size_t len)
+{
+    if (isnan(v))
+        return "NaN";
+    if (isinf(v))
+        return v > 0 ? "+Inf" : "-Inf";
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(buf, len, "%.0f", v);
+        return buf;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
 }
 
 typedef struct {
@@ -229,11 +255,14 @@ typedef struct {
     const char *type;   /* counter | gauge */
     const char *help;
     const char *path;
+    double scale;       /* multiplies the value (milliseconds to seconds); 0: 1 */
+    const char *unless_off; /* a string member: the sample is left out while it is "off" */
 } prom_scalar;
 
 static const prom_scalar prom_scalars[] = {
     {"basisnetd_frames_in_total", "counter", "Frames that reached the capture sink.", "source.frames_in"},
     {"basisnetd_frames_dropped_total", "counter", "Frames dropped before classification (latest-frame semantics).", "frames.dropped"},
+    {"basisnetd_results_dropped_total", "counter", "Results dropped because the event loop fell behind the inference thread.", "frames.results_dropped"},
     {"basisnetd_frames_classified_total", "counter", "Frames classified.", "frames.classified"},
     {"basisnetd_frames_light_total", "counter", "Frames answered by the lightweight model.", "frames.light"},
     {"basisnetd_frames_specialist_total", "counter", "Frames answered by the synthesized specialist.", "frames.specialist"},
@@ -246,14 +275,19 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_gate_noise_sigma", "gauge", "The gate's noise estimate (gray levels, cell difference).", "gate.noise_sigma"},
     {"basisnetd_source_reconnects_total", "counter", "Source reconnect attempts.", "source.reconnects"},
     {"basisnetd_source_up", "gauge", "1 while frames flow from the source.", "source.up"},
-    {"basisnetd_fps", "gauge", "Classified frames per second (recent).", "fps"},
+    {"basisnetd_frames_per_second", "gauge", "Published frames per second (recent).", "fps"},
     {"basisnetd_changes_total", "counter", "Change events (debounced stable-label changes).", "changes"},
     {"basisnetd_exit_share", "gauge", "Share of frames answered by the lightweight model.", "exit_share"},
     {"basisnetd_threshold", "gauge", "Current early-exit threshold.", "threshold"},
-    {"basisnetd_budget_ms", "gauge", "Latency budget per frame in ms (0 = off).", "budget.latency_ms"},
+    {"basisnetd_budget_seconds", "gauge", "Latency budget per frame (absent while budget.mode is off).", "budget.latency_ms", 0.001, "budget.mode"},
+    {"basisnetd_budget_mean_seconds", "gauge", "Mean compute per frame over the budget window (absent while budget.mode is off).", "budget.mean_ms", 0.001, "budget.mode"},
+    {"basisnetd_budget_unattainable", "gauge", "1 when the lightweight model alone exceeds the budget (absent while budget.mode is off).", "budget.unattainable", 0, "budget.mode"},
+    {"basisnetd_budget_deadline_exits_total", "counter", "Frames the budget answered light for lack of time (absent while budget.mode is off).", "budget.deadline_exits", 0, "budget.mode"},
     {"basisnetd_subscribers", "gauge", "Connected clients.", "clients.connected"},
     {"basisnetd_client_messages_lost_total", "counter", "Messages dropped from slow clients' queues.", "clients.lost_total"},
     {"basisnetd_client_commands_rate_limited_total", "counter", "Commands ignored because a client sent more than 200 a second.", "clients.rate_limited"},
+    {"basisnetd_client_read_paused_total", "counter", "Times a client's reading was paused: it sent more than 64 KiB/s.", "clients.read_paused"},
+    {"basisnetd_client_reply_paused_total", "counter", "Times a client's reading was paused: 64 KiB of its replies unread.", "clients.reply_paused"},
     {"basisnetd_reloads_total", "counter", "Successful reloads.", "reload.ok"},
     {"basisnetd_reload_failures_total", "counter", "Rejected reloads.", "reload.failed"},
     {"basisnetd_uptime_seconds", "gauge", "Seconds since start.", "uptime_s"},
@@ -263,6 +297,25 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_http_clients", "gauge", "Open HTTP connections.", "http.connected"},
     {"basisnetd_http_requests_total", "counter", "HTTP requests answered.", "http.requests"},
     {"basisnetd_http_connections_rejected_total", "counter", "HTTP connections refused at http.max_clients.", "http.rejected"},
+    {"basisnetd_http_streams", "gauge", "Open /stream.mjpg responses.", "http.streams"},
+    {"basisnetd_http_event_clients", "gauge", "Open /events responses.", "http.event_clients"},
+    {"basisnetd_http_jpeg_encodes_total", "counter", "JPEG pictures encoded for /snapshot.jpg and /stream.mjpg.", "http.jpegs"},
+    {"basisnetd_http_events_lost_total", "counter", "/events messages dropped for clients that read too slowly.", "http.events_lost"},
+};
+
+/* A string of the stats reply as a label of a gauge that is always 1 (the Prometheus way to
+ * export a state or a name); no sample when the string is absent or null. */
+typedef struct {
+    const char *metric;
+    const char *help;
+    const char *path;
+    const char *label;
+} prom_info;
+
+static const prom_info prom_infos[] = {
+    {"basisnetd_stable_label", "The current stable label (the last change event's), as label.", "stable", "label"},
+    {"basisnetd_source_state", "The source's state (starting, running, lost, eos), as state.", "source.state", "state"},
+    {"basisnetd_budget_mode", "The budget controller's mode (off, mean, deadline), as mode.", "budget.mode", "mode"},
 };
 
 char *stats_to_prometheus(const json_t *stats)
@@ -277,13 +330,31 @@ char *stats_to_prometheus(const json_t *stats)
     escape_label(json_is_string(c) ? json_string_value(c) : "", cam, sizeof cam);
 
     strbuf sb = {0};
+    char num[40];
     for (size_t i = 0; i < sizeof prom_scalars / sizeof prom_scalars[0]; i++) {
         const prom_scalar *p = &prom_scalars[i];
         double v = num_at(stats, p->path);
         if (isnan(v))
             continue;
-        sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %.17g\n", p->metric,
-                  p->help, p->metric, p->type, p->metric, cam, v);
+        if (p->unless_off) {
+            const json_t *m = json_at(stats, p->unless_off);
+            if (!json_is_string(m) || !strcmp(json_string_value(m), "off"))
+                continue;
+        }
+        if (p->scale)
+            v *= p->scale;
+        sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %s\n", p->metric,
+                  p->help, p->metric, p->type, p->metric, cam, fmt_value(v, num, sizeof num));
+    }
+    for (size_t i = 0; i < sizeof prom_infos / sizeof prom_infos[0]; i++) {
+        const prom_info *p = &prom_infos[i];
+        const json_t *v = json_at(stats, p->path);
+        if (!json_is_string(v))
+            continue;
+        char val[256];
+        escape_label(json_string_value(v), val, sizeof val);
+        sb_printf(&sb, "# HELP %s %s\n# TYPE %s gauge\n%s{camera=\"%s\",%s=\"%s\"} 1\n",
+                  p->metric, p->help, p->metric, p->metric, cam, p->label, val);
     }
     const char *hm = "basisnetd_latency_seconds";
     sb_printf(&sb, "# HELP %s Per-stage latency of classified frames.\n# TYPE %s histogram\n", hm,
@@ -299,17 +370,18 @@ char *stats_to_prometheus(const json_t *stats)
         json_array_foreach(buckets, i, b) {
             const json_t *le = json_object_get(b, "le");
             cum += json_number_value(json_object_get(b, "count"));
-            if (json_is_number(le))
-                sb_printf(&sb, "%s_bucket{camera=\"%s\",stage=\"%s\",le=\"%g\"} %.17g\n", hm, cam,
-                          lat_names[k], json_number_value(le) / 1000.0, cum);
-            else
-                sb_printf(&sb, "%s_bucket{camera=\"%s\",stage=\"%s\",le=\"+Inf\"} %.17g\n", hm,
-                          cam, lat_names[k], cum);
+            char lebuf[40];
+            const char *les = json_is_number(le)
+                                  ? fmt_value(json_number_value(le) / 1000.0, lebuf, sizeof lebuf)
+                                  : "+Inf";
+            sb_printf(&sb, "%s_bucket{camera=\"%s\",stage=\"%s\",le=\"%s\"} %s\n", hm, cam,
+                      lat_names[k], les, fmt_value(cum, num, sizeof num));
         }
-        sb_printf(&sb, "%s_sum{camera=\"%s\",stage=\"%s\"} %.17g\n", hm, cam, lat_names[k],
-                  json_number_value(json_object_get(h, "sum")) / 1000.0);
-        sb_printf(&sb, "%s_count{camera=\"%s\",stage=\"%s\"} %.17g\n", hm, cam, lat_names[k],
-                  json_number_value(json_object_get(h, "count")));
+        sb_printf(&sb, "%s_sum{camera=\"%s\",stage=\"%s\"} %s\n", hm, cam, lat_names[k],
+                  fmt_value(json_number_value(json_object_get(h, "sum")) / 1000.0, num,
+                            sizeof num));
+        sb_printf(&sb, "%s_count{camera=\"%s\",stage=\"%s\"} %s\n", hm, cam, lat_names[k],
+                  fmt_value(json_number_value(json_object_get(h, "count")), num, sizeof num));
     }
     if (sb.oom) {
         free(sb.buf);
