@@ -27,10 +27,10 @@ static double pct(uint64_t *v, size_t n, double p)
 
 /* Mean time per layer and per op type from the session's profile (profiling adds two
  * clock reads per layer, so totals run slightly above the unprofiled ones). */
-static void print_profile(const bn_model *m, const bn_session *s, size_t n)
+static void print_profile(const bn_model *m, const bn_session *s, size_t n, int light_only)
 {
     const bn_stage_def *stages[2] = {&m->light, &m->spec};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (light_only ? 1 : 2); k++) {
         const double *p = bn_session_profile(s, k ? BN_STAGE_SPECIALIST : BN_STAGE_LIGHT);
         const bn_stage_def *sd = stages[k];
         double tot = 0, per_op[BN_OP_COUNT] = {0}, dw = 0;
@@ -61,15 +61,19 @@ static void print_profile(const bn_model *m, const bn_session *s, size_t n)
 static int cmd_bench_help(FILE *f)
 {
     fprintf(f,
-            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--json] [--profile]\n\n"
+            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--light-only] [--json] [--profile]\n\n"
             "Measures per-stage latency at batch 1 on a fixed pseudo-random image: both stages run\n"
-            "every iteration (as with threshold > 1). After 10 warm-up runs it loops for S seconds\n"
-            "(at least 20 iterations) and prints p50, p99 and mean for the stages light (preprocessing\n"
-            "+ light network), synth (weight synthesis), specialist and total, plus the specialist's\n"
-            "GFLOP/s (2 x MAdds / time), the synthesis bandwidth (bases bytes read / time), the\n"
-            "synthesis share of specialist time and the session's bytes.\n\n"
+            "every iteration (as with threshold > 1), or the light stage alone. After 10 warm-up\n"
+            "runs it loops for S seconds (at least 20 iterations) and prints p50, p99 and mean for\n"
+            "the stages light (preprocessing + light network), synth (weight synthesis), specialist\n"
+            "and total, plus the specialist's GFLOP/s (2 x MAdds / time), the synthesis bandwidth\n"
+            "(bases bytes read / time), the synthesis share of specialist time and the session's\n"
+            "bytes.\n\n"
             "Options:\n"
-            "  --threads N   OpenBLAS threads (default 1; 1 is the safe choice on 2 cores)\n"
+            "  --threads N   engine threads (default 1; 1 is the safe choice on 2 cores)\n"
+            "  --light-only  run only the light stage (preprocessing + light network) every\n"
+            "                iteration, as a peer runs the light network alone; synth and\n"
+            "                specialist then read 0\n"
             "  --seconds S   measuring time (default 5)\n"
             "  --json        one JSON object instead of the table\n"
             "  --profile     also print the time per layer (mean ms) and per op type\n\n"
@@ -82,7 +86,7 @@ int cmd_bench(int argc, char **argv)
     const char *model = NULL;
     long threads = 1;
     double seconds = 5;
-    int json = 0, profile = 0;
+    int json = 0, profile = 0, light_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tool_is_help(a))
@@ -95,6 +99,8 @@ int cmd_bench(int argc, char **argv)
             json = 1;
         else if (!strcmp(a, "--profile"))
             profile = 1;
+        else if (!strcmp(a, "--light-only"))
+            light_only = 1;
         else if (a[0] != '-' && !model)
             model = a;
         else {
@@ -137,7 +143,10 @@ int cmd_bench(int argc, char **argv)
     uint64_t end = tool_mono_ns() + (uint64_t)(seconds * 1e9);
     while (n < cap && (n < 20 || tool_mono_ns() < end)) {
         uint64_t t0 = tool_mono_ns();
-        bn_classify(s, img, stride, 2.0f, &r);
+        if (light_only)
+            bn_run_light(s, img, stride, &r);
+        else
+            bn_classify(s, img, stride, 2.0f, &r);
         uint64_t tot = tool_mono_ns() - t0;
         t[0][n] = r.ns_light, t[1][n] = r.ns_synth, t[2][n] = r.ns_specialist, t[3][n] = tot;
         t[4][n] = r.ns_synth + r.ns_specialist;
@@ -163,13 +172,14 @@ int cmd_bench(int argc, char **argv)
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
         synth_bytes += (double)in->num_bases * (double)ly->wcount * (ly->bases16 ? 2.0 : 4.0);
     }
-    double gflops = 2.0 * (double)in->madds_specialist / (p50[2] * 1e6);
+    double gflops = p50[2] > 0 ? 2.0 * (double)in->madds_specialist / (p50[2] * 1e6) : 0;
     double light_gflops = 2.0 * (double)in->madds_light / (p50[0] * 1e6);
     double gbs = p50[1] > 0 ? synth_bytes / (p50[1] * 1e6) : 0;
-    double synth_share = p50[1] / (p50[1] + p50[2]);
+    double synth_share = p50[1] + p50[2] > 0 ? p50[1] / (p50[1] + p50[2]) : 0;
     static const char *const names[5] = {"light", "synth", "specialist", "total", "synth_specialist"};
     if (json) {
-        printf("{\"model\":\"%s\",\"threads\":%ld,\"iterations\":%zu", in->name, threads, n);
+        printf("{\"model\":\"%s\",\"threads\":%ld,\"light_only\":%s,\"iterations\":%zu", in->name, threads,
+               light_only ? "true" : "false", n);
         for (int k = 0; k < 5; k++)
             printf(",\"%s\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f}", names[k], p50[k], p99[k], mean[k]);
         printf(",\"madds\":{\"light\":%llu,\"synth\":%llu,\"specialist\":%llu},\"specialist_gflops\":%.2f,"
@@ -179,8 +189,8 @@ int cmd_bench(int argc, char **argv)
                (unsigned long long)in->madds_specialist, gflops, light_gflops, synth_bytes, gbs, synth_share,
                bn_session_bytes(s), cpu_ms, bn_engine_kernels());
     } else {
-        printf("model %s, %ld thread%s, %zu iterations (batch 1, both stages every time)\n", in->name,
-               threads, threads > 1 ? "s" : "", n);
+        printf("model %s, %ld thread%s, %zu iterations (batch 1, %s)\n", in->name, threads,
+               threads > 1 ? "s" : "", n, light_only ? "light stage only" : "both stages every time");
         printf("%-11s %9s %9s %9s\n", "stage", "p50 ms", "p99 ms", "mean ms");
         for (int k = 0; k < 4; k++)
             printf("%-11s %9.4f %9.4f %9.4f\n", names[k], p50[k], p99[k], mean[k]);
@@ -193,7 +203,7 @@ int cmd_bench(int argc, char **argv)
                bn_engine_kernels());
     }
     if (profile)
-        print_profile(m, s, n);
+        print_profile(m, s, n, light_only);
     rc = 0;
 out:
     if (rc)
