@@ -220,6 +220,17 @@ static void test_conv_depthwise(void **state)
             s.ph = s.pw = 0;
         run_conv_case(&r, s, (bn_act)(t % BN_ACT_COUNT), t % 6 != 5);
     }
+    /* MobileNet windows (3x3, 5x5, strides 1 and 2) on rows with several 4-pixel groups
+     * between the borders, channel counts on and off the 16-lane blocks */
+    const int mb[][6] = {/* c, h, w, k, stride, pad */
+                         {16, 9, 40, 3, 2, 1}, {72, 7, 29, 5, 1, 2}, {24, 6, 17, 5, 2, 2}, {40, 5, 23, 3, 1, 1},
+                         {120, 4, 14, 5, 1, 2}, {20, 8, 31, 3, 2, 0}, {48, 5, 12, 5, 2, 1}};
+    for (size_t i = 0; i < sizeof mb / sizeof mb[0]; i++) {
+        const int *v = mb[i];
+        run_conv_case(&r, (bn_conv_shape){.c = v[0], .oc = v[0], .groups = v[0], .h = v[1], .w = v[2], .kh = v[3],
+                                          .kw = v[3], .sh = v[4], .sw = v[4], .ph = v[5], .pw = v[5]},
+                      (bn_act)(i % BN_ACT_COUNT), i % 3 != 2);
+    }
     /* depth multiplier 2 (groups == c, oc == 2c) takes the grouped sgemm path */
     run_conv_case(&r, (bn_conv_shape){.c = 8, .h = 9, .w = 9, .oc = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                                       .ph = 1, .pw = 1, .groups = 8}, BN_ACT_RELU, 1);
