@@ -89,11 +89,15 @@ for net in $NETS; do
             "$BUILD/basisnet" bench "$model" --threads "$th" --seconds "$SECS" --json 2>/dev/null \
                 | "$PYTHON" -c 'import json,sys
 d=json.loads(sys.stdin.read())
-for g,k in (("light","light"),("specialist","synth_specialist"),("full","total"),("specialist_only","specialist"),("synth","synth")):
+for g,k in (("light_loop","light"),("specialist","synth_specialist"),("full","total"),("specialist_only","specialist"),("synth","synth")):
     r=dict(d[k]); r.update(runtime="basisnet", graph=g, kernels=d["kernels"], cpu_ms_per_inference=d["cpu_ms_per_inference"],
         specialist_gflops=d["specialist_gflops"], light_gflops=d["light_gflops"], synth_gbytes_per_s=d["synth_gbytes_per_s"],
         synth_share_of_specialist=d["synth_share_of_specialist"], session_bytes=d["session_bytes"], madds=d["madds"])
     print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
+            "$BUILD/basisnet" bench "$model" --threads "$th" --seconds "$SECS" --json --light-only 2>/dev/null \
+                | "$PYTHON" -c 'import json,sys
+d=json.loads(sys.stdin.read()); r=dict(d["light"]); r.update(runtime="basisnet", graph="light", kernels=d["kernels"])
+print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
             [ $peers = 1 ] || continue
             { node $HERE/ort_bench.js "$OUT/$net" --threads "$th" --seconds "$SECS" || echo "   onnxruntime failed" >&2; } \
                 | tag "$net" "$th" "$round" >> "$RES"
