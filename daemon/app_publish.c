@@ -290,6 +290,9 @@ json_t *app_stats_json(app *a)
         json_object_set_new(fr, "gate_reused_share",
                             json_real(proto_round(stats_gate_reused_share(s), 4)));
         json_object_set_new(o, "changes", json_integer((json_int_t)a->change_seq));
+        json_object_set_new(o, "stable", a->deb.stable >= 0
+                                             ? json_string(label_name(a, a->deb.stable))
+                                             : json_null());
         json_object_set_new(o, "gate", app_gate_json(a));
     }
     if (o && a->http)

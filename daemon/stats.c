@@ -230,8 +230,9 @@ static double num_at(const json_t *root, const char *path)
     return v && json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* The shortest text that reads back as v: integers in full ("1234567"), others with as few
- * digits as round-trip (0.0472, not 0.047199999999999999). */
+/* Integers in full ("1234567"); others with the fewest digits that read back as v, at most
+ * 15: the reply's values have 3 or 4 decimals, and a 16th or 17th digit would only be the
+ * noise of dividing them by 1000 (0.00334, not 0.0033399999999999997). */
 static const char *fmt_value(double v, char *buf, size_t len)
 {
     if (isnan(v))
@@ -242,12 +243,12 @@ static const char *fmt_value(double v, char *buf, size_t len)
         snprintf(buf, len, "%.0f", v);
         return buf;
     }
-    for (int prec = 1; prec <= 17; prec++) {
+    for (int prec = 1; prec <= 15; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    return buf;
+    return buf;   /* %.15g when nothing shorter round-trips */
 }
 
 typedef struct {
@@ -255,8 +256,6 @@ typedef struct {
     const char *type;   /* counter | gauge */
     const char *help;
     const char *path;
-    double scale;       /* multiplies the value (milliseconds to seconds); 0: 1 */
-    const char *unless_off; /* a string member: the sample is left out while it is "off" */
 } prom_scalar;
 
 static const prom_scalar prom_scalars[] = {
@@ -279,10 +278,6 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_changes_total", "counter", "Change events (debounced stable-label changes).", "changes"},
     {"basisnetd_exit_share", "gauge", "Share of frames answered by the lightweight model.", "exit_share"},
     {"basisnetd_threshold", "gauge", "Current early-exit threshold.", "threshold"},
-    {"basisnetd_budget_seconds", "gauge", "Latency budget per frame (absent while budget.mode is off).", "budget.latency_ms", 0.001, "budget.mode"},
-    {"basisnetd_budget_mean_seconds", "gauge", "Mean compute per frame over the budget window (absent while budget.mode is off).", "budget.mean_ms", 0.001, "budget.mode"},
-    {"basisnetd_budget_unattainable", "gauge", "1 when the lightweight model alone exceeds the budget (absent while budget.mode is off).", "budget.unattainable", 0, "budget.mode"},
-    {"basisnetd_budget_deadline_exits_total", "counter", "Frames the budget answered light for lack of time (absent while budget.mode is off).", "budget.deadline_exits", 0, "budget.mode"},
     {"basisnetd_subscribers", "gauge", "Connected clients.", "clients.connected"},
     {"basisnetd_client_messages_lost_total", "counter", "Messages dropped from slow clients' queues.", "clients.lost_total"},
     {"basisnetd_client_commands_rate_limited_total", "counter", "Commands ignored because a client sent more than 200 a second.", "clients.rate_limited"},
@@ -301,6 +296,15 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_http_event_clients", "gauge", "Open /events responses.", "http.event_clients"},
     {"basisnetd_http_jpeg_encodes_total", "counter", "JPEG pictures encoded for /snapshot.jpg and /stream.mjpg.", "http.jpegs"},
     {"basisnetd_http_events_lost_total", "counter", "/events messages dropped for clients that read too slowly.", "http.events_lost"},
+};
+
+/* The budget's samples, left out while budget.mode is off (a budget of 0 would read as a
+ * budget of nothing); the reply's milliseconds become seconds for the _seconds names. */
+static const prom_scalar prom_budget[] = {
+    {"basisnetd_budget_seconds", "gauge", "Latency budget per frame.", "budget.latency_ms"},
+    {"basisnetd_budget_mean_seconds", "gauge", "Mean compute per frame over the budget window.", "budget.mean_ms"},
+    {"basisnetd_budget_unattainable", "gauge", "1 when the lightweight model alone exceeds the budget.", "budget.unattainable"},
+    {"basisnetd_budget_horizon_exits_total", "counter", "Frames answered light because the horizon's budget was spent.", "budget.horizon_exits"},
 };
 
 /* A string of the stats reply as a label of a gauge that is always 1 (the Prometheus way to
@@ -336,13 +340,17 @@ char *stats_to_prometheus(const json_t *stats)
         double v = num_at(stats, p->path);
         if (isnan(v))
             continue;
-        if (p->unless_off) {
-            const json_t *m = json_at(stats, p->unless_off);
-            if (!json_is_string(m) || !strcmp(json_string_value(m), "off"))
-                continue;
-        }
-        if (p->scale)
-            v *= p->scale;
+        sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %s\n", p->metric,
+                  p->help, p->metric, p->type, p->metric, cam, fmt_value(v, num, sizeof num));
+    }
+    const json_t *mode = json_at(stats, "budget.mode");
+    for (size_t i = 0; i < sizeof prom_budget / sizeof prom_budget[0]; i++) {
+        const prom_scalar *p = &prom_budget[i];
+        double v = num_at(stats, p->path);
+        if (isnan(v) || !json_is_string(mode) || !strcmp(json_string_value(mode), "off"))
+            continue;
+        if (strstr(p->metric, "_seconds"))
+            v /= 1000.0;
         sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %s\n", p->metric,
                   p->help, p->metric, p->type, p->metric, cam, fmt_value(v, num, sizeof num));
     }

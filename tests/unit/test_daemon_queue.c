@@ -210,7 +210,32 @@ static void test_stats_frames_and_quantiles(void **state)
                                 "basisnetd_gate_reused_total{camera=\"door\\\"1\"} 300\n"));
     assert_non_null(strstr(txt, "basisnetd_gate_reused_share{camera=\"door\\\"1\"} 0.75\n"));
     assert_non_null(strstr(txt, "basisnetd_latency_seconds_count{camera=\"door\\\"1\",stage=\"gate\"} 300\n"));
-    assert_null(strstr(txt, "basisnetd_fps"));  /* absent members are skipped */
+    assert_null(strstr(txt, "basisnetd_frames_per_second"));  /* absent members are skipped */
+    assert_null(strstr(txt, "basisnetd_stable_label"));
+    free(txt);
+
+    /* Prometheus conventions: no float noise, seconds, the budget left out while it is off
+     * (a 0 would read as a budget of nothing), names as labels of a gauge of 1 */
+    json_object_set_new(st, "threshold", json_real(0.0472));
+    json_object_set_new(st, "fps", json_real(29.97));
+    json_object_set_new(st, "stable", json_string("Ankle \"boot\""));
+    json_object_set_new(st, "budget", json_pack("{s:s, s:f, s:f}", "mode", "off", "latency_ms",
+                                                50.0, "mean_ms", 0.123));
+    txt = stats_to_prometheus(st);
+    assert_non_null(strstr(txt, "basisnetd_threshold{camera=\"door\\\"1\"} 0.0472\n"));
+    assert_non_null(strstr(txt, "basisnetd_frames_per_second{camera=\"door\\\"1\"} 29.97\n"));
+    assert_non_null(strstr(txt, "basisnetd_stable_label{camera=\"door\\\"1\",label=\"Ankle \\\"boot\\\"\"} 1\n"));
+    assert_non_null(strstr(txt, "basisnetd_budget_mode{camera=\"door\\\"1\",mode=\"off\"} 1\n"));
+    assert_null(strstr(txt, "basisnetd_budget_seconds"));
+    assert_null(strstr(txt, "basisnetd_budget_mean_seconds"));
+    assert_null(strstr(txt, "99999"));  /* no %.17g noise anywhere */
+    assert_null(strstr(txt, "00000000"));
+    free(txt);
+    json_object_set_new(json_object_get(st, "budget"), "mode", json_string("mean"));
+    txt = stats_to_prometheus(st);
+    assert_non_null(strstr(txt, "# TYPE basisnetd_budget_seconds gauge\n"
+                                "basisnetd_budget_seconds{camera=\"door\\\"1\"} 0.05\n"));
+    assert_non_null(strstr(txt, "basisnetd_budget_mean_seconds{camera=\"door\\\"1\"} 0.000123\n"));
     free(txt);
     json_decref(st);
     assert_null(stats_to_prometheus(NULL));
