@@ -69,17 +69,8 @@ static void cmd_set(app *a, server *srv, server_client *c, const proto_command *
  * ask within a short interval (server_send_cached). */
 static json_t *build_stats_reply(void *user)
 {
-    app *a = user;
-    json_t *st = app_stats_json(a);
-    json_t *cl = st ? json_object_get(st, "clients") : NULL;
-    if (cl) {
-        json_object_set_new(cl, "read_paused",
-                            json_integer((json_int_t)server_read_paused_total(a->srv)));
-        json_object_set_new(cl, "reply_paused",
-                            json_integer((json_int_t)server_reply_paused_total(a->srv)));
-    }
     json_t *r = proto_reply_json("stats", NULL);
-    json_object_set_new(r, "stats", st);
+    json_object_set_new(r, "stats", app_stats_json(user));
     return r;
 }
 

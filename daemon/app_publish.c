@@ -258,7 +258,7 @@ json_t *app_stats_json(app *a)
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:b, s:I, s:I, s:I, s:s, s:s},"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:f, s:f, s:f, s:o, s:o,"
-        " s:{s:i, s:i, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:s}}",
+        " s:{s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:s}}",
         "camera", a->cfg.camera, "model", a->info->name ? a->info->name : "", "version",
         BASISNETD_VERSION, "uptime_s", (json_int_t)((g_get_monotonic_time() - a->start_us) / 1000000),
         "source", "kind", source_kind_name(a->cfg.source.kind), "state",
@@ -279,7 +279,9 @@ json_t *app_stats_json(app *a)
         (json_int_t)server_rejected_total(a->srv), "lost_total",
         (json_int_t)server_lost_total(a->srv), "line_disconnects",
         (json_int_t)server_line_disconnects(a->srv), "rate_limited",
-        (json_int_t)server_rate_limited_total(a->srv),
+        (json_int_t)server_rate_limited_total(a->srv), "read_paused",
+        (json_int_t)server_read_paused_total(a->srv), "reply_paused",
+        (json_int_t)server_reply_paused_total(a->srv),
         "reload", "ok", (json_int_t)a->reloads_ok, "failed", (json_int_t)a->reloads_failed,
         "last_error", a->reload_error);
     if (o) {

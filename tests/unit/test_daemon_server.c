@@ -1,7 +1,8 @@
 /* The socket server with real Unix sockets on one GMainContext: hello, broadcast with
  * filters, a slow reader losing only its own messages, oversized lines, bad commands, the
- * per-client command rate limit,
- * permission checks, stale-socket handling, path length and mode. */
+ * per-client command rate limit (blank lines included), the read budget, reading paused
+ * while replies are unread, cached replies, permission checks, stale-socket handling, path
+ * length and mode, the socket directory's owner and mode, no symlink followed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,8 @@ typedef struct {
     char path[128];
     server *srv;
     int commands;
+    int builds;         /* cached stats replies built */
+    uint64_t generation;
 } fixture;
 
 typedef struct {
@@ -55,11 +58,23 @@ static pub_msg *hello(void *user)
     return pub_msg_new(MSG_HELLO, h, strlen(h));
 }
 
+static json_t *build_stats(void *user)
+{
+    fixture *f = user;
+    f->builds++;
+    json_t *r = proto_reply_json("stats", NULL);
+    json_object_set_new(r, "stats", json_pack("{s:i}", "build", f->builds));
+    return r;
+}
+
 static void on_command(server *srv, server_client *c, const proto_command *cmd, void *user)
 {
     fixture *f = user;
     f->commands++;
-    server_send_json(srv, c, proto_reply_json(proto_cmd_name(cmd->kind), cmd->id));
+    if (cmd->kind == PROTO_CMD_STATS)
+        server_send_cached(srv, c, cmd, f->generation, build_stats, f);
+    else
+        server_send_json(srv, c, proto_reply_json(proto_cmd_name(cmd->kind), cmd->id));
 }
 
 static server_params params(fixture *f)
@@ -365,6 +380,135 @@ static void test_command_rate_limit(void **state)
     client_free(other);
 }
 
+/* Blank lines need no answer but count against the rate limit like commands. */
+static void test_blank_lines_rate_limited(void **state)
+{
+    fixture *f = *state;
+    open_server(f, params(f));
+    client *c = connect_client(f);
+    assert_non_null(read_line(f, c, 1000));
+    static char blanks[700];
+    memset(blanks, '\n', sizeof blanks);
+    for (size_t off = 0; off < sizeof blanks;) {
+        ssize_t w = send(c->fd, blanks + off, sizeof blanks - off, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        off += (size_t)w;
+        spin(f);
+    }
+    send_str(f, c, "{\"cmd\":\"ping\",\"id\":\"late\"}\n");
+    char *r = read_line(f, c, 1000);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "rate limit: more than 200 commands/s (burst 500)"));
+    assert_true(server_rate_limited_total(f->srv) >= 150);
+    client_free(c);
+}
+
+/* A client that sends commands and does not read: once its unread replies fill its budget
+ * (here half of a 16-message queue) the server stops reading it, so no reply is dropped and
+ * nothing piles up; when it reads, every command gets its answer, in order. */
+static void test_unread_replies_pause_reading(void **state)
+{
+    fixture *f = *state;
+    open_server(f, params(f));
+    client *c = connect_client(f);
+    assert_non_null(read_line(f, c, 1000));
+    const int total = 480;
+    static char cmds[480 * 40];
+    size_t n = 0;
+    for (int i = 0; i < total; i++)
+        n += (size_t)snprintf(cmds + n, sizeof cmds - n, "{\"cmd\":\"ping\",\"id\":%d}\n", i);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(c->fd, cmds + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            off += (size_t)w;
+        spin(f);
+    }
+    for (int i = 0; i < 20; i++) {
+        spin(f);
+        g_usleep(1000);
+    }
+    assert_true(server_reply_paused_total(f->srv) >= 1);
+    assert_int_equal(server_lost_total(f->srv), 0);
+    for (int i = 0; i < total; i++) {
+        char *r = read_line(f, c, 2000);
+        assert_non_null(r);
+        char want[48];
+        snprintf(want, sizeof want, "\"ok\":true,\"id\":%d}", i);
+        if (!strstr(r, want))
+            fail_msg("reply %d: %s", i, r);
+    }
+    assert_int_equal(server_lost_total(f->srv), 0);
+    assert_int_equal(server_rate_limited_total(f->srv), 0);
+    client_free(c);
+}
+
+/* A client writing faster than the read budget is paused; others are still answered. */
+static void test_read_budget(void **state)
+{
+    fixture *f = *state;
+    open_server(f, params(f));
+    client *c = connect_client(f), *other = connect_client(f);
+    assert_non_null(read_line(f, c, 1000));
+    assert_non_null(read_line(f, other, 1000));
+    static char blanks[256 * 1024];
+    memset(blanks, '\n', sizeof blanks);
+    size_t sent = 0;
+    for (int i = 0; i < 200 && sent < sizeof blanks; i++) {
+        ssize_t w = send(c->fd, blanks + sent, sizeof blanks - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        spin(f);
+        g_usleep(500);
+    }
+    assert_true(sent > 70 * 1024);
+    assert_true(server_read_paused_total(f->srv) >= 1);
+    send_str(f, other, "{\"cmd\":\"ping\"}\n");
+    assert_non_null(strstr(read_line(f, other, 1000), "\"ok\":true"));
+    client_free(c);
+    client_free(other);
+}
+
+/* Stats-like replies: at most SERVER_CACHE_BUILDS builds per SERVER_CACHE_MS however many
+ * clients ask; the id of each request is spliced in; a new generation rebuilds at once. */
+static void test_cached_reply(void **state)
+{
+    fixture *f = *state;
+    open_server(f, params(f));
+    client *a = connect_client(f), *b = connect_client(f);
+    assert_non_null(read_line(f, a, 1000));
+    assert_non_null(read_line(f, b, 1000));
+    for (int i = 0; i < 6; i++) {
+        send_str(f, a, "{\"cmd\":\"stats\"}\n{\"cmd\":\"stats\",\"id\":\"x\"}\n");
+        send_str(f, b, "{\"cmd\":\"stats\",\"id\":7}\n");
+    }
+    int got = 0;
+    for (int i = 0; i < 12; i++) {
+        char *r = read_line(f, a, 1000);
+        assert_non_null(r);
+        if (i % 2 == 0)
+            assert_non_null(strstr(r, "{\"type\":\"reply\",\"cmd\":\"stats\",\"ok\":true,\"stats\":{\"build\":"));
+        else
+            assert_non_null(strstr(r, "{\"type\":\"reply\",\"cmd\":\"stats\",\"ok\":true,\"id\":\"x\",\"stats\":{\"build\":"));
+        got++;
+    }
+    for (int i = 0; i < 6; i++)
+        assert_non_null(strstr(read_line(f, b, 1000), "\"ok\":true,\"id\":7,\"stats\":{\"build\":"));
+    assert_int_equal(got, 12);
+    /* 18 requests well within one window (a slow machine may cross into a second one) */
+    assert_true(f->builds >= SERVER_CACHE_BUILDS && f->builds <= 2 * SERVER_CACHE_BUILDS);
+    int before = f->builds;
+    f->generation++;
+    send_str(f, a, "{\"cmd\":\"stats\"}\n");
+    assert_non_null(read_line(f, a, 1000));
+    assert_int_equal(f->builds, before + 1);
+    server_cache_invalidate(f->srv);
+    send_str(f, a, "{\"cmd\":\"stats\"}\n");
+    assert_non_null(read_line(f, a, 1000));
+    assert_int_equal(f->builds, before + 2);
+    client_free(a);
+    client_free(b);
+}
+
 static void test_max_clients(void **state)
 {
     fixture *f = *state;
@@ -509,6 +653,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_client_loses_only_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blank_lines_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_replies_pause_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cached_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_path_handling, setup, teardown),
