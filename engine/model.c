@@ -337,15 +337,17 @@ bn_status bn_model_open_buffer(const void *data, size_t size, const char *name, 
 static bn_status read_file(int fd, const char *path, size_t size, uint8_t **out, size_t *got,
                            char *err, size_t errlen)
 {
-    /* Anonymous memory asked for in huge pages: a paper-scale file is 70 MB, and faulting
-     * it in 4 KiB pages costs more than reading it (docs/engine.md, loading). */
-    uint8_t *buf = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
-    if (buf == MAP_FAILED) {
+    /* A large file's buffer is asked for in transparent huge pages: faulting 70 MB in in
+     * 4 KiB pages costs more than reading it; for a few MB the compaction a huge page may
+     * need costs more than the faults (docs/engine.md, "Loading and validation"). */
+    const size_t huge = 2u << 20;
+    uint8_t *buf = size >= 8 * huge ? aligned_alloc(huge, (size + huge - 1) / huge * huge)
+                                    : malloc(size ? size : 1);
+    if (!buf) {
         bn_set_err(err, errlen, "%s: out of memory for its %zu bytes", path, size);
         return BN_ERR_NOMEM;
     }
-    if (size >= (2u << 20))
+    if (size >= 8 * huge)
         madvise(buf, size, MADV_HUGEPAGE);
     size_t n = 0;
     while (n < size) {
@@ -354,7 +356,7 @@ static bn_status read_file(int fd, const char *path, size_t size, uint8_t **out,
             continue;
         if (r < 0) {
             bn_set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-            munmap(buf, size ? size : 1);
+            free(buf);
             return BN_ERR_IO;
         }
         if (r == 0)
@@ -390,11 +392,11 @@ bn_status bn_model_open(const char *path, bn_model **out, char *err, size_t errl
         return st;
     bn_model *m = model_alloc(path);
     if (!m) {
-        munmap(buf, (size_t)sb.st_size ? (size_t)sb.st_size : 1);
+        free(buf);
         return BN_ERR_NOMEM;
     }
     st = open_common(m, buf, size, err, errlen);
-    munmap(buf, (size_t)sb.st_size ? (size_t)sb.st_size : 1);
+    free(buf);
     if (st) {
         bn_model_close(m);
         return st;
