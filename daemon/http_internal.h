@@ -50,6 +50,7 @@ struct http_server {
     picture_cache pics[HTTP_PICTURE_CACHE];
     http_stream *streams;           /* open /stream.mjpg and /events responses */
     int n_mjpeg, n_events;
+    GSource *mjpeg_timer;           /* while any /stream.mjpg is open */
     uint64_t jpegs, events_lost;
 };
 

@@ -25,7 +25,8 @@ struct http_stream {
     SoupServerMessage *msg;         /* a reference */
     stream_kind kind;
     picture_opts opts;
-    GSource *timer;
+    GSource *timer;                 /* /events: keepalive */
+    gint64 interval_us, next_us;    /* /stream.mjpg: part period, next part due */
     uint64_t queued, written;       /* body bytes handed to SoupServer / written by it */
     uint64_t last_seq;
     gint64 last_sent_us, last_label_us;
@@ -149,10 +150,15 @@ static void stream_free(http_stream *st)
             *pp = st->next;
             break;
         }
-    if (st->kind == STREAM_MJPEG)
-        s->n_mjpeg--;
-    else
+    if (st->kind == STREAM_MJPEG) {
+        if (--s->n_mjpeg == 0 && s->mjpeg_timer) {
+            g_source_destroy(s->mjpeg_timer);
+            g_source_unref(s->mjpeg_timer);
+            s->mjpeg_timer = NULL;
+        }
+    } else {
         s->n_events--;
+    }
     if (st->timer) {
         g_source_destroy(st->timer);
         g_source_unref(st->timer);
@@ -236,25 +242,23 @@ static void stream_timer(http_stream *st, guint ms, GSourceFunc fn)
 
 /* One MJPEG part: the newest frame, unless the viewer has not read the last part yet or
  * already has this frame. */
-static gboolean on_mjpeg_tick(gpointer data)
+static void mjpeg_send(http_stream *st, gint64 now)
 {
-    http_stream *st = data;
     http_server *s = st->s;
     if (st->queued > st->written)
-        return G_SOURCE_CONTINUE;
+        return;
     const frame_copy *f = newest_frame(s);
     if (!f)
-        return G_SOURCE_CONTINUE;
-    gint64 now = g_get_monotonic_time();
+        return;
     if (f->seq == st->last_seq && now - st->last_sent_us < MJPEG_REPEAT_US) {
         frame_copy_unref(f);
-        return G_SOURCE_CONTINUE;
+        return;
     }
     GBytes *jpeg = picture_get(s, f, &st->opts);
     st->last_seq = f->seq;
     frame_copy_unref(f);
     if (!jpeg)
-        return G_SOURCE_CONTINUE;
+        return;
     char head[160];
     int n = snprintf(head, sizeof head,
                      "--" BOUNDARY "\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
@@ -265,7 +269,50 @@ static gboolean on_mjpeg_tick(gpointer data)
     stream_append(st, jpeg);
     g_bytes_unref(jpeg);
     stream_append_static(st, "\r\n");
-    return G_SOURCE_CONTINUE;
+}
+
+/* Parts fall due at whole multiples of their period on one clock, so that viewers at the
+ * same rate are served in the same tick, from the same frame and the same encoding. */
+static void mjpeg_schedule(http_stream *st, gint64 now)
+{
+    st->next_us = (now / st->interval_us + 1) * st->interval_us;
+}
+
+static gboolean on_mjpeg_tick(gpointer data);
+
+/* One timer for every viewer, set for the earliest part due. */
+static void mjpeg_arm(http_server *s, gint64 now)
+{
+    gint64 due = G_MAXINT64;
+    for (http_stream *st = s->streams; st; st = st->next)
+        if (st->kind == STREAM_MJPEG && st->next_us < due)
+            due = st->next_us;
+    if (s->mjpeg_timer) {
+        g_source_destroy(s->mjpeg_timer);
+        g_source_unref(s->mjpeg_timer);
+        s->mjpeg_timer = NULL;
+    }
+    if (due == G_MAXINT64)
+        return;
+    gint64 ms = due > now ? (due - now + 999) / 1000 : 0;
+    s->mjpeg_timer = g_timeout_source_new((guint)ms);
+    g_source_set_callback(s->mjpeg_timer, on_mjpeg_tick, s, NULL);
+    g_source_attach(s->mjpeg_timer, s->ctx);
+}
+
+static gboolean on_mjpeg_tick(gpointer data)
+{
+    http_server *s = data;
+    gint64 now = g_get_monotonic_time();
+    for (http_stream *st = s->streams; st; st = st->next)
+        if (st->kind == STREAM_MJPEG && now >= st->next_us) {
+            mjpeg_send(st, now);
+            mjpeg_schedule(st, now);
+        }
+    g_source_unref(s->mjpeg_timer); /* this one-shot source ends with this call */
+    s->mjpeg_timer = NULL;
+    mjpeg_arm(s, now);
+    return G_SOURCE_REMOVE;
 }
 
 void http_serve_stream(http_server *s, SoupServerMessage *msg, GHashTable *query)
@@ -285,8 +332,11 @@ void http_serve_stream(http_server *s, SoupServerMessage *msg, GHashTable *query
     if (!st)
         return;
     st->opts = o;
-    stream_timer(st, (guint)(1000 / fps), on_mjpeg_tick);
-    on_mjpeg_tick(st); /* the first picture at once */
+    st->interval_us = G_USEC_PER_SEC / fps;
+    gint64 now = g_get_monotonic_time();
+    mjpeg_send(st, now); /* the first picture at once */
+    mjpeg_schedule(st, now);
+    mjpeg_arm(s, now);
 }
 
 static gboolean on_events_tick(gpointer data)
