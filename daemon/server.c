@@ -198,6 +198,98 @@ static bn_status remove_stale(const char *path, char *err, size_t errlen)
     return BN_OK;
 }
 
+/* The socket's directory decides who can replace the socket (and, with root's `chown` or
+ * `chmod` on a swapped-in symlink, change another file): it must belong to root or to this
+ * daemon's user, and must not be writable by everyone unless sticky. A group-writable
+ * directory is allowed with a warning (the group is trusted by whoever configured it). */
+static bn_status check_dir(server *s, const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(s->dir_fd, &st) != 0) {
+        snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
+        return BN_ERR_IO;
+    }
+    if (st.st_uid != 0 && st.st_uid != s->self_uid) {
+        snprintf(err, errlen,
+                 "socket directory %s belongs to uid %u, neither root nor this daemon's user "
+                 "(uid %u): that user could replace the socket; use a directory owned by root "
+                 "or uid %u (systemd: RuntimeDirectory=)",
+                 dir, (unsigned)st.st_uid, (unsigned)s->self_uid, (unsigned)s->self_uid);
+        return BN_ERR_PERMISSION;
+    }
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+        snprintf(err, errlen,
+                 "socket directory %s is writable by everyone without the sticky bit (mode "
+                 "%04o): anyone could replace the socket; chmod o-w or +t it",
+                 dir, (unsigned)(st.st_mode & 07777));
+        return BN_ERR_PERMISSION;
+    }
+    if ((st.st_mode & S_IWGRP) && !(st.st_mode & S_ISVTX))
+        BN_LOGW(MOD, "socket directory %s is writable by its group (gid %u, mode %04o) without "
+                "the sticky bit: members of that group can replace the socket",
+                dir, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+    return BN_OK;
+}
+
+/* Opens the socket file in its directory without following a symlink and checks that it is
+ * still the socket this server bound; returns an O_PATH fd or -1 with err set. */
+static int open_own_socket(server *s, char *err, size_t errlen)
+{
+    int fd = openat(s->dir_fd, s->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "socket %s: %s", s->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode) || st.st_dev != s->path_dev || st.st_ino != s->path_ino) {
+        snprintf(err, errlen,
+                 "socket %s is no longer the socket this daemon bound (replaced by %s): not "
+                 "changing its mode or group",
+                 s->path, S_ISLNK(st.st_mode) ? "a symlink" : "another file");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sets the group and mode of the socket file through a descriptor of the checked file, so a
+ * symlink or another file swapped in is never changed. */
+static bn_status set_socket_access(server *s, bool regroup, gid_t gid, const char *group,
+                                   unsigned mode, char *err, size_t errlen)
+{
+    int fd = open_own_socket(s, err, errlen);
+    if (fd < 0)
+        return BN_ERR_PERMISSION;
+    struct stat st;
+    bn_status rc = BN_OK;
+    /* The shipped units deny chown (SystemCallFilter=~@privileged): a socket that already has
+     * the group (the daemon's own) needs none. */
+    if (regroup && fstat(fd, &st) == 0 && st.st_gid != gid &&
+        fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) != 0) {
+        snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, group,
+                 strerror(errno));
+        rc = BN_ERR_PERMISSION;
+    }
+    if (rc == BN_OK && fstat(fd, &st) == 0 && (st.st_mode & 07777) != (mode & 07777)) {
+        /* chmod has no "this descriptor" form for an O_PATH fd; /proc/self/fd/N names the
+         * very file the descriptor holds */
+        char proc[40];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        int r = chmod(proc, (mode_t)(mode & 07777));
+        if (r != 0 && errno == ENOENT)  /* no /proc: refuses symlinks, never follows them */
+            r = fchmodat(s->dir_fd, s->name, (mode_t)(mode & 07777), AT_SYMLINK_NOFOLLOW);
+        if (r != 0) {
+            snprintf(err, errlen, "socket %s: cannot set mode %04o: %s", s->path, mode,
+                     strerror(errno));
+            rc = BN_ERR_PERMISSION;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 static bn_status bind_path(server *s, const server_params *p, char *err, size_t errlen)
 {
     size_t plen = p->path ? strlen(p->path) : 0;
@@ -213,18 +305,41 @@ static bn_status bind_path(server *s, const server_params *p, char *err, size_t 
         return BN_ERR_CONFIG;
     }
     memcpy(s->path, p->path, plen + 1);
-    bn_status st = remove_stale(s->path, err, errlen);
-    if (st != BN_OK)
-        return st;
 
-    /* A missing parent (no RuntimeDirectory=, running by hand) is created, one level only. */
+    /* The directory: a missing one (no RuntimeDirectory=, running by hand) is created, one
+     * level only; then it is opened once and checked, and everything after works in it. */
     char dir[sizeof s->path];
     memcpy(dir, s->path, plen + 1);
     char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
+    s->name = s->path + (slash ? (size_t)(slash - dir) + 1 : 0);
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
         *slash = '\0';
-        if (mkdir(dir, 0755) == 0)
-            BN_LOGI(MOD, "created directory %s", dir);
+    if (!*s->name) {
+        snprintf(err, errlen, "publish.socket '%s' names a directory, not a socket", s->path);
+        return BN_ERR_CONFIG;
+    }
+    if (slash && slash != dir && mkdir(dir, 0755) == 0)
+        BN_LOGI(MOD, "created directory %s", dir);
+    s->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd < 0) {
+        snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
+        return errno == EACCES ? BN_ERR_PERMISSION : BN_ERR_IO;
+    }
+    bn_status st = check_dir(s, dir, err, errlen);
+    if (st != BN_OK)
+        return st;
+    st = remove_stale(s->path, err, errlen);
+    if (st != BN_OK)
+        return st;
+    gid_t gid = (gid_t)-1;
+    if (p->group && *p->group) {
+        st = lookup_group("publish.group", p->group, &gid, err, errlen);
+        if (st != BN_OK)
+            return st;
     }
 
     s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -234,9 +349,14 @@ static bn_status bind_path(server *s, const server_params *p, char *err, size_t 
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, s->path, plen + 1);
-    /* Create the node owner-only, then widen to the configured mode: no window in which it
-     * is more open than asked. */
-    mode_t old = umask(0177);
+    /* The file is born with the configured mode: Linux gives it the socket inode's mode
+     * (fchmod) less the umask, so nothing is changed through the path afterwards and there is
+     * no moment it is more open than asked. */
+    mode_t want = (mode_t)(p->mode & 0777);
+    if (fchmod(s->listen_fd, want) != 0)
+        BN_LOGD(MOD, "fchmod on the socket before bind: %s (the umask alone sets the mode)",
+                strerror(errno));
+    mode_t old = umask((mode_t)(~want & 0777));
     int rc = bind(s->listen_fd, (struct sockaddr *)&sa, sizeof sa);
     int e = errno;
     umask(old);
@@ -246,29 +366,16 @@ static bn_status bind_path(server *s, const server_params *p, char *err, size_t 
     }
     s->owns_path = true;
     struct stat st2;
-    bool have_st2 = lstat(s->path, &st2) == 0;
-    if (have_st2) {
-        s->path_dev = st2.st_dev;
-        s->path_ino = st2.st_ino;
+    if (fstatat(s->dir_fd, s->name, &st2, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st2.st_mode)) {
+        snprintf(err, errlen, "socket %s disappeared or was replaced right after bind", s->path);
+        s->owns_path = false;
+        return BN_ERR_IO;
     }
-    if (p->group && *p->group) {
-        gid_t gid;
-        st = lookup_group("publish.group", p->group, &gid, err, errlen);
-        if (st != BN_OK)
-            return st;
-        /* The shipped units deny chown (SystemCallFilter=~@privileged): a socket that
-         * already has the group (the daemon's own) needs none. */
-        if (!(have_st2 && st2.st_gid == gid) && chown(s->path, (uid_t)-1, gid) != 0) {
-            snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, p->group,
-                     strerror(errno));
-            return BN_ERR_PERMISSION;
-        }
-    }
-    if (chmod(s->path, (mode_t)(p->mode & 07777)) != 0) {
-        snprintf(err, errlen, "socket %s: cannot set mode %04o: %s", s->path, p->mode,
-                 strerror(errno));
-        return BN_ERR_PERMISSION;
-    }
+    s->path_dev = st2.st_dev;
+    s->path_ino = st2.st_ino;
+    st = set_socket_access(s, gid != (gid_t)-1, gid, p->group, p->mode & 07777, err, errlen);
+    if (st != BN_OK)
+        return st;
     if (listen(s->listen_fd, 128) != 0) {
         snprintf(err, errlen, "listen on %s: %s", s->path, strerror(errno));
         return BN_ERR_IO;
@@ -290,6 +397,7 @@ bn_status server_open(const server_params *p, server **out, char *err, size_t er
         return BN_ERR_NOMEM;
     }
     s->listen_fd = -1;
+    s->dir_fd = -1;
     s->ctx = p->context ? g_main_context_ref(p->context) : g_main_context_ref_thread_default();
     s->max_clients = p->max_clients;
     s->queue = p->queue;
@@ -349,9 +457,12 @@ void server_close(server *s)
         pub_msg_unref(s->cache[i].msg);
     if (s->owns_path) {
         struct stat st;
-        if (lstat(s->path, &st) == 0 && st.st_dev == s->path_dev && st.st_ino == s->path_ino)
-            unlink(s->path);
+        if (fstatat(s->dir_fd, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            st.st_dev == s->path_dev && st.st_ino == s->path_ino)
+            unlinkat(s->dir_fd, s->name, 0);
     }
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
     g_main_context_unref(s->ctx);
     free(s);
 }
@@ -415,19 +526,10 @@ bn_status server_set_access(server *s, unsigned mode, const char *group,
         lookup_group("publish.control_group", control_group, &ctl_gid, err, errlen) != BN_OK)
         return BN_ERR_CONFIG;
     if (s->owns_path) {
-        struct stat cur;
-        bool regroup = sock_gid != (gid_t)-1 &&
-                       !(lstat(s->path, &cur) == 0 && cur.st_gid == sock_gid);
-        if (regroup && chown(s->path, (uid_t)-1, sock_gid) != 0) {
-            snprintf(err, errlen, "socket %s: cannot set group '%s': %s", s->path, group,
-                     strerror(errno));
-            return BN_ERR_PERMISSION;
-        }
-        if (chmod(s->path, (mode_t)(mode & 07777)) != 0) {
-            snprintf(err, errlen, "socket %s: cannot set mode %04o: %s", s->path, mode,
-                     strerror(errno));
-            return BN_ERR_PERMISSION;
-        }
+        bn_status st = set_socket_access(s, sock_gid != (gid_t)-1, sock_gid, group, mode, err,
+                                         errlen);
+        if (st != BN_OK)
+            return st;
     }
     s->has_control_gid = has_ctl;
     s->control_gid = ctl_gid;

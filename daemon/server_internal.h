@@ -80,8 +80,10 @@ struct server {
     int listen_fd;
     bool activated;
     bool owns_path;
-    dev_t path_dev;
+    dev_t path_dev;         /* the socket file bound, to recognise it later */
     ino_t path_ino;
+    int dir_fd;             /* the socket's directory (O_PATH), -1 when activated */
+    const char *name;       /* the socket's name in that directory (points into path) */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     GSource *accept_src;
     server_client *clients;

@@ -21,7 +21,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bn_log.h"
 #include "server.h"
+
+static char last_warning[512];
+static void capture_log(bn_log_level level, const char *module, const char *msg, void *user)
+{
+    (void)module;
+    (void)user;
+    if (level == BN_LOG_WARN)
+        snprintf(last_warning, sizeof last_warning, "%s", msg);
+}
 
 typedef struct {
     GMainContext *ctx;
@@ -646,6 +656,99 @@ static void test_socket_path_handling(void **state)
     assert_int_equal(lstat(f->path, &st), 0);
 }
 
+/* The socket's directory: another non-root user's, or writable by everyone without the
+ * sticky bit, is refused; a sticky one (/tmp-like) is fine; a group-writable one warns. */
+static void test_socket_dir_checks(void **state)
+{
+    fixture *f = *state;
+    if (geteuid() != 0)
+        skip();     /* needs a directory owned by another uid */
+    char err[512];
+    server *s = NULL;
+    server_params p = params(f);
+    assert_int_equal(chown(f->dir, 65534, 65534), 0);
+    assert_int_equal(server_open(&p, &s, err, sizeof err), BN_ERR_PERMISSION);
+    assert_non_null(strstr(err, "belongs to uid 65534, neither root nor this daemon's user"));
+    struct stat st;
+    assert_int_equal(lstat(f->path, &st), -1);  /* nothing created there */
+    assert_int_equal(chown(f->dir, 0, 0), 0);
+
+    assert_int_equal(chmod(f->dir, 0777), 0);
+    assert_int_equal(server_open(&p, &s, err, sizeof err), BN_ERR_PERMISSION);
+    assert_non_null(strstr(err, "is writable by everyone without the sticky bit (mode 0777)"));
+
+    assert_int_equal(chmod(f->dir, 01777), 0);
+    assert_int_equal(server_open(&p, &s, err, sizeof err), BN_OK);
+    server_close(s);
+
+    assert_int_equal(chmod(f->dir, 0770), 0);
+    last_warning[0] = '\0';
+    bn_log_set_callback(capture_log, NULL);
+    assert_int_equal(server_open(&p, &s, err, sizeof err), BN_OK);
+    bn_log_set_callback(NULL, NULL);
+    assert_non_null(strstr(last_warning, "is writable by its group"));
+    server_close(s);
+    chmod(f->dir, 0700);
+}
+
+/* The socket is created with exactly publish.mode whatever the process umask, and a reload's
+ * new mode or group never follows a symlink (or touches another file) swapped in for it. */
+static void test_socket_mode_no_follow(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    server_params p = params(f);
+    p.mode = 0666;
+    mode_t old = umask(0077);
+    open_server(f, p);
+    umask(old);
+    struct stat st;
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0666);
+    assert_int_equal(server_set_access(f->srv, 0660, NULL, NULL, err, sizeof err), BN_OK);
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0660);
+
+    /* replaced by a symlink to a file: the file keeps its mode and group */
+    char target[128];
+    snprintf(target, sizeof target, "%s/target", f->dir);
+    FILE *fp = fopen(target, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(chmod(target, 0600), 0);
+    struct stat t0;
+    assert_int_equal(stat(target, &t0), 0);
+    assert_int_equal(unlink(f->path), 0);
+    assert_int_equal(symlink(target, f->path), 0);
+    assert_int_equal(server_set_access(f->srv, 0666, geteuid() == 0 ? "nogroup" : NULL, NULL,
+                                       err, sizeof err),
+                     BN_ERR_PERMISSION);
+    assert_non_null(strstr(err, "is no longer the socket this daemon bound (replaced by a symlink)"));
+    assert_int_equal(stat(target, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_gid, t0.st_gid);
+    assert_int_equal(unlink(f->path), 0);
+
+    /* replaced by another socket: that one is not changed, and not removed at close */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, f->path);
+    old = umask(0077);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    umask(old);
+    assert_int_equal(server_set_access(f->srv, 0666, NULL, NULL, err, sizeof err),
+                     BN_ERR_PERMISSION);
+    assert_non_null(strstr(err, "replaced by another file"));
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    server_close(f->srv);
+    f->srv = NULL;
+    assert_int_equal(lstat(f->path, &st), 0);
+    close(fd);
+    unlink(f->path);
+    unlink(target);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +763,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_path_handling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_dir_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_mode_no_follow, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
