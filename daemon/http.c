@@ -446,6 +446,7 @@ bn_status http_open(const http_config *cfg, const http_handlers *h, GMainContext
     *out = s;
     return BN_OK;
 fail:
+    s->h.closed = NULL; /* a server that never opened tells nobody it closed */
     http_close(s);
     return st;
 }
