@@ -5,7 +5,7 @@
 # text as `basisnetctl stats --prometheus`, /api/state, /healthz (200, and 503 at the end of
 # a clip and with the camera missing), 404/405/413, max_clients, reload (new address bound
 # before the old closes, a busy address rejected with the old one kept, section removed),
-# a Unix socket path.
+# a Unix socket path. The pictures, /events and the page: daemon_http_media.sh.
 source "$(dirname "$0")/daemon_common.bash"
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
 
@@ -83,8 +83,9 @@ grep -qi '^content-type: text/plain; version=0.0.4' "$T/m.hdr" || { cat "$T/m.hd
 "$CTL" stats --prometheus > "$T/ctl.prom"
 # A parser for the text exposition format (version 0.0.4), strict about what this daemon
 # emits: every sample `name{labels} value`, each family with # TYPE before its samples,
-# basisnetd_ names, counters ending in _total, cumulative histogram buckets ending at +Inf
-# with the _count; and the same lines as basisnetctl's, values aside.
+# basisnetd_ names, counters ending in _total, values without float noise, cumulative
+# histogram buckets ending at +Inf with the _count; and the same lines as basisnetctl's,
+# values aside.
 "$PY" - "$T/m.prom" "$T/ctl.prom" <<'PY' || fail "/metrics is not valid Prometheus text"
 import math, re, sys
 NAME = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
@@ -112,6 +113,8 @@ def parse(path):
             assert m, f'{n}: not a sample line: {line!r}'
             name, labels, value = m.group(1), m.group(2) or '', m.group(3)
             v = float(value)  # accepts +Inf, NaN
+            # no float noise: at most 15 significant digits (0.0472, not 0.047199999999999999)
+            assert len(re.sub(r'[-+.]|e.*', '', value).lstrip('0')) <= 15, f'{n}: float noise: {line!r}'
             family = name
             for suffix in ('_bucket', '_sum', '_count'):
                 if name.endswith(suffix) and types.get(name[:-len(suffix)]) == 'histogram':
@@ -151,9 +154,10 @@ assert got.get('basisnetd_frames_classified_total', 0) > 0, 'no frames classifie
 assert got.get('basisnetd_http_requests_total') is not None, 'no http metrics'
 assert types['basisnetd_latency_seconds'] == 'histogram'
 assert all(l.get('camera') == 'itest' for _, l, _ in samples), 'camera label'
-# The same text as `basisnetctl stats --prometheus`, values aside.
-shape = lambda p: [re.sub(r' \S+$', '', l) if not l.startswith('#') else l
-                   for l in open(p).read().splitlines()]
+# The same text as `basisnetctl stats --prometheus`, values aside (the stable label may
+# change between the two reads).
+shape = lambda p: [re.sub(r'label="[^"]*"', 'label=""', re.sub(r' \S+$', '', l))
+                   if not l.startswith('#') else l for l in open(p).read().splitlines()]
 assert shape(sys.argv[1]) == shape(sys.argv[2]), 'differs from basisnetctl stats --prometheus'
 print(f'{len(samples)} samples, {len(types)} families')
 PY
