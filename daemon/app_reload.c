@@ -1,8 +1,12 @@
-/* Reload (SIGHUP, `reload`). A reload is all or nothing:
- * every part of the new config is parsed, opened or checked first (config, model, session,
- * budget, socket groups, MQTT client, a new HTTP listener, capture); only when all of it succeeded does anything
- * observable switch (socket access and limits, MQTT, engine, config, hello). On any failure
- * the previous config keeps running as it was. */
+/* Reload (SIGHUP, `reload`). A reload is all or nothing: every part of the new config is
+ * parsed, opened or checked first, beside the running one (config, model, session, budget,
+ * socket groups, an MQTT client that does not connect yet, a new HTTP listener, the new
+ * source); only when all of it succeeded does anything observable switch (socket access and
+ * limits, MQTT, engine, config, source, hello). On any failure the previous config keeps
+ * running as it was, its source never stopped. The one exception is a new source that
+ * cannot be opened while the running one is (the same camera): the running source is
+ * closed first, and reopened if the new one fails (tests/integration/daemon_reload_faults.sh
+ * fails each step). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +32,14 @@ static bool same_http(const http_config *x, const http_config *y)
 typedef struct {
     bn_config *cfg;
     engine_set eng;
-    mqtt_client *mqtt;      /* a new client when the mqtt section changed and is enabled */
+    mqtt_client *mqtt;      /* a new client when the mqtt section changed and is enabled;
+                               prepared, it connects only once committed */
     bool mqtt_changed;
     http_server *http;      /* a new listener when http.listen changed (or http was off) */
     capture *cap;           /* the new source, when it differs from the running one */
     bool new_capture;
     bool retry_capture;     /* a valid new source that is not there yet: retried */
+    bool old_closed;        /* the running source was closed for the new one (same device) */
 } reload_set;
 
 static void reload_set_free(reload_set *n)
@@ -77,7 +83,7 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
     n->mqtt_changed = memcmp(&a->cfg.mqtt, &n->cfg->mqtt, sizeof n->cfg->mqtt) != 0 ||
                       strcmp(a->cfg.camera, n->cfg->camera) != 0;
     if (n->mqtt_changed && n->cfg->mqtt.enabled) {
-        st = mqtt_open(&n->cfg->mqtt, n->cfg->camera, &n->mqtt, err, errlen);
+        st = mqtt_prepare(&n->cfg->mqtt, n->cfg->camera, &n->mqtt, err, errlen);
         if (st != BN_OK)
             return st;
     }
@@ -95,15 +101,34 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
     return BN_OK;
 }
 
-/* The running pipeline is stopped (a camera cannot be opened twice). Opens the new source;
- * on an error a retry cannot fix, the caller goes back to the old one. */
+/* Opens the new source beside the running one, which keeps delivering frames. A new source
+ * that is missing or busy while another one runs may be the same camera (a device cannot be
+ * opened twice): that is left to reload_open_capture_exclusive. */
 static bn_status reload_open_capture(app *a, reload_set *n, char *err, size_t errlen)
 {
     if (!n->new_capture)
         return BN_OK;
+    bn_status st = app_open_capture(a, n->cfg, bn_model_get_info(n->eng.model), &n->cap, err,
+                                    errlen);
+    if (st != BN_OK && bn_status_recoverable(st)) {
+        if (!a->cap)
+            n->retry_capture = true;    /* nothing runs that could hold it: retried */
+        return BN_OK;
+    }
+    return st;
+}
+
+/* The new source could not open beside the running one: the running source is closed (the
+ * inference thread is stopped) and the new one opened again. On an error a retry cannot fix,
+ * the caller reopens the old one. */
+static bn_status reload_open_capture_exclusive(app *a, reload_set *n, char *err, size_t errlen)
+{
+    if (!n->new_capture || n->cap || n->retry_capture)
+        return BN_OK;
     app_cancel_retry(a);
     capture_close(a->cap);
     a->cap = NULL;
+    n->old_closed = true;
     bn_status st = app_open_capture(a, n->cfg, bn_model_get_info(n->eng.model), &n->cap, err,
                                     errlen);
     if (st != BN_OK && bn_status_recoverable(st)) {
@@ -130,6 +155,7 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
         mqtt_close(a->mqtt);
         a->mqtt = n->mqtt;
         n->mqtt = NULL;
+        mqtt_start(a->mqtt);
     }
     if (n->http) {
         http_close(a->http);
@@ -154,8 +180,10 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
     debounce_init(&a->deb, a->cfg.publish.change_frames);
     app_rebuild_hello(a);
     server_publish(a->srv, a->hello);   /* labels may have changed: tell every subscriber */
-    if (n->new_capture && !n->retry_capture) {
-        a->cap = n->cap;
+    if (n->new_capture) {
+        app_cancel_retry(a);
+        capture_close(a->cap);              /* the old source, when it was still open */
+        a->cap = n->cap;                    /* NULL when retried: app_source_begin opens it */
         n->cap = NULL;
         a->src_state = CAPTURE_STARTING;    /* src_was_lost stays: "recovered" follows */
     }
@@ -167,22 +195,27 @@ static bn_status reload(app *a, char *err, size_t errlen)
     reload_set n;
     memset(&n, 0, sizeof n);
     bn_status st = reload_prepare(a, &n, err, errlen);
-    if (st != BN_OK) {
+    if (st == BN_OK)
+        st = reload_open_capture(a, &n, err, errlen);
+    if (st != BN_OK) {     /* nothing that runs was touched */
         reload_set_free(&n);
         return st;
     }
-    /* From here the old pipeline stops for a moment; subscribers stay connected. */
+    /* From here inference pauses for a moment; subscribers stay connected. */
     app_stop_infer(a);
-    st = reload_open_capture(a, &n, err, errlen);
+    st = reload_open_capture_exclusive(a, &n, err, errlen);
     if (st == BN_OK)
         st = reload_commit(a, &n, err, errlen);
-    bool old_source_closed = st != BN_OK && n.new_capture;
+    bool old_source_closed = st != BN_OK && n.old_closed;
     reload_set_free(&n);
     /* Inference again: on the new config's source, or (rejected) on the old one, reopened
      * when it was closed for the new. */
     char err2[1024];
-    bn_status st2 = a->cap && !old_source_closed ? app_start_infer(a, err2, sizeof err2)
-                                                 : app_source_begin(a, err2, sizeof err2);
+    bn_status st2 = BN_OK;
+    if (a->cap && !old_source_closed)
+        st2 = app_start_infer(a, err2, sizeof err2);
+    else if (!a->retry_src)     /* a pending retry of a missing source opens it itself */
+        st2 = app_source_begin(a, err2, sizeof err2);
     if (st2 != BN_OK) {
         BN_LOGE(MOD, "cannot restart inference after reload: %s", err2);
         a->exit_code = 1;

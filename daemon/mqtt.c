@@ -57,6 +57,7 @@ struct mqtt_client {
     pthread_cond_t cond;        /* stop requests, in-flight changes (CLOCK_MONOTONIC) */
 
     /* everything below is guarded by mu */
+    bool started;               /* false: opened with mqtt_prepare, mqtt_start not called yet */
     bool stopping;
     mqtt_state state;
     char last_error[256];
@@ -253,6 +254,8 @@ static void *net_thread(void *arg)
     double backoff = BACKOFF_INITIAL_S;
     bool first = true;
     pthread_mutex_lock(&c->mu);
+    while (!c->started && !c->stopping) /* mqtt_prepare: no connection before mqtt_start */
+        pthread_cond_wait(&c->cond, &c->mu);
     while (!c->stopping) {
         c->state = MQTT_CONNECTING;
         c->attempt_error[0] = '\0';
@@ -390,8 +393,8 @@ void mqtt_close(mqtt_client *c)
     free(c);
 }
 
-bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **out, char *err,
-                    size_t errlen)
+static bn_status open_client(const mqtt_config *cfg, const char *camera, bool start,
+                             mqtt_client **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!cfg->host[0]) {
@@ -486,6 +489,7 @@ bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **ou
     }
 
     c->state = MQTT_CONNECTING;
+    c->started = start;
     int prc = pthread_create(&c->thread, NULL, net_thread, c);
     if (prc != 0) {
         st = BN_ERR_NOMEM;
@@ -498,6 +502,28 @@ bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **ou
 fail:
     mqtt_close(c);
     return st;
+}
+
+bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **out, char *err,
+                    size_t errlen)
+{
+    return open_client(cfg, camera, true, out, err, errlen);
+}
+
+bn_status mqtt_prepare(const mqtt_config *cfg, const char *camera, mqtt_client **out, char *err,
+                       size_t errlen)
+{
+    return open_client(cfg, camera, false, out, err, errlen);
+}
+
+void mqtt_start(mqtt_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->started = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
 }
 
 bn_status mqtt_publish(mqtt_client *c, mqtt_topic kind, const char *json, size_t len)

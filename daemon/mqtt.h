@@ -59,6 +59,16 @@ typedef struct {
 bn_status mqtt_open(const mqtt_config *cfg, const char *camera, mqtt_client **out, char *err,
                     size_t errlen);
 
+/* The same checks and set-up, and the network thread, but it connects only at mqtt_start:
+ * for a reload, which opens everything that can fail before it switches anything (a client
+ * that connected and was then closed would send "offline" on P/status, and with a fixed
+ * client_id it would take the running client's session over). Messages published before
+ * mqtt_start are queued. mqtt_close on a client never started sends nothing. */
+bn_status mqtt_prepare(const mqtt_config *cfg, const char *camera, mqtt_client **out, char *err,
+                       size_t errlen);
+/* Lets a prepared client connect; cannot fail. NULL and started clients: no-op. */
+void mqtt_start(mqtt_client *c);
+
 /* Hands one message to the network thread and returns at once. BN_OK also when the
  * message was queued for later or skipped (a label with publish_labels false);
  * BN_ERR_NOMEM; BN_ERR_INVALID_ARG for a bad kind. */
