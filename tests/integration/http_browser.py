@@ -34,9 +34,22 @@ args = [exe, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
         '--disable-extensions', '--disable-background-networking', '--mute-audio',
         '--remote-debugging-pipe', f'--user-data-dir={profile}', '--window-size=1200,800',
         'about:blank']
+# A home of its own: nothing read from or written to the caller's (CI runs as root, HOME may
+# be unset or read-only).
+env = dict(os.environ, HOME=profile, XDG_CONFIG_HOME=profile, XDG_CACHE_HOME=profile)
+errlog = os.path.join(profile, 'stderr')
 proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=open(os.path.join(profile, 'stderr'), 'w'),
+                        stderr=open(errlog, 'w'), env=env,
                         preexec_fn=child_fds, pass_fds=(3, 4) + tuple(hi))
+
+
+def die(why):
+    try:
+        tail = [l for l in open(errlog).read().splitlines() if 'dbus' not in l][-15:]
+    except OSError:
+        tail = []
+    sys.exit('FAIL: ' + why + ''.join('\n    chromium: ' + l for l in tail))
+
 for fd in (to_child_r, from_child_w, *hi):
     os.close(fd)
 buf = b''
@@ -55,16 +68,16 @@ def send(method, params=None, session=None):
     while True:
         while b'\0' not in buf:
             if time.time() > deadline:
-                sys.exit(f'FAIL: no answer from chromium to {method}')
+                die(f'no answer from chromium to {method}')
             d = os.read(from_child_r, 1 << 20)
             if not d:
-                sys.exit(f'FAIL: chromium closed the pipe during {method}')
+                die(f'chromium closed the pipe during {method}')
             buf += d
         raw, buf = buf.split(b'\0', 1)
         m = json.loads(raw)
         if m.get('id') == next_id:
             if 'error' in m:
-                sys.exit(f'FAIL: {method}: {m["error"]}')
+                die(f'{method}: {m["error"]}')
             return m['result']
 
 
@@ -92,6 +105,8 @@ try:
         camera: document.getElementById('camera').textContent,
         threshold: document.getElementById('threshold').textContent,
         stage: document.getElementById('stage').textContent})""", session)
+    if not isinstance(state, str):
+        die(f'the page did not load from {url} (no #pic element)')
     state = json.loads(state)
     png = base64.b64decode(send('Page.captureScreenshot', {'format': 'png'}, session)['data'])
     open(shot, 'wb').write(png)
