@@ -78,7 +78,7 @@ PROGRAMS := $(BUILD)/basisnetd $(BUILD)/basisnetctl $(BUILD)/basisnet
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
-.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check deps install uninstall \
+.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check fuzz-long deps install uninstall \
         clean run vm-check check-vm budget-check sample-clip deb check-package
 .DEFAULT_GOAL := all
 # Keep test objects: they are intermediates of a pattern chain, and deleting them forces relinks.
@@ -142,10 +142,18 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lz -lm -pthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+# Every fuzzer for FUZZ_SECONDS each (default 600) on its kept corpus and the seeds; the
+# last lines of each log give the executions and the corpus, and any crash stops the run.
+fuzz-long: $(FUZZERS)
+	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-600} -print_final_stats=1 build/fuzz-corpus/$$n tests/fuzz/corpus/$$n \
+	    >$(FUZZ_BUILD)/$$n.long.log 2>&1 \
+	  && echo "fuzz $$n: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') executions in $${FUZZ_SECONDS:-600} s, no crash" \
+	  || { tail -40 $(FUZZ_BUILD)/$$n.long.log; echo "fuzz $$n: FAILED"; exit 1; }; done
 # Bounded run used by `make check`.
 fuzz-check: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
