@@ -5,8 +5,8 @@
 # asked rate, one encoding shared by two viewers), /events (Server-Sent Events: hello first,
 # every line JSON of the socket's types, labels rate-limited, every change the socket saw,
 # a source event at the end of a clip), the Prometheus names that follow from the state,
-# and the live page (/) in headless Chromium: a label that changes, a picture, a change
-# listed, a screenshot that is not blank. Chromium missing is a failure, not a skip.
+# the live page (/) in headless Chromium: a label that changes, a picture, a change listed,
+# a screenshot that is not blank; reloads. Chromium missing is a failure, not a skip.
 source "$(dirname "$0")/daemon_common.bash"
 command -v curl >/dev/null || fail "curl is not installed (make deps)"
 command -v chromium >/dev/null || fail "chromium is not installed (make deps): the page must be tested in a browser"
@@ -77,7 +77,8 @@ curl -s -o "$T/m2.bin" --max-time 3 "$URL/stream.mjpg" || true &
 C2=$!
 sleep 1.5
 [ "$(stat_field "s['http']['streams']")" = 2 ] || fail "stats http.streams is not 2 with two viewers"
-curl -s "$URL/metrics" | grep -q '^basisnetd_http_streams{camera="itest"} 2$' || fail "basisnetd_http_streams"
+curl -s -o "$T/s.prom" "$URL/metrics"
+grep -q '^basisnetd_http_streams{camera="itest"} 2$' "$T/s.prom" || fail "basisnetd_http_streams"
 wait $C1 $C2 || true
 jpegs1=$(stat_field "s['http']['jpegs']")
 curl -s -o "$T/m10.bin" --max-time 2 "$URL/stream.mjpg?fps=10&overlay=1" || true
@@ -191,8 +192,25 @@ ok "/metrics: stable label, source state and budget mode as labels, no budget wh
 "$PY" "$ROOT/tests/integration/http_browser.py" "$URL/" "$T/page.png" 7 > "$T/browser.json" \
     || { cat "$T/browser.json"; fail "the page in headless Chromium"; }
 cat "$T/browser.json"
-stop_daemon
 ok "/ in headless Chromium: the label appears and changes, the picture loads, changes listed, screenshot not blank"
+
+# ---- reload: pictures keep coming; HTTP off and on again --------------------------------------
+curl -s -N -o "$T/r.txt" --max-time 4 "$URL/events" || true &
+C4=$!
+sleep 0.3
+"$CTL" reload >/dev/null || fail "reload"
+curl -s -o "$T/after.jpg" "$URL/snapshot.jpg?scale=1"
+"$PY" -c 'import sys; b=open(sys.argv[1],"rb").read(); assert b[:3]==b"\xff\xd8\xff"' "$T/after.jpg" || fail "no picture after a reload"
+sed -i '/^http:/,$d' "$T/on.yaml"
+"$CTL" reload >/dev/null || fail "reload without http"
+[ "$(code "$URL/snapshot.jpg")" = 000 ] || fail "HTTP still serving after the section was removed"
+wait $C4 || true
+grep -q '"type":"label"' "$T/r.txt" || fail "/events gave no label around the reload"
+printf 'http:\n  listen: 127.0.0.1:%s\n' "$PORT" >> "$T/on.yaml"
+"$CTL" reload >/dev/null || fail "reload with http again"
+wait_code 200 "$URL/snapshot.jpg"
+stop_daemon
+ok "reload: pictures and events go on; HTTP removed and added again serves frames again"
 
 # ---- a source event on /events: the end of a clip ------------------------------------------------
 gst-launch-1.0 -q videotestsrc pattern=ball num-buffers=60 ! video/x-raw,width=64,height=48,framerate=30/1 \
@@ -208,7 +226,8 @@ curl -s -N -o "$T/eos.txt" --max-time 6 "$URL/events" || true &
 C3=$!
 for _ in $(seq 120); do grep -q '"type":"source","time":"[^"]*","state":"eos"' "$T/eos.txt" 2>/dev/null && break; sleep 0.05; done
 grep -q '"state":"eos"' "$T/eos.txt" || fail "no source eos event on /events"
-curl -s "$URL/metrics" | grep -q '^basisnetd_budget_seconds{camera="itest"} 0.005$' || fail "basisnetd_budget_seconds with budget.mode mean"
+curl -s -o "$T/b.prom" "$URL/metrics"
+grep -q '^basisnetd_budget_seconds{camera="itest"} 0.005$' "$T/b.prom" || fail "basisnetd_budget_seconds with budget.mode mean"
 kill $C3 2>/dev/null || true; wait $C3 2>/dev/null || true
 stop_daemon
 ok "/events carries the source eos event; basisnetd_budget_seconds 0.005 with a 5 ms budget"
