@@ -113,7 +113,7 @@ rejected capture "notvideo.txt"
 # The socket's mode is set last, after everything else was opened; with its file moved away
 # (the daemon reached through the new name) setting it fails.
 new_config "$T/d.yaml"
-rejected socket "cannot set mode" --move-socket
+rejected socket "socket $SOCK" --move-socket
 
 # Without a fault the same config applies all of it.
 new_config "$T/d.yaml"
