@@ -1,5 +1,6 @@
 /* Per-client queue drop semantics (oldest dropped, never the message being written, loss
- * reported once in the next message) and the stats histograms / Prometheus rendering. */
+ * reported once in the next message), the count of unread replies, and the stats histograms
+ * / Prometheus rendering. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,6 +107,54 @@ static void test_partial_write_is_never_dropped(void **state)
     assert_int_equal(q.lost_total, 3);  /* 2, 3, 4 */
     assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":5,\"lost\":3}\n");
     assert_string_equal(pop(&q), "{\"type\":\"label\",\"seq\":6}\n");
+    outqueue_destroy(&q);
+}
+
+/* replies and reply_bytes follow what is queued and unwritten: pushes, partial writes, a
+ * "lost" splice into a reply, and replies dropped as the oldest */
+static void test_reply_accounting(void **state)
+{
+    (void)state;
+    outqueue q;
+    assert_true(outqueue_init(&q, 3));
+    const char *r = "{\"type\":\"reply\",\"ok\":true}\n";
+    size_t rl = strlen(r);
+    pub_msg *rep = pub_msg_new(MSG_REPLY, r, rl), *lab = msg(1);
+    outqueue_push(&q, rep);
+    outqueue_push(&q, lab);
+    outqueue_push(&q, rep);
+    assert_int_equal(q.replies, 2);
+    assert_int_equal(q.reply_bytes, 2 * rl);
+    size_t len;
+    assert_non_null(outqueue_peek(&q, &len));   /* the first reply is being written */
+    outqueue_consume(&q, 4);
+    assert_int_equal(q.replies, 2);
+    assert_int_equal(q.reply_bytes, 2 * rl - 4);
+    outqueue_consume(&q, len - 4);
+    assert_int_equal(q.replies, 1);
+    assert_int_equal(q.reply_bytes, rl);
+    /* the queue is full again: the label (oldest) and then the queued reply are dropped */
+    outqueue_push(&q, lab);
+    outqueue_push(&q, lab);
+    assert_int_equal(q.replies, 1);
+    outqueue_push(&q, lab);
+    assert_int_equal(q.replies, 0);
+    assert_int_equal(q.reply_bytes, 0);
+    outqueue_destroy(&q);
+    /* a reply that carries "lost": its longer length is what is counted */
+    assert_true(outqueue_init(&q, 1));
+    outqueue_push(&q, rep);
+    outqueue_push(&q, rep);
+    assert_int_equal(q.replies, 1);
+    const char *p = outqueue_peek(&q, &len);
+    assert_non_null(p);
+    assert_int_equal(len, rl + strlen(",\"lost\":1"));
+    assert_int_equal(q.reply_bytes, len);
+    outqueue_consume(&q, len);
+    assert_int_equal(q.replies, 0);
+    assert_int_equal(q.reply_bytes, 0);
+    pub_msg_unref(rep);
+    pub_msg_unref(lab);
     outqueue_destroy(&q);
 }
 
@@ -251,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_fifo_within_capacity),
         cmocka_unit_test(test_drop_oldest_and_report),
         cmocka_unit_test(test_partial_write_is_never_dropped),
+        cmocka_unit_test(test_reply_accounting),
         cmocka_unit_test(test_shared_message_refcount),
         cmocka_unit_test(test_histogram_buckets),
         cmocka_unit_test(test_stats_frames_and_quantiles),
