@@ -177,6 +177,8 @@ void app_publish_result(app *a, const infer_result *r)
     l.ms_age = (double)r->reuse_age_ns / 1e6;
     l.ms_capture_to_publish = r->capture_mono_ns ? (double)age / 1e6 : 0;
     l.dropped_frames = r->dropped;
+    l.synth_reuse_on = a->cfg.engine.synth_reuse > 0;
+    l.synth_reused = r->synth_reused;
     a->dropped_frames += r->dropped;
     a->last_frame_us = g_get_monotonic_time();
     if (r->gated)

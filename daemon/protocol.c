@@ -104,6 +104,8 @@ json_t *proto_label_json(const proto_label *m)
         json_object_set_new(o, "age_ms", json_real(proto_round(m->ms_age, 3)));
     json_object_set_new(o, "threshold", json_real(proto_round(m->threshold, 4)));
     json_object_set_new(o, "latency_ms", lat);
+    if (m->synth_reuse_on && m->stage == BN_STAGE_SPECIALIST)
+        json_object_set_new(o, "synth_reused", json_integer(m->synth_reused));
     json_object_set_new(o, "dropped_frames", json_integer((json_int_t)m->dropped_frames));
     return o;
 }

@@ -33,6 +33,8 @@ typedef struct {
     double ms_gate;
     double ms_age;              /* stage reuse: age of the reused answer ("age_ms") */
     uint64_t dropped_frames;    /* frames the source dropped since the previous label */
+    int synth_reused;           /* specialist frames with engine.synth_reuse on: layers kept */
+    bool synth_reuse_on;        /* "synth_reused" is present (specialist stage, reuse on) */
 } proto_label;
 
 /* proto_label.stage of a reused answer. */

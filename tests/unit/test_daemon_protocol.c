@@ -56,6 +56,18 @@ static void test_label_message(void **state)
     assert_float_equal(json_real_value(json_object_get(lat, "total")), 1.807, 1e-9);
     assert_float_equal(json_real_value(json_object_get(lat, "capture_to_publish")), 12.5, 1e-9);
     assert_int_equal(json_integer_value(json_object_get(o, "dropped_frames")), 3);
+    assert_null(json_object_get(o, "synth_reused")); /* engine.synth_reuse off */
+    json_decref(o);
+
+    /* synthesis reuse on: the layers kept on this specialist frame */
+    m.synth_reuse_on = true;
+    m.synth_reused = 17;
+    o = reparse(proto_label_json(&m), NULL);
+    assert_int_equal(json_integer_value(json_object_get(o, "synth_reused")), 17);
+    json_decref(o);
+    m.synth_reused = 0;
+    o = reparse(proto_label_json(&m), NULL);
+    assert_int_equal(json_integer_value(json_object_get(o, "synth_reused")), 0);
     json_decref(o);
 
     m.stage = 0;
@@ -65,6 +77,7 @@ static void test_label_message(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "reason")), "deadline");
     assert_null(json_object_get(json_object_get(o, "latency_ms"), "gate")); /* gate off */
     assert_null(json_object_get(o, "age_ms"));
+    assert_null(json_object_get(o, "synth_reused")); /* the specialist did not run */
     json_decref(o);
 
     /* the gate closed: the last answer, "stage":"reuse", its age, the gate's cost */
