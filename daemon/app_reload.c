@@ -180,6 +180,7 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
     debounce_init(&a->deb, a->cfg.publish.change_frames);
     app_rebuild_hello(a);
     server_publish(a->srv, a->hello);   /* labels may have changed: tell every subscriber */
+    http_publish(a->http, a->hello);    /* and every /events client */
     if (n->new_capture) {
         app_cancel_retry(a);
         capture_close(a->cap);              /* the old source, when it was still open */

@@ -127,6 +127,7 @@ static const key_spec keys[] = {
     {FIELD(http.listen), .type = KEY_LISTEN},
     K_BOOL(http.allow_remote),
     K_INT(http.max_clients, 1, 1024),
+    K_INT(http.stream_fps, 1, 30),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 _Static_assert(N_KEYS <= CONFIG_KEYS_MAX, "config_origin has a slot for every key");

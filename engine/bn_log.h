@@ -24,10 +24,11 @@ void bn_log(bn_log_level level, const char *module, const char *fmt, ...)
 void bn_vlog(bn_log_level level, const char *module, const char *fmt, va_list ap);
 
 /* Ready-made sink: one line per message on stderr,
- *   <3>[    12.345678] engine[infer]: message
- * The "<N>" syslog prefix is written only when stderr is the journal ($JOURNAL_STREAM
- * matches stderr), so journald files the level and terminals stay readable. The time is
- * CLOCK_MONOTONIC seconds; the name in brackets is the thread name. */
+ *   [2026-12-06T23:26:28.362637Z] W engine[infer]: message
+ * with the wall-clock time in UTC (BASISNET_LOG_CLOCK=monotonic: CLOCK_MONOTONIC seconds
+ * instead); the name in brackets is the thread name. When stderr is the journal
+ * ($JOURNAL_STREAM matches stderr) the line is "<N>engine[infer]: message": journald adds
+ * the time and files the syslog level N. */
 void bn_log_stderr(bn_log_level level, const char *module, const char *msg, void *user);
 
 #define BN_LOGE(mod, ...) bn_log(BN_LOG_ERROR, mod, __VA_ARGS__)

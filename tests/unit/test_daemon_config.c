@@ -261,6 +261,8 @@ static const struct {
      "them (docs/http.md)"},
     {"model: m\nsource: {kind: test}\nhttp: {max_clients: 0}\n",
      "3:21: key 'http.max_clients': expected an integer from 1 to 1024, got \"0\""},
+    {"model: m\nsource: {kind: test}\nhttp: {stream_fps: 31}\n",
+     "3:20: key 'http.stream_fps': expected an integer from 1 to 30, got \"31\""},
     {"model: m\nsource: {kind: test}\nhttp: 8080\n",
      "3:7: key 'http': expected a mapping of keys, got \"8080\""},
     {"model: m\nsource: {kind: test}\nhttp: {port: 8080}\n",
@@ -433,7 +435,7 @@ static void test_docs_cover_every_key(void **state)
         "mqtt.port", "mqtt.client_id", "mqtt.topic_prefix", "mqtt.qos", "mqtt.retain",
         "mqtt.keepalive", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.username",
         "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels", "http",
-        "http.listen", "http.allow_remote", "http.max_clients",
+        "http.listen", "http.allow_remote", "http.max_clients", "http.stream_fps",
     };
     FILE *f = fopen("docs/config.md", "r");
     assert_non_null(f);

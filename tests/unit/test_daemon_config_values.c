@@ -441,6 +441,11 @@ static void test_http(void **state)
                      BN_OK);
     assert_true(cfg->http.enabled);
     assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    assert_int_equal(cfg->http.stream_fps, 5);
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\nhttp: {stream_fps: 12}\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_int_equal(cfg->http.stream_fps, 12);
     static const struct {
         const char *listen;
         bool remote;            /* needs allow_remote */
