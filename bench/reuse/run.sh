@@ -26,6 +26,12 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 name=$(basename "${CLIP%.*}")
 
+if [ -n "${CROP:-}" ]; then
+    IFS=, read -r cx cy cw ch <<<"$CROP"
+    CROPYAML="  crop: {x: $cx, y: $cy, width: $cw, height: $ch}"
+else
+    CROPYAML="  aspect: crop"
+fi
 run() { # tol -> OUT/name-tol.jsonl
     local tol=$1 sock=$T/s.sock
     cat > "$T/c.yaml" <<YAML
@@ -36,8 +42,7 @@ source:
   kind: file
   path: $CLIP
   loop: false
-  aspect: crop
-${CROP:+  crop: "$CROP"}
+$CROPYAML
 engine:
   threads: 1
   threshold: 1.0
