@@ -78,6 +78,13 @@ stat_field() {   # stat_field PYTHON-EXPR-ON-s  (s = stats object)
     "$CTL" stats | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
+# frames_advance SECONDS MESSAGE: fails with MESSAGE unless frames.classified grows within
+# SECONDS (the daemon is still classifying).
+frames_advance() {
+    local f0; f0=$(stat_field "s['frames']['classified']"); sleep "$1"
+    [ "$(stat_field "s['frames']['classified']")" -gt "$f0" ] || fail "$2"
+}
+
 # record_socket OUT: a raw subscriber in the background that writes everything the daemon
 # sends on $SOCK to OUT until the daemon closes the connection; sets SUB to its pid.
 record_socket() {
