@@ -162,6 +162,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     c->connects++;
     c->reset_backoff = true;
     c->logged_error[0] = '\0';
+    c->last_error[0] = '\0'; /* stats report the failure only while it lasts */
     BN_LOGI(MOD, "%s: connected to %s:%d as '%s'%s", c->camera, c->cfg.host, c->cfg.port,
             c->cfg.client_id, c->ring_n ? ", sending the queued messages" : "");
     publish_status(c, "online");

@@ -515,6 +515,7 @@ static void test_broker_restart_queue_and_drops(void **state)
     broker_start(&b);
     assert_true(wait_state(c, MQTT_CONNECTED, 20, &st));
     assert_int_equal(st.connects, 2);
+    assert_string_equal(st.last_error, ""); /* connected again: no current failure */
     assert_true(sub_wait(s, "/label", "\"seq\":60", 0, 10));
     assert_true(sub_wait(s, "/stats", "\"dropped\":30", 0, 5));
     static rx_msg got[SUB_MAX];
