@@ -191,10 +191,11 @@ INST_MODELS := $(wildcard models/*.bnm models/*.labels)
 INST_CONFIGS := $(wildcard configs/*.yaml)
 INST_SAMPLES := samples/fmnist-sample.mkv
 INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md
+INST_IMGS   := docs/img/http-page.png
 INST_MANS   := $(wildcard man/*.[158])
 ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml
 install: all
-	install -d $(INST_BIN) $(INST_DATA)/models $(INST_DATA)/samples $(INST_DOC) \
+	install -d $(INST_BIN) $(INST_DATA)/models $(INST_DATA)/samples $(INST_DOC) $(INST_DOC)/img \
 	  $(DESTDIR)/etc/basisnetd $(INST_UNITS) \
 	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d \
 	  $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8
@@ -204,6 +205,7 @@ install: all
 	for f in $(INST_CONFIGS); do sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|; s|\.\./samples/|$(PREFIX)/share/basisnetd/samples/|' $$f \
 	  > $(INST_DATA)/$$(basename $$f) && chmod 0644 $(INST_DATA)/$$(basename $$f); done
 	install -m 0644 $(INST_DOCS) $(INST_DOC)/
+	install -m 0644 $(INST_IMGS) $(INST_DOC)/img/
 	for f in $(INST_MANS); do install -m 0644 $$f $(INST_MAN)/man$${f##*.}/; done
 	for f in systemd/*.service; do sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@DATADIR@|$(PREFIX)/share/basisnetd|g; s|@DOCDIR@|$(PREFIX)/share/doc/basisnetd|g' $$f \
 	  > $(INST_UNITS)/$$(basename $$f); done
@@ -218,6 +220,7 @@ uninstall:
 	  $(addprefix $(INST_DATA)/,$(notdir $(INST_CONFIGS))) \
 	  $(addprefix $(INST_DATA)/samples/,$(notdir $(INST_SAMPLES))) \
 	  $(addprefix $(INST_DOC)/,$(notdir $(INST_DOCS))) \
+	  $(addprefix $(INST_DOC)/img/,$(notdir $(INST_IMGS))) \
 	  $(foreach f,$(INST_MANS),$(INST_MAN)/man$(subst .,,$(suffix $(f)))/$(notdir $(f))) \
 	  $(addprefix $(INST_UNITS)/,$(notdir $(wildcard systemd/*.service))) \
 	  $(DESTDIR)$(PREFIX)/lib/sysusers.d/basisnetd.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/basisnetd.conf
@@ -225,7 +228,7 @@ uninstall:
 	  if $(ETC_CONFIG) | cmp -s - $(DESTDIR)/etc/basisnetd/basisnetd.yaml; then \
 	    echo "rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml"; rm -f $(DESTDIR)/etc/basisnetd/basisnetd.yaml; \
 	  else echo "kept $(DESTDIR)/etc/basisnetd/basisnetd.yaml (changed since install)"; fi; fi
-	rmdir $(INST_DATA)/models $(INST_DATA)/samples $(INST_DATA) $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
+	rmdir $(INST_DATA)/models $(INST_DATA)/samples $(INST_DATA) $(INST_DOC)/img $(INST_DOC) $(DESTDIR)/etc/basisnetd 2>/dev/null || true
 
 # ---- Debian packages ------------------------------------------------------------------
 # build/deb/basisnetd_VERSION_amd64.deb and basisnetd-train_VERSION_all.deb, checked with

@@ -73,6 +73,11 @@ for f in "${expect[@]}"; do
     [ -f "$D/$f" ] || { fail "not installed: /$f"; missing=1; }
 done
 [ $missing -eq 0 ] && ok "installed: ${#expect[@]} files (programs, models, configs, units, snippets, docs, man pages)"
+# every picture an installed doc shows is installed beside it
+for img in $(grep -ho '](img/[^)]*)' "$D"/usr/share/doc/basisnetd/*.md | sed 's/^](//; s/)$//' | sort -u); do
+    [ -f "$D/usr/share/doc/basisnetd/$img" ] || fail "an installed doc links $img, which is not installed"
+done
+ok "the pictures the installed docs link are installed"
 ls "$D"/usr/share/basisnetd/models/*.bnm >/dev/null 2>&1 || fail "no model installed"
 for p in basisnetd basisnetctl basisnet; do
     [ -x "$D/usr/bin/$p" ] || fail "/usr/bin/$p is not executable"
