@@ -1,6 +1,7 @@
 /* Session worker pool (pool.h). The caller publishes a job (fn, ctx, parts), bumps the atomic
- * generation and runs part 0; each worker with an index below the part count runs its part
- * and counts down `pending`, which the caller waits on. Between jobs a worker spins on the
+ * generation (which carries the job's part count) and runs part 0; each worker with an
+ * index below that part count runs its part and counts down `pending`, which the caller
+ * waits on. Between jobs a worker spins on the
  * generation for up to SPIN_NS (the layers of one inference follow each other within
  * microseconds, and a futex wake-up costs ~20 us here) and then sleeps on a condition
  * variable, so an idle pool costs no CPU time. `sleepers` tells the caller whether a
@@ -27,9 +28,9 @@ struct bn_pool {
     struct worker *w;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_ulong gen;
+    atomic_ulong gen; /* job word: (job number << 16) | parts of that job */
     atomic_int sleepers, pending, stop;
-    int parts;
+    unsigned long jobs;   /* jobs published (caller only) */
     bn_pool_fn fn;
     void *ctx;
 };
@@ -79,17 +80,22 @@ static void *worker_main(void *arg)
         seen = wait_job(p, seen);
         if (atomic_load(&p->stop))
             break;
-        if (me->index < p->parts) {
-            p->fn(p->ctx, me->index, p->parts);
+        /* the part count comes with the generation it belongs to: a worker that was not
+         * in a job and is scheduled late must not read the next job's count and then run
+         * that job a second time when it sees its generation */
+        const int parts = (int)(seen & 0xffff);
+        if (me->index < parts) {
+            p->fn(p->ctx, me->index, parts);
             atomic_fetch_sub(&p->pending, 1);
         }
     }
     return NULL;
 }
 
-static void publish(bn_pool *p)
+static void publish(bn_pool *p, int parts)
 {
-    atomic_fetch_add(&p->gen, 1);
+    p->jobs++;
+    atomic_store(&p->gen, (p->jobs << 16) | (unsigned long)parts);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
@@ -127,7 +133,7 @@ void bn_pool_free(bn_pool *p)
         return;
     if (p->tid) {
         atomic_store(&p->stop, 1);
-        publish(p);
+        publish(p, 0);
         for (int i = 1; i < p->threads; i++)
             pthread_join(p->tid[i], NULL);
         pthread_cond_destroy(&p->wake);
@@ -150,9 +156,8 @@ void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
     }
     p->fn = fn;
     p->ctx = ctx;
-    p->parts = parts;
     atomic_store(&p->pending, parts - 1);
-    publish(p);
+    publish(p, parts);
     fn(ctx, 0, parts);
     for (int i = 0; atomic_load(&p->pending) > 0; i++) {
         cpu_relax();
