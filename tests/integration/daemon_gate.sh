@@ -199,7 +199,10 @@ assert re.search(r'^basisnetd_gate_reused_share\{camera="on"\} 0\.\d+$', prom, r
 # the final count, from the log line at exit
 log = open(t + '/daemon.log').read()
 m = re.search(r'gate: (\d+) frames reused, (\d+) classified', log)
-assert m and int(m.group(1)) == len(reuse) and int(m.group(2)) == len(on) - len(reuse), m and m.groups()
+# the recorder may connect a frame or two after the first label: seq says how many it missed
+missed = on[0]['seq'] - 1
+assert m and int(m.group(1)) + int(m.group(2)) == len(on) + missed, (m and m.groups(), len(on), missed)
+assert len(reuse) <= int(m.group(1)) <= len(reuse) + missed, (m.groups(), len(reuse), missed)
 print('stats: %d reused (share %.3f) at 6 s, noise sigma %.2f; at exit %s reused, %s classified'
       % (fr['gate_reused'], fr['gate_reused_share'], s['gate']['noise_sigma'], m.group(1), m.group(2)))
 PY
