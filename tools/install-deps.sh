@@ -10,7 +10,7 @@ libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenb
 libmosquitto-dev mosquitto mosquitto-clients libsoup-3.0-dev curl chromium libpng-dev libjpeg-dev zlib1g-dev
 python3-torch python3-numpy python3-matplotlib python3-pil python3-opencv dataset-fashion-mnist
 systemd-container stress-ng qemu-system-x86 busybox-static man-db groff-base
-debhelper dpkg-dev fakeroot lintian debootstrap"
+debhelper dpkg-dev fakeroot lintian debootstrap graphviz"
 
 missing=""
 for p in $PKGS; do
