@@ -190,7 +190,8 @@ INST_UNITS  := $(DESTDIR)$(SYSTEMD_UNITDIR)
 INST_MODELS := $(wildcard models/*.bnm models/*.labels)
 INST_CONFIGS := $(wildcard configs/*.yaml)
 INST_SAMPLES := samples/fmnist-sample.mkv
-INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md
+INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md \
+               docs/troubleshooting.md
 INST_IMGS   := docs/img/http-page.png
 INST_MANS   := $(wildcard man/*.[158])
 ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml

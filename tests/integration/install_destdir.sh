@@ -60,7 +60,8 @@ expect=(usr/bin/basisnetd usr/bin/basisnetctl usr/bin/basisnet
         usr/lib/sysusers.d/basisnetd.conf usr/lib/tmpfiles.d/basisnetd.conf
         usr/share/man/man8/basisnetd.8 usr/share/man/man1/basisnetctl.1
         usr/share/man/man1/basisnet.1 usr/share/man/man5/basisnetd.yaml.5)
-for f in docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md; do
+for f in docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md \
+         docs/troubleshooting.md; do
     expect+=("usr/share/doc/basisnetd/$(basename "$f")")
 done
 for f in configs/*.yaml; do expect+=("usr/share/basisnetd/$(basename "$f")"); done
