@@ -11,8 +11,8 @@ and how many only the reference, and the standard error of the paired difference
     SE = sqrt(b + c - (b - c)^2 / N) / N      (b, c: the two discordant counts)
 with the difference in units of that SE. Two models that disagree on few images have a
 small SE, so a difference of a few images can still be noise: a candidate a fraction of an
-SE ahead on validation is not shown to be better (docs/results-training.md, twelfth
-session). Choose on validation; read test after the choice.
+SE ahead on validation is not shown to be better (docs/training.md, "Releasing the shipped
+Fashion-MNIST model"). Choose on validation; read test after the choice.
 """
 
 import argparse
