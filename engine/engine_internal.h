@@ -14,4 +14,7 @@ const float *bn_session_logits(const bn_session *s, bn_stage stage);
 void bn_session_set_profiling(bn_session *s, int on);
 const double *bn_session_profile(const bn_session *s, bn_stage stage);
 
+/* Row-banded chains (engine/chain.h) the session runs in a stage on one thread. */
+int bn_session_chains(const bn_session *s, bn_stage stage);
+
 #endif

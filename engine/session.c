@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "bn_log.h"
+#include "chain.h"
 #include "cpu.h"
 #include "engine_internal.h"
 #include "model.h"
@@ -37,6 +38,9 @@ struct bn_session {
                                      * NaN until its first synthesis (never "close") */
     size_t bytes;
     int light_done;
+    int *chain_at[2];               /* per stage (light, specialist): chain starting at layer i, or -1 */
+    bn_chain *chains[2];
+    int nchains[2];
 };
 
 static uint64_t now_ns(void)
@@ -54,7 +58,7 @@ static size_t layer_out_floats(const bn_layer *ly)
 /* Greedy liveness-based assignment of layer outputs to buffers. buf_of[i] = buffer index;
  * buf_size[b] grows to the largest tensor it holds. Returns the number of buffers. */
 static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int nbuf_in, int *last_use,
-                      int *owner)
+                      int *owner, const bn_chain *chains, int nchains)
 {
     for (int i = 0; i < sd->n; i++)
         last_use[i] = i;
@@ -68,6 +72,7 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
     last_use[sd->logits] = sd->n;
     if (sd->coeffs >= 0)
         last_use[sd->coeffs] = sd->n;
+    bn_chain_liveness(sd, chains, nchains, last_use);
     int nbuf = 0;
     for (int i = 0; i < sd->n; i++) {
         for (int b = 0; b < nbuf; b++)
@@ -128,16 +133,31 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     bn_status st = BN_ERR_NOMEM;
     if (!light_buf || !spec_buf || !last_use || !owner || !buf_size || !s)
         goto done;
+    const bn_stage_def *stages[2] = {&m->light, &m->spec};
+    int *nchains = s->nchains;
+    const size_t band_bytes = bn_chain_band_bytes();
+    for (int k = 0; k < 2; k++) {
+        s->chain_at[k] = malloc(sizeof(int) * (size_t)(stages[k]->n + 1));
+        s->chains[k] = malloc(sizeof(bn_chain) * (size_t)(stages[k]->n / 2 + 1));
+        if (!s->chain_at[k] || !s->chains[k])
+            goto done;
+        nchains[k] = bn_chain_plan(stages[k], band_bytes, s->chain_at[k], s->chains[k]);
+        for (int c = 0; c < nchains[k]; c++) {
+            const bn_chain *ch = &s->chains[k][c];
+            BN_LOGD("engine", "%s: %s chain %s .. %s: %d convolutions in bands of %d rows", m->fname,
+                    k ? "specialist" : "light", stages[k]->layers[ch->start].name,
+                    stages[k]->layers[ch->end].name, ch->n, ch->band);
+        }
+    }
     for (int i = 0; i < maxn; i++)
         owner[i] = -1;
-    int nb1 = plan_stage(&m->light, light_buf, buf_size, 0, last_use, owner);
+    int nb1 = plan_stage(&m->light, light_buf, buf_size, 0, last_use, owner, s->chains[0], nchains[0]);
     for (int i = 0; i < maxn; i++)
         owner[i] = -1;
-    int nb2 = plan_stage(&m->spec, spec_buf, buf_size, nb1, last_use, owner);
+    int nb2 = plan_stage(&m->spec, spec_buf, buf_size, nb1, last_use, owner, s->chains[1], nchains[1]);
     int nbuf = nb1 > nb2 ? nb1 : nb2;
 
     size_t col = 0, se = 0;
-    const bn_stage_def *stages[2] = {&m->light, &m->spec};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < stages[k]->n; i++) {
             const bn_layer *ly = &stages[k]->layers[i];
@@ -254,6 +274,10 @@ void bn_session_free(bn_session *s)
         return;
     bn_pool_free(s->pool);
     free(s->block);
+    for (int k = 0; k < 2; k++) {
+        free(s->chain_at[k]);
+        free(s->chains[k]);
+    }
     free(s);
 }
 
@@ -293,13 +317,22 @@ static void par_dwconv(void *ctx, int part, int parts)
         bn_kern()->dwconv(g, j->x, j->w, j->ly->bias, j->ly->act, j->y, y0, y1);
 }
 
-static void run_stage(bn_session *s, const bn_stage_def *sd, const float *input, float **outs,
-                      double *prof)
+static void run_stage(bn_session *s, int stage, const float *input, float **outs, double *prof)
 {
+    const bn_stage_def *sd = stage ? &s->m->spec : &s->m->light;
     const int par = bn_pool_threads(s->pool);
     uint64_t t_prev = s->profiling ? now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
+        const int ci = par > 1 ? -1 : s->chain_at[stage][i];
+        if (ci >= 0) { /* one thread: the chain band by band (chain.h) */
+            const bn_chain *c = &s->chains[stage][ci];
+            bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
+            i = c->end;
+            if (s->profiling)
+                t_prev = now_ns();
+            continue;
+        }
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
         float *y = outs[i];
         const bn_conv_shape *g = &ly->g;
@@ -396,7 +429,7 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
         return BN_ERR_INVALID_ARG;
     uint64_t t0 = now_ns();
     preprocess(s, image, stride);
-    run_stage(s, &m->light, s->light_in, s->light_out, s->prof[0]);
+    run_stage(s, 0, s->light_in, s->light_out, s->prof[0]);
     const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
     bn_softmax(s->light_out[m->light.logits], nc, s->light_probs);
     const float *coef = s->light_out[m->light.coeffs];
@@ -442,7 +475,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
             bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
     uint64_t t1 = now_ns();
-    run_stage(s, &m->spec, s->spec_in, s->spec_out, s->prof[1]);
+    run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);
     res->score = s->spec_probs[res->class_id];
@@ -480,6 +513,11 @@ void bn_session_set_profiling(bn_session *s, int on)
         return;
     s->profiling = on;
     memset(s->prof[0], 0, sizeof(double) * (size_t)(s->m->light.n + s->m->spec.n));
+}
+
+int bn_session_chains(const bn_session *s, bn_stage stage)
+{
+    return s ? s->nchains[stage == BN_STAGE_LIGHT ? 0 : 1] : 0;
 }
 
 const double *bn_session_profile(const bn_session *s, bn_stage stage)

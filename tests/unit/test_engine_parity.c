@@ -114,6 +114,51 @@ static void check_parity_threads(const char *model_path, const char *golden_path
     bn_model_close(m);
 }
 
+/* A session with every pointwise -> depthwise pair run as a row-banded chain (engine/chain.h)
+ * in bands of one row gives the same logits, bit for bit, as one run layer by layer: the
+ * kernels are the same, only the order of the work changes. */
+static void check_chains_identical(const char *model_path)
+{
+    char err[512] = "";
+    bn_model *m = NULL;
+    if (bn_model_open(model_path, &m, err, sizeof err) != BN_OK)
+        fail_msg("%s", err);
+    const bn_model_info *info = bn_model_get_info(m);
+    bn_session *plain = NULL, *banded = NULL;
+    setenv("BN_CHAIN", "0", 1);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1}, &plain, err, sizeof err), BN_OK);
+    unsetenv("BN_CHAIN");
+    setenv("BN_CHAIN_MIN_KB", "0", 1);
+    setenv("BN_BAND_KB", "1", 1);
+    assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1}, &banded, err, sizeof err), BN_OK);
+    unsetenv("BN_CHAIN_MIN_KB");
+    unsetenv("BN_BAND_KB");
+    assert_int_equal(bn_session_chains(plain, BN_STAGE_LIGHT) + bn_session_chains(plain, BN_STAGE_SPECIALIST), 0);
+    const int chains = bn_session_chains(banded, BN_STAGE_LIGHT) + bn_session_chains(banded, BN_STAGE_SPECIALIST);
+    assert_true(chains > 0);
+    const size_t n = (size_t)info->height * info->width * info->channels;
+    uint8_t *img = malloc(n);
+    assert_non_null(img);
+    uint32_t x = 12345;
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < n; i++)
+            img[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
+        bn_result a, b;
+        const size_t stride = (size_t)info->width * info->channels;
+        assert_int_equal(bn_classify(plain, img, stride, 2.0f, &a), BN_OK);
+        assert_int_equal(bn_classify(banded, img, stride, 2.0f, &b), BN_OK);
+        for (int st = 0; st < 2; st++)
+            assert_memory_equal(bn_session_logits(plain, (bn_stage)st), bn_session_logits(banded, (bn_stage)st),
+                                sizeof(float) * (size_t)info->num_classes);
+    }
+    printf("chains %s (%s): %d chains, logits bit-identical to layer by layer\n", model_path,
+           bn_isa_name(bn_kern_isa()), chains);
+    free(img);
+    bn_session_free(plain);
+    bn_session_free(banded);
+    bn_model_close(m);
+}
+
 /* One thread, then two (layers split across the session's worker pool). */
 static void check_parity(const char *model_path, const char *golden_path)
 {
@@ -121,6 +166,7 @@ static void check_parity(const char *model_path, const char *golden_path)
     setenv("BN_PAR_MIN_MADDS", "0", 1); /* split every pointwise and depthwise layer */
     check_parity_threads(model_path, golden_path, 2);
     unsetenv("BN_PAR_MIN_MADDS");
+    check_chains_identical(model_path);
 }
 
 static void test_random_tiny(void **state)

@@ -1,6 +1,7 @@
 /* basisnet: offline model toolbox (inspect, classify, evaluate, benchmark, probe cameras,
  * grab training frames). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basisnet.h"
@@ -34,7 +35,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     bn_log_set_callback(bn_log_stderr, NULL);
-    bn_log_set_level(BN_LOG_WARN);
+    /* BASISNET_LOG=error|warn|info|debug (default warn; debug shows the engine's plan) */
+    const char *lv = getenv("BASISNET_LOG");
+    int level = lv && *lv ? bn_log_level_parse(lv) : -1;
+    bn_log_set_level(level >= 0 ? (bn_log_level)level : BN_LOG_WARN);
     if (argc < 2) {
         usage(stderr);
         return 2;
