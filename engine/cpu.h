@@ -22,6 +22,10 @@ typedef struct {
                    bn_act act, float *out, int oy0, int oy1);
     void (*pointwise)(int m0, int m1, int K, int N, const float *x, const float *wp,
                       const float *bias, const float *res, bn_act act, float *y);
+    /* bn_conv_is_gemm shapes: im2col into col (bn_conv2d_scratch floats), then the packed
+     * GEMM on wp (bn_pack_p32 of the (oc, kh*kw*c) weights) */
+    void (*conv_gemm)(const bn_conv_shape *s, const float *in, const float *wp, const float *bias,
+                      bn_act act, float *out, float *col);
     void (*linear)(const float *x, int in, int o0, int o1, const float *w, const float *bias,
                    bn_act act, float *y);
     void (*add)(const float *a, const float *b, size_t n, bn_act act, float *y);

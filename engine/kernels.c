@@ -66,6 +66,11 @@ int bn_conv_is_thin(const bn_conv_shape *s)
     return s->groups == 1 && s->c <= 4 && s->oc % 8 == 0 && s->oc <= 256 && !bn_conv_is_pointwise(s);
 }
 
+int bn_conv_is_gemm(const bn_conv_shape *s)
+{
+    return s->groups == 1 && !bn_conv_is_depthwise(s) && !bn_conv_is_pointwise(s) && !bn_conv_is_thin(s);
+}
+
 size_t bn_conv2d_scratch(const bn_conv_shape *s)
 {
     if (bn_conv_is_depthwise(s) || bn_conv_is_pointwise(s))

@@ -40,6 +40,9 @@ int bn_conv_is_depthwise(const bn_conv_shape *s);
 int bn_conv_is_pointwise(const bn_conv_shape *s);
 /* True for a stem-like convolution with at most 4 input channels (direct kernel). */
 int bn_conv_is_thin(const bn_conv_shape *s);
+/* True for the other ungrouped convolutions (kxk, strided 1x1): the session runs them as
+ * im2col + the packed GEMM on weights packed with bn_pack_p32 as an (oc, kh*kw*c) matrix. */
+int bn_conv_is_gemm(const bn_conv_shape *s);
 /* Convolution, HWC in and out. Weights packed (oc, kh, kw, c/groups); depthwise weights
  * packed (kh, kw, c). bias (oc) may be NULL. col: bn_conv2d_scratch floats. */
 void bn_conv2d(const bn_conv_shape *s, const float *in, const float *w, const float *bias,

@@ -36,6 +36,7 @@ typedef struct {
     size_t wcount;          /* weights of one basis / of the weight tensor */
     size_t wstore;          /* floats one basis / the weight takes in memory (>= wcount: padded panels) */
     int pointwise;          /* 1x1 conv run by bn_pointwise on bn_pack_p32 weights */
+    int gemm;               /* bn_conv_is_gemm: im2col + the packed GEMM, weights bn_pack_p32 of (oc, kh*kw*c) */
     int fuse_add;           /* pointwise conv: the next layer's residual add runs in this conv's
                              * epilogue (residual from layer fuse_res, -1 = stage input; the act
                              * fuse_act is the add's); add: computed by the conv before it, output
@@ -50,6 +51,12 @@ typedef struct {
     const float *w1, *b1, *w2, *b2; /* se: (squeeze,c), (squeeze), (c,squeeze), (c) */
     uint64_t madds, params;
 } bn_layer;
+
+/* The K of a packed layer's (oc, K) weight matrix (pointwise: c; gemm: kh*kw*c). */
+static inline int bn_layer_gemm_k(const bn_layer *ly)
+{
+    return ly->gemm ? ly->g.kh * ly->g.kw * ly->g.c : ly->g.c;
+}
 
 typedef struct {
     bn_layer *layers;

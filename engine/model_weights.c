@@ -41,7 +41,7 @@ bn_status bn_load_want_tensor(loader *L, const char *lname, const char *suffix, 
     return BN_OK;
 }
 
-typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_LINEAR_HWC, PACK_P32 } pack_kind;
+typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_LINEAR_HWC, PACK_P32, PACK_GEMM } pack_kind;
 
 static void *owned_alloc(bn_model *m, size_t bytes)
 {
@@ -72,6 +72,11 @@ static size_t pack_index(pack_kind k, const bn_layer *ly, size_t i)
     case PACK_DW: { /* (c, 1, kh, kw) -> (kh, kw, c) */
         size_t khw = (size_t)g->kh * g->kw;
         return (i % khw) * (size_t)g->c + i / khw;
+    }
+    case PACK_GEMM: { /* (oc, c, kh, kw) -> panels of 32 output channels of (oc, kh*kw*c) */
+        size_t khw = (size_t)g->kh * g->kw, K = khw * (size_t)g->c;
+        size_t x = i % khw, ci = (i / khw) % (size_t)g->c, o = i / K;
+        return bn_p32_index((int)o, (int)(x * (size_t)g->c + ci), (int)K);
     }
     case PACK_P32: /* (oc, c, 1, 1) -> panels of 32 output channels (kernels.h) */
         return bn_p32_index((int)(i / (size_t)g->c), (int)(i % (size_t)g->c), g->c);
@@ -129,6 +134,8 @@ static pack_kind layer_pack(const bn_layer *ly)
     if (ly->op == BN_OP_CONV) {
         if (bn_conv_is_pointwise(g))
             return PACK_P32;
+        if (bn_conv_is_gemm(g))
+            return PACK_GEMM;
         if (g->kh * g->kw == 1)
             return PACK_NONE;
         if (bn_conv_is_depthwise(g))
@@ -193,7 +200,8 @@ bn_status bn_load_materialize_stage(loader *L, bn_stage_def *sd)
         if (ly->op == BN_OP_CONV || ly->op == BN_OP_LINEAR) {
             pack_kind k = layer_pack(ly);
             ly->pointwise = k == PACK_P32;
-            ly->wstore = ly->pointwise ? bn_p32_floats(ly->g.oc, ly->g.c) : ly->wcount;
+            ly->gemm = k == PACK_GEMM;
+            ly->wstore = ly->pointwise || ly->gemm ? bn_p32_floats(ly->g.oc, bn_layer_gemm_k(ly)) : ly->wcount;
             t = TENSOR(ly->synth ? "bases" : "weight");
             const void *w;
             if (ly->synth && t->dtype == ST_F16)

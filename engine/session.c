@@ -343,6 +343,8 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
                 par_layer j = {ly, x, w, !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
                                ly->fuse_add ? ly->fuse_act : ly->act, y};
                 bn_pool_run(s->pool, ly->madds >= s->par_min_madds ? par : 1, par_pointwise, &j);
+            } else if (ly->gemm) {
+                bn_kern()->conv_gemm(g, x, w, ly->bias, ly->act, y, s->col);
             } else if (par > 1 && ly->madds >= s->par_min_madds && bn_conv_is_depthwise(g)) {
                 par_layer j = {ly, x, w, NULL, ly->act, y};
                 bn_pool_run(s->pool, par, par_dwconv, &j);
@@ -466,9 +468,9 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
             continue;
         }
         memcpy(last, a, sizeof(float) * (size_t)N);
-        if (ly->pointwise)
-            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, ly->g.c, s->alpha + (size_t)l * N,
-                              s->synth_w[l]);
+        if (ly->pointwise || ly->gemm)
+            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly),
+                              s->alpha + (size_t)l * N, s->synth_w[l]);
         else if (ly->bases16)
             bn_synthesize_f16(ly->bases16, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
         else

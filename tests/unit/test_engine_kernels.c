@@ -146,6 +146,18 @@ static void run_conv_case(rng *r, bn_conv_shape s, bn_act act, int with_bias)
     snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%dx%d s%dx%d p%dx%d g%d %s", s.c, s.h, s.w, s.oc, s.kh,
              s.kw, s.sh, s.sw, s.ph, s.pw, s.groups, bn_act_name(act));
     expect_close(out, refh, nout, TOL, what);
+    if (bn_conv_is_gemm(&s)) { /* the session's path: im2col + packed GEMM (conv_gemm) */
+        const int K = s.kh * s.kw * s.c;
+        float *w32 = malloc(sizeof(float) * bn_p32_floats(s.oc, K));
+        assert_non_null(w32);
+        bn_pack_p32(wp, s.oc, K, w32); /* (oc, kh, kw, c) is the (oc, K) matrix */
+        for (size_t i = 0; i < nout; i++)
+            out[i] = NAN;
+        bn_kern()->conv_gemm(&s, xh, w32, b, act, out, col);
+        strncat(what, " (packed)", sizeof what - strlen(what) - 1);
+        expect_close(out, refh, nout, TOL, what);
+        free(w32);
+    }
     free(x), free(w), free(b), free(ref), free(refh), free(xh), free(wp), free(out), free(col);
 }
 
