@@ -28,6 +28,8 @@ typedef struct {
                       bn_act act, float *out, float *col);
     void (*linear)(const float *x, int in, int o0, int o1, const float *w, const float *bias,
                    bn_act act, float *y);
+    void (*gemv)(const float *x, int K, int N, const float *wp, const float *bias, bn_act act,
+                 float *y);
     void (*add)(const float *a, const float *b, size_t n, bn_act act, float *y);
     void (*se)(const float *x, int hw, int c, int squeeze, const float *w1, const float *b1,
                const float *w2, const float *b2, bn_act act, bn_act gate, float *y, float *tmp);

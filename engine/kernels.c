@@ -127,6 +127,11 @@ void bn_add(const float *a, const float *b, size_t n, bn_act act, float *y)
 
 void bn_gap(const float *in, int hw, int c, float *out) { bn_kern()->gap(in, hw, c, out); }
 
+void bn_gemv(const float *x, int K, int N, const float *wp, const float *bias, bn_act act, float *y)
+{
+    bn_kern()->gemv(x, K, N, wp, bias, act, y);
+}
+
 void bn_se(const float *x, int hw, int c, int squeeze, const float *w1, const float *b1,
            const float *w2, const float *b2, bn_act act, bn_act gate, float *y, float *tmp)
 {

@@ -68,9 +68,12 @@ void bn_pointwise(int m, int k, int n, const float *x, const float *wp, const fl
 /* y = act(W x + b), W (out, in) row-major. */
 void bn_linear(const float *x, int in, int out, const float *w, const float *bias, bn_act act,
                float *y);
+/* The same on weights packed by bn_pack_p32 as an (N, K) matrix: y (N) = act(W x + bias). */
+void bn_gemv(const float *x, int K, int N, const float *wp, const float *bias, bn_act act, float *y);
 /* y = act(a + b) over n values. */
 void bn_add(const float *a, const float *b, size_t n, bn_act act, float *y);
-/* Squeeze-excitation over HWC x (hw positions, c channels). tmp: c + squeeze floats. */
+/* Squeeze-excitation over HWC x (hw positions, c channels). w1 (squeeze, c) and w2
+ * (c, squeeze) packed by bn_pack_p32. tmp: c + squeeze floats. */
 void bn_se(const float *x, int hw, int c, int squeeze, const float *w1, const float *b1,
            const float *w2, const float *b2, bn_act act, bn_act gate, float *y, float *tmp);
 /* Pooling, HWC. Average pooling counts the padding (PyTorch's count_include_pad=True);

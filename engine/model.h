@@ -37,6 +37,8 @@ typedef struct {
     size_t wstore;          /* floats one basis / the weight takes in memory (>= wcount: padded panels) */
     int pointwise;          /* 1x1 conv run by bn_pointwise on bn_pack_p32 weights */
     int gemm;               /* bn_conv_is_gemm: im2col + the packed GEMM, weights bn_pack_p32 of (oc, kh*kw*c) */
+    int p32;                /* weights (and bases) packed by bn_pack_p32 as (oc, bn_layer_gemm_k):
+                             * pointwise, gemm convs and linear layers (run by bn_gemv) */
     int fuse_add;           /* pointwise conv: the next layer's residual add runs in this conv's
                              * epilogue (residual from layer fuse_res, -1 = stage input; the act
                              * fuse_act is the add's); add: computed by the conv before it, output
@@ -52,9 +54,12 @@ typedef struct {
     uint64_t madds, params;
 } bn_layer;
 
-/* The K of a packed layer's (oc, K) weight matrix (pointwise: c; gemm: kh*kw*c). */
+/* The K of a packed layer's (oc, K) weight matrix (pointwise: c; gemm: kh*kw*c; linear:
+ * its c*h*w inputs). */
 static inline int bn_layer_gemm_k(const bn_layer *ly)
 {
+    if (ly->op == BN_OP_LINEAR)
+        return ly->g.c * ly->g.h * ly->g.w;
     return ly->gemm ? ly->g.kh * ly->g.kw * ly->g.c : ly->g.c;
 }
 

@@ -352,7 +352,7 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
                 bn_conv2d(g, x, w, ly->bias, ly->act, y, s->col);
             break;
         case BN_OP_LINEAR:
-            bn_linear(x, g->c * g->h * g->w, g->oc, w, ly->bias, ly->act, y);
+            bn_kern()->gemv(x, g->c * g->h * g->w, g->oc, w, ly->bias, ly->act, y);
             break;
         case BN_OP_ADD:
             if (ly->fuse_add) /* done in the conv's epilogue; y is the conv's output */
@@ -468,7 +468,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
             continue;
         }
         memcpy(last, a, sizeof(float) * (size_t)N);
-        if (ly->pointwise || ly->gemm)
+        if (ly->p32)
             bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly),
                               s->alpha + (size_t)l * N, s->synth_w[l]);
         else if (ly->bases16)

@@ -279,8 +279,9 @@ static void test_linear_add_gap_softmax(void **state)
 {
     (void)state;
     rng r = {77};
-    for (int t = 0; t < 20; t++) {
-        int in = rint_in(&r, 1, 300), out = rint_in(&r, 1, 50);
+    for (int t = 0; t < 30; t++) {
+        /* out up to 300: groups of four 32-output panels and the groups of 1-3 after them */
+        int in = rint_in(&r, 1, 300), out = t < 20 ? rint_in(&r, 1, 50) : rint_in(&r, 100, 300);
         float *x = rand_vec(&r, (size_t)in), *w = rand_vec(&r, (size_t)in * out), *b = rand_vec(&r, (size_t)out);
         double *want = calloc((size_t)out, sizeof *want);
         for (int o = 0; o < out; o++) {
@@ -292,6 +293,25 @@ static void test_linear_add_gap_softmax(void **state)
         float *y = malloc(sizeof *y * (size_t)out);
         bn_linear(x, in, out, w, b, (bn_act)(t % BN_ACT_COUNT), y);
         expect_close(y, want, (size_t)out, TOL, "linear");
+        /* the session's path: the same on packed weights */
+        float *wp = malloc(sizeof *wp * bn_p32_floats(out, in));
+        assert_non_null(wp);
+        bn_pack_p32(w, out, in, wp);
+        for (int o = 0; o < out; o++)
+            y[o] = NAN;
+        bn_gemv(x, in, out, wp, b, (bn_act)(t % BN_ACT_COUNT), y);
+        expect_close(y, want, (size_t)out, TOL, "gemv");
+        if (t % 3 == 0) { /* no bias */
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int i = 0; i < in; i++)
+                    acc += (double)w[(size_t)o * in + i] * x[i];
+                want[o] = ref_act(acc, (bn_act)(t % BN_ACT_COUNT));
+            }
+            bn_gemv(x, in, out, wp, NULL, (bn_act)(t % BN_ACT_COUNT), y);
+            expect_close(y, want, (size_t)out, TOL, "gemv without bias");
+        }
+        free(wp);
         /* add */
         float *a2 = rand_vec(&r, (size_t)in), *sum = malloc(sizeof *sum * (size_t)in);
         double *ws = calloc((size_t)in, sizeof *ws);
@@ -323,7 +343,7 @@ static void test_se(void **state)
     (void)state;
     rng r = {99};
     for (int t = 0; t < 10; t++) {
-        int c = rint_in(&r, 1, 40), sq = rint_in(&r, 1, 12), hw = rint_in(&r, 1, 30);
+        int c = t < 6 ? rint_in(&r, 1, 40) : rint_in(&r, 100, 200), sq = rint_in(&r, 1, 50), hw = rint_in(&r, 1, 30);
         bn_act act = t % 2 ? BN_ACT_RELU : BN_ACT_HSWISH, gate = t % 3 ? BN_ACT_HSIGMOID : BN_ACT_SIGMOID;
         float *x = rand_vec(&r, (size_t)hw * c), *w1 = rand_vec(&r, (size_t)sq * c), *b1 = rand_vec(&r, (size_t)sq);
         float *w2 = rand_vec(&r, (size_t)c * sq), *b2 = rand_vec(&r, (size_t)c);
@@ -347,9 +367,15 @@ static void test_se(void **state)
                 want[(size_t)p * c + k] = x[(size_t)p * c + k] * gk;
         }
         float *y = malloc(sizeof *y * (size_t)hw * c), *tmp = malloc(sizeof *tmp * (size_t)(c + sq));
-        bn_se(x, hw, c, sq, w1, b1, w2, b2, act, gate, y, tmp);
+        float *p1 = malloc(sizeof *p1 * bn_p32_floats(sq, c)), *p2 = malloc(sizeof *p2 * bn_p32_floats(c, sq));
+        assert_non_null(p1);
+        assert_non_null(p2);
+        bn_pack_p32(w1, sq, c, p1);
+        bn_pack_p32(w2, c, sq, p2);
+        bn_se(x, hw, c, sq, p1, b1, p2, b2, act, gate, y, tmp);
         expect_close(y, want, (size_t)hw * c, TOL, "se");
         free(x), free(w1), free(b1), free(w2), free(b2), free(pool), free(hid), free(want), free(y), free(tmp);
+        free(p1), free(p2);
     }
 }
 
