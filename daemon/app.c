@@ -109,6 +109,8 @@ static void app_stop(app *a)
     a->cap = NULL;
     http_close(a->http);
     a->http = NULL;
+    app_events_close(a, a->events);  /* writes the events still queued */
+    a->events = NULL;
     frame_slot_free(a->frames);
     a->frames = NULL;
     server_close(a->srv);
@@ -186,6 +188,11 @@ int app_run(const app_options *opt)
     BN_LOGI(MOD, "listening on %s", server_activated(a->srv) ? "a socket passed by systemd"
                                                              : a->cfg.publish.socket);
     if (a->cfg.http.enabled && app_http_open(a, &a->cfg, &a->http, err, sizeof err) != BN_OK) {
+        BN_LOGE(MOD, "%s", err);
+        goto out;
+    }
+    if (a->cfg.events.enabled &&
+        app_events_open(a, &a->cfg, &a->events, err, sizeof err) != BN_OK) {
         BN_LOGE(MOD, "%s", err);
         goto out;
     }

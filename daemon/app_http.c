@@ -67,6 +67,20 @@ static bool http_health(void *user, char *why, size_t len)
     return true;
 }
 
+static json_t *http_event_list(void *user)
+{
+    app *a = user;
+    return a->events ? event_store_list(a->events) : NULL;
+}
+
+static bn_status http_event_file(void *user, const char *name, uint8_t **out, size_t *len)
+{
+    app *a = user;
+    if (!a->events)
+        return BN_ERR_UNSUPPORTED;
+    return event_store_read(a->events, name, out, len);
+}
+
 static const frame_copy *http_frame(void *user)
 {
     app *a = user;
@@ -101,7 +115,8 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
 {
     http_handlers h = {.metrics = http_metrics, .state = http_state, .health = http_health,
                        .frame = http_frame, .label_name = http_label_name,
-                       .hello = app_hello_cb, .closed = http_closed, .user = a};
+                       .hello = app_hello_cb, .closed = http_closed,
+                       .event_list = http_event_list, .event_file = http_event_file, .user = a};
     if (!app_frame_slot(a)) {
         snprintf(err, errlen, "out of memory");
         return BN_ERR_NOMEM;
@@ -130,4 +145,48 @@ json_t *app_http_stats_json(const app *a)
                      (json_int_t)hs.rejected, "streams", hs.streams, "event_clients",
                      hs.event_clients, "jpegs", (json_int_t)hs.jpegs, "events_lost",
                      (json_int_t)hs.events_lost);
+}
+
+bn_status app_events_open(app *a, const bn_config *cfg, event_store **out, char *err,
+                          size_t errlen)
+{
+    if (!app_frame_slot(a)) {
+        snprintf(err, errlen, "out of memory");
+        return BN_ERR_NOMEM;
+    }
+    char msg[BN_PATH_MAX + 256];
+    bn_status st = event_store_open(&cfg->events, out, msg, sizeof msg);
+    if (st != BN_OK) {
+        char where[BN_PATH_MAX + 128];
+        config_where(cfg, "events.dir", where, sizeof where);
+        snprintf(err, errlen, "%s: %s", where, msg);
+        return st;
+    }
+    frame_slot_hold(a->frames);
+    event_store_stats es;
+    event_store_get_stats(*out, &es);
+    BN_LOGI(MOD, "event snapshots in %s (%d there, keep %d, at most %lld bytes)",
+            cfg->events.dir, es.files, cfg->events.keep, cfg->events.max_bytes);
+    return BN_OK;
+}
+
+void app_events_close(app *a, event_store *s)
+{
+    if (!s)
+        return;
+    event_store_close(s);
+    frame_slot_release(a->frames);
+}
+
+json_t *app_events_stats_json(const app *a)
+{
+    event_store_stats es;
+    event_store_get_stats(a->events, &es);
+    return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f}, s:s}", "dir",
+                     event_store_dir(a->events), "files", es.files, "bytes",
+                     (json_int_t)es.bytes, "saved", (json_int_t)es.saved, "failed",
+                     (json_int_t)es.failed, "dropped", (json_int_t)es.dropped, "removed",
+                     (json_int_t)es.removed, "save_ms", "last", proto_round(es.save_ms_last, 3),
+                     "mean", proto_round(es.save_ms_mean, 3), "max",
+                     proto_round(es.save_ms_max, 3), "last_error", es.last_error);
 }

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "debounce.h"
+#include "event_store.h"
 #include "frame_slot.h"
 #include "http.h"
 #include "infer.h"
@@ -54,8 +55,10 @@ typedef struct app {
     server *srv;
     mqtt_client *mqtt;          /* NULL without an mqtt: section */
     http_server *http;          /* NULL without an http: section */
+    event_store *events;        /* NULL without an events: section */
     frame_slot *frames;         /* the latest frame for HTTP pictures; NULL until HTTP or
-                                   inference first starts; copies only while HTTP is on */
+                                   inference first starts; copies only while HTTP or the
+                                   event store is on */
     GMainLoop *loop;
     GSource *result_src, *tick_src;
     GSource *retry_src;         /* pending source re-open (camera missing at start/reload) */
@@ -107,6 +110,13 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
 json_t *app_http_stats_json(const app *a);
 /* a->frames, created on first use (NULL: out of memory). */
 frame_slot *app_frame_slot(app *a);
+/* Opens cfg's events.dir (the store holds the frame slot while open); errors carry the key's
+ * FILE:LINE:COL. */
+bn_status app_events_open(app *a, const bn_config *cfg, event_store **out, char *err,
+                          size_t errlen);
+void app_events_close(app *a, event_store *s);
+/* The "events" member of the stats reply (a->events open). */
+json_t *app_events_stats_json(const app *a);
 
 /* ---- app_publish.c ---- */
 uint64_t app_mono_ns(void);

@@ -136,16 +136,38 @@ static void print_label(const proto_label *l)
 
 /* A label or change message carries its label, class and score beside the line, for the
  * subscribers' filters (--label, --min-score). */
-static void publish_labelled(app *a, json_t *o, msg_kind kind, mqtt_topic topic,
-                             const proto_label *l)
+static pub_msg *publish_labelled(app *a, json_t *o, msg_kind kind, mqtt_topic topic,
+                                 const proto_label *l)
 {
     pub_msg *m = json_to_msg(o, kind);
     if (!m)
-        return;
+        return NULL;
     snprintf(m->label, sizeof m->label, "%s", l->label);
     m->class_id = l->class_id;
     m->score = l->score;
     publish(a, m, topic);
+    return m;
+}
+
+/* A change event with an events: section names the files its frame is saved to, and the
+ * store's thread writes them (the frame is the newest classified one: the frame the change
+ * was decided on unless the loop is behind). */
+static void publish_change(app *a, const proto_label *l, int prev)
+{
+    json_t *c = proto_change_json(++a->change_seq, l->pts_ns, l->time_ns, l->label, l->class_id,
+                                  l->score, prev >= 0 ? label_name(a, prev) : NULL, a->deb.need);
+    const frame_copy *f = a->events && c ? frame_slot_get(a->frames) : NULL;
+    char name[EVENT_NAME_MAX];
+    if (f) {
+        event_store_name(l->time_ns, a->change_seq, name, sizeof name);
+        json_object_set_new(c, "snapshot", json_sprintf("%s.jpg", name));
+    }
+    pub_msg *m = publish_labelled(a, c, MSG_CHANGE, MQTT_CHANGE, l);
+    if (m && f)
+        event_store_save(a->events, name, f, m->data, m->len);
+    else if (a->events)
+        event_store_save(a->events, "", NULL, NULL, 0); /* counted as not saved */
+    frame_copy_unref(f);
     pub_msg_unref(m);
 }
 
@@ -192,16 +214,13 @@ void app_publish_result(app *a, const infer_result *r)
         a->stats.synth_reused += (uint64_t)r->synth_reused;
     }
 
-    publish_labelled(a, proto_label_json(&l), MSG_LABEL, MQTT_LABEL, &l);
+    pub_msg_unref(publish_labelled(a, proto_label_json(&l), MSG_LABEL, MQTT_LABEL, &l));
     if (a->opt.print)
         print_label(&l);
 
     int prev;
     if (debounce_feed(&a->deb, r->class_id, &prev)) {
-        json_t *c = proto_change_json(++a->change_seq, l.pts_ns, l.time_ns, l.label, l.class_id,
-                                      l.score, prev >= 0 ? label_name(a, prev) : NULL,
-                                      a->deb.need);
-        publish_labelled(a, c, MSG_CHANGE, MQTT_CHANGE, &l);
+        publish_change(a, &l, prev);
         app_rebuild_hello(a);
     }
 }
@@ -301,6 +320,8 @@ json_t *app_stats_json(app *a)
     }
     if (o && a->http)
         json_object_set_new(o, "http", app_http_stats_json(a));
+    if (o && a->events)
+        json_object_set_new(o, "events", app_events_stats_json(a));
     if (o && a->mqtt) {
         mqtt_stats ms;
         mqtt_get_stats(a->mqtt, &ms);

@@ -36,14 +36,18 @@ typedef struct {
                                prepared, it connects only once committed */
     bool mqtt_changed;
     http_server *http;      /* a new listener when http.listen changed (or http was off) */
+    event_store *events;    /* a new store when the events section changed */
+    bool events_changed;
     capture *cap;           /* the new source, when it differs from the running one */
     bool new_capture;
     bool retry_capture;     /* a valid new source that is not there yet: retried */
     bool old_closed;        /* the running source was closed for the new one (same device) */
 } reload_set;
 
-static void reload_set_free(reload_set *n)
+static void reload_set_free(app *a, reload_set *n)
 {
+    app_events_close(a, n->events);
+    n->events = NULL;
     capture_close(n->cap);
     n->cap = NULL;
     mqtt_close(n->mqtt);
@@ -92,6 +96,12 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
     if (!same_http(&a->cfg.http, &n->cfg->http) && n->cfg->http.enabled &&
         !(a->http && http_listen_equal(a->cfg.http.listen, n->cfg->http.listen))) {
         st = app_http_open(a, n->cfg, &n->http, err, errlen);
+        if (st != BN_OK)
+            return st;
+    }
+    n->events_changed = memcmp(&a->cfg.events, &n->cfg->events, sizeof n->cfg->events) != 0;
+    if (n->events_changed && n->cfg->events.enabled) {
+        st = app_events_open(a, n->cfg, &n->events, err, errlen);
         if (st != BN_OK)
             return st;
     }
@@ -167,6 +177,13 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
         BN_LOGI(MOD, "HTTP off (the http: section was removed)");
     }
     http_set_max_clients(a->http, n->cfg->http.max_clients);
+    if (n->events_changed) {
+        app_events_close(a, a->events);
+        a->events = n->events;
+        n->events = NULL;
+        if (!a->events)
+            BN_LOGI(MOD, "event snapshots off (the events: section was removed)");
+    }
     if (strcmp(op->socket, np->socket) != 0)
         BN_LOGW(MOD, "publish.socket changed to %s: takes effect at the next restart",
                 np->socket);
@@ -199,7 +216,7 @@ static bn_status reload(app *a, char *err, size_t errlen)
     if (st == BN_OK)
         st = reload_open_capture(a, &n, err, errlen);
     if (st != BN_OK) {     /* nothing that runs was touched */
-        reload_set_free(&n);
+        reload_set_free(a, &n);
         return st;
     }
     /* From here inference pauses for a moment; subscribers stay connected. */
@@ -208,7 +225,7 @@ static bn_status reload(app *a, char *err, size_t errlen)
     if (st == BN_OK)
         st = reload_commit(a, &n, err, errlen);
     bool old_source_closed = st != BN_OK && n.old_closed;
-    reload_set_free(&n);
+    reload_set_free(a, &n);
     /* Inference again: on the new config's source, or (rejected) on the old one, reopened
      * when it was closed for the new. */
     char err2[1024];

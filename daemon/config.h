@@ -62,6 +62,15 @@ typedef struct {
     bool publish_labels;            /* every label message, or only change/source/stats */
 } mqtt_config;
 
+/* The events: section (docs/http.md#event-snapshots): a JPEG and a JSON sidecar per change
+ * event, kept to events.keep files and events.max_bytes bytes. */
+typedef struct {
+    bool enabled;                   /* true when the YAML has an events: section */
+    char dir[BN_PATH_MAX];          /* default /var/lib/basisnetd/events (StateDirectory=) */
+    int keep;                       /* events kept (each a .jpg and a .json) */
+    long long max_bytes;            /* bytes of both files of every event kept */
+} events_config;
+
 /* Where each key was written, so that checks after parsing (files, pipelines, the model)
  * report FILE:LINE:COLUMN like the parser does (config_where). Indexed by the key table. */
 #define CONFIG_KEYS_MAX 128
@@ -82,6 +91,7 @@ typedef struct {
     publish_config publish;
     mqtt_config mqtt;
     http_config http;               /* config_http.h */
+    events_config events;
     int log_level;                  /* bn_log_level */
     int stats_interval_s;           /* STATUS= / stats message period */
     config_origin origin;

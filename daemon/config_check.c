@@ -95,6 +95,41 @@ static void check_group(problems *p, const char *key, const char *name, bool cho
     add(p, key, "this user is not in group '%s', so it cannot give the socket that group", name);
 }
 
+/* events.dir: a directory this user may create files in, or a missing one whose parent it
+ * may create it in (the event store makes one level, as systemd's StateDirectory= does). */
+static void check_events_dir(problems *p)
+{
+    const char *dir = p->cfg->events.dir;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            add(p, "events.dir", "%s is not a directory", dir);
+        else if (access(dir, W_OK | X_OK) != 0)
+            add(p, "events.dir", "cannot write in %s: %s", dir, strerror(errno));
+        return;
+    }
+    if (errno != ENOENT) {
+        add(p, "events.dir", "%s: %s", dir, strerror(errno));
+        return;
+    }
+    char parent[BN_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash != parent && slash[1] == '\0') { /* "dir/" */
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    if (slash && slash != parent)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    if (access(parent, W_OK | X_OK) != 0)
+        add(p, "events.dir",
+            "%s does not exist and cannot be created in %s: %s (a systemd unit with "
+            "StateDirectory= creates it when the service starts)",
+            dir, parent, strerror(errno));
+}
+
 static void check_readable(problems *p, const char *key, const char *path)
 {
     if (path[0] && access(path, R_OK) != 0)
@@ -190,6 +225,8 @@ bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err
         check_readable(&p, "mqtt.key_file", cfg->mqtt.key_file);
         check_readable(&p, "mqtt.password_file", cfg->mqtt.password_file);
     }
+    if (cfg->events.enabled)
+        check_events_dir(&p);
     return p.count ? BN_ERR_CONFIG : BN_OK;
 }
 

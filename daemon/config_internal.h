@@ -29,6 +29,7 @@ typedef enum {
     KEY_BOOL,     /* bool */
     KEY_ENUM,     /* int-sized enum: index into names */
     KEY_MODE,     /* unsigned file mode written in octal (0660) */
+    KEY_BYTES,    /* long long in [min, max]: an integer with an optional K, M or G (1024s) */
     KEY_CONTROLS, /* mapping of V4L2 control name -> integer (source.controls) */
     KEY_CROP,     /* mapping {x, y, width, height} of integers (source.crop) */
     KEY_LISTEN,   /* http.listen: ADDRESS:PORT or a Unix socket path (config_http.c) */
@@ -47,7 +48,7 @@ typedef struct {
     const char *path;          /* dotted key, e.g. "source.fps" */
     key_type type;
     size_t offset, size;       /* field inside bn_config */
-    double min, max;           /* KEY_INT, KEY_DOUBLE, KEY_MODE */
+    double min, max;           /* KEY_INT, KEY_DOUBLE, KEY_MODE, KEY_BYTES */
     const char *const *names;  /* KEY_ENUM (and KEY_BOOL: unused), NULL-terminated */
     unsigned flags;
     size_t max_len;            /* KEY_STRING: longest accepted value if below size - 1 */

@@ -41,6 +41,7 @@ _Static_assert(sizeof(gate_mode) == sizeof(int), "enum size");
 #define K_BOOL(m) {FIELD(m), .type = KEY_BOOL}
 #define K_ENUM(m, nm, fl) {FIELD(m), .type = KEY_ENUM, .names = (nm), .flags = (fl)}
 #define K_MODE(m, lo, hi) {FIELD(m), .type = KEY_MODE, .min = (lo), .max = (hi)}
+#define K_BYTES(m, lo, hi) {FIELD(m), .type = KEY_BYTES, .min = (lo), .max = (hi)}
 
 /* sun_path is 108 bytes including the terminating NUL. */
 #define SUN_PATH_MAX 107
@@ -128,6 +129,11 @@ static const key_spec keys[] = {
     K_BOOL(http.allow_remote),
     K_INT(http.max_clients, 1, 1024),
     K_INT(http.stream_fps, 1, 30),
+
+    K_SECTION("events", 0),
+    K_PATH(events.dir, KF_NONEMPTY),
+    K_INT(events.keep, 1, 1000000),
+    K_BYTES(events.max_bytes, 4096, 1099511627776.0),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 _Static_assert(N_KEYS <= CONFIG_KEYS_MAX, "config_origin has a slot for every key");
@@ -369,6 +375,7 @@ void config_fill_derived(parse_ctx *c)
     bn_config *cfg = c->cfg;
     cfg->mqtt.enabled = c->seen[config_key_index("mqtt")];
     cfg->http.enabled = c->seen[config_key_index("http")];
+    cfg->events.enabled = c->seen[config_key_index("events")];
     if (!c->seen[config_key_index("mqtt.topic_prefix")])
         snprintf(cfg->mqtt.topic_prefix, sizeof cfg->mqtt.topic_prefix, "basisnet/%s",
                  cfg->camera);
@@ -449,5 +456,10 @@ void config_init(bn_config *cfg)
     m->publish_labels = false;
 
     config_http_init(&cfg->http);
+
+    events_config *e = &cfg->events;
+    snprintf(e->dir, sizeof e->dir, "/var/lib/basisnetd/events");
+    e->keep = 200;
+    e->max_bytes = 50ll << 20;
 }
 

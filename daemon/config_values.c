@@ -95,6 +95,12 @@ static const char *expectation(const key_spec *k, char *out, size_t outlen)
         snprintf(out, outlen, "expected an octal file mode from %04o to %04o such as 0660",
                  (unsigned)k->min, (unsigned)k->max);
         return out;
+    case KEY_BYTES:
+        snprintf(out, outlen,
+                 "expected a size in bytes from %.0fK to %.0fG, with an optional K, M or G "
+                 "(1024, 1024^2, 1024^3) such as 50M",
+                 k->min / 1024, k->max / (1024.0 * 1024 * 1024));
+        return out;
     case KEY_CONTROLS:
         return "expected a mapping of control names to integers";
     case KEY_CROP:
@@ -180,6 +186,30 @@ static bool parse_mode(const char *s, unsigned long *out)
     if (errno || *end != '\0')
         return false;
     *out = v;
+    return true;
+}
+
+/* 52428800, 51200K, 50M, 1G: digits and at most one suffix, each a factor of 1024. */
+static bool parse_bytes(const char *s, long long *out)
+{
+    char digits[32];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof digits)
+        return false;
+    long long mult = 1;
+    switch (s[n - 1]) {
+    case 'K': case 'k': mult = 1ll << 10; n--; break;
+    case 'M': case 'm': mult = 1ll << 20; n--; break;
+    case 'G': case 'g': mult = 1ll << 30; n--; break;
+    default: break;
+    }
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    long long v;
+    if (n == 0 || digits[0] < '0' || digits[0] > '9' || !parse_ll(digits, &v) ||
+        v > (1ll << 50) / mult)
+        return false;
+    *out = v * mult;
     return true;
 }
 
@@ -328,6 +358,13 @@ bool config_set_scalar(parse_ctx *c, const key_spec *k, const char *path, const 
         if (!parse_mode(s, &x) || x < (unsigned long)k->min || x > (unsigned long)k->max)
             break;
         *(unsigned *)config_field(c, k) = (unsigned)x;
+        return true;
+    }
+    case KEY_BYTES: {
+        long long x;
+        if (!parse_bytes(s, &x) || x < (long long)k->min || x > (long long)k->max)
+            break;
+        *(long long *)config_field(c, k) = x;
         return true;
     }
     default:

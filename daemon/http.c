@@ -58,7 +58,7 @@ void http_respond(SoupServerMessage *msg, guint status, const char *type, const 
 }
 
 /* o is consumed. */
-static void respond_json(SoupServerMessage *msg, guint status, json_t *o)
+void http_respond_json(SoupServerMessage *msg, guint status, json_t *o)
 {
     size_t len = 0;
     char *line = o ? proto_dump_line(o, &len) : NULL;
@@ -80,7 +80,7 @@ void http_respond_error(SoupServerMessage *msg, guint status, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    respond_json(msg, status, proto_error_json(NULL, NULL, text));
+    http_respond_json(msg, status, proto_error_json(NULL, NULL, text));
 }
 
 /* An answer decided from the headers alone (405, 413). SoupServer would read (and keep) a
@@ -166,7 +166,7 @@ static void serve_state(http_server *s, SoupServerMessage *msg)
         http_respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "state unavailable");
         return;
     }
-    respond_json(msg, SOUP_STATUS_OK, o);
+    http_respond_json(msg, SOUP_STATUS_OK, o);
 }
 
 static void serve_health(http_server *s, SoupServerMessage *msg)
@@ -213,12 +213,14 @@ static void on_request(SoupServer *soup, SoupServerMessage *msg, const char *pat
         http_serve_stream(s, msg, query);
     else if (strcmp(path, "/events") == 0)
         http_serve_events(s, msg, query);
+    else if (strncmp(path, "/events/", 8) == 0)
+        http_serve_event_file(s, msg, path + 8);
     else if (strcmp(path, "/") == 0)
         serve_page(msg);
     else
         http_respond_error(msg, SOUP_STATUS_NOT_FOUND,
                            "no such endpoint: %.200s (there are /, /metrics, /api/state, "
-                           "/healthz, /snapshot.jpg, /stream.mjpg and /events)",
+                           "/healthz, /snapshot.jpg, /stream.mjpg, /events and /events/)",
                            path);
 }
 

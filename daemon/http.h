@@ -47,6 +47,11 @@ typedef struct {
     const char *(*label_name)(void *user, int class_id);
     /* the hello message /events starts with, a new reference; NULL: none */
     pub_msg *(*hello)(void *user);
+    /* the saved change events, newest first (event_store_list); NULL: no events: section */
+    json_t *(*event_list)(void *user);
+    /* one file of them (a name event_store_valid_file accepts), malloc'd into *out;
+     * BN_ERR_NO_DATA: no such file, BN_ERR_UNSUPPORTED: no events: section */
+    bn_status (*event_file)(void *user, const char *name, uint8_t **out, size_t *len);
     /* the server is gone (http_close), e.g. to stop keeping frames; may be NULL */
     void (*closed)(void *user);
     void *user;

@@ -57,6 +57,8 @@ struct http_server {
 /* http.c */
 void http_respond(SoupServerMessage *msg, guint status, const char *type, const char *body,
                   size_t len);
+/* o is consumed; NULL answers 500. */
+void http_respond_json(SoupServerMessage *msg, guint status, json_t *o);
 __attribute__((format(printf, 3, 4))) void http_respond_error(SoupServerMessage *msg,
                                                               guint status, const char *fmt,
                                                               ...);
@@ -65,6 +67,8 @@ __attribute__((format(printf, 3, 4))) void http_respond_error(SoupServerMessage 
 void http_serve_snapshot(http_server *s, SoupServerMessage *msg, GHashTable *query);
 void http_serve_stream(http_server *s, SoupServerMessage *msg, GHashTable *query);
 void http_serve_events(http_server *s, SoupServerMessage *msg, GHashTable *query);
+/* /events/ (the saved change events) and /events/NAME.jpg|json (name: after "/events/"). */
+void http_serve_event_file(http_server *s, SoupServerMessage *msg, const char *name);
 /* Ends every long-lived response (http_close, before SoupServer disconnects). */
 void http_media_close(http_server *s);
 

@@ -2,13 +2,15 @@
  * the newest frame when asked; /stream.mjpg sends it as multipart/x-mixed-replace parts at a
  * fixed rate, a part only once the previous one is written (a slow viewer gets fewer
  * frames, never a backlog); /events sends the published JSON lines as Server-Sent Events,
- * label messages at most every HTTP_EVENTS_LABEL_MS per client. One encoding of a frame
+ * label messages at most every HTTP_EVENTS_LABEL_MS per client; /events/ lists the saved
+ * change events and serves their files. One encoding of a frame
  * serves every viewer that asks for the same picture. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bn_log.h"
+#include "event_store.h"
 #include "http_internal.h"
 
 #define MOD "http"
@@ -415,4 +417,41 @@ void http_media_close(http_server *s)
             g_bytes_unref(s->pics[i].jpeg);
             s->pics[i].jpeg = NULL;
         }
+}
+
+/* ---- saved change events: /events/ and /events/NAME.jpg|json ----------------------------- */
+
+void http_serve_event_file(http_server *s, SoupServerMessage *msg, const char *name)
+{
+    if (!name[0]) {
+        json_t *list = s->h.event_list ? s->h.event_list(s->h.user) : NULL;
+        if (!list) {
+            http_respond_error(msg, SOUP_STATUS_NOT_FOUND,
+                               "event snapshots are off (the config has no events: section)");
+            return;
+        }
+        http_respond_json(msg, SOUP_STATUS_OK,
+                          json_pack("{s:s, s:o}", "type", "events", "events", list));
+        return;
+    }
+    /* Only the store's own names: no '/', no '..', no '%', nothing to resolve. */
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bn_status st = BN_ERR_NO_DATA;
+    if (event_store_valid_file(name) && s->h.event_file)
+        st = s->h.event_file(s->h.user, name, &data, &len);
+    if (st == BN_OK) {
+        bool jpg = g_str_has_suffix(name, ".jpg");
+        http_respond(msg, SOUP_STATUS_OK, jpg ? "image/jpeg" : "application/json",
+                     (const char *)data, len);
+    } else if (st == BN_ERR_UNSUPPORTED) {
+        http_respond_error(msg, SOUP_STATUS_NOT_FOUND,
+                           "event snapshots are off (the config has no events: section)");
+    } else if (st == BN_ERR_NO_DATA) {
+        http_respond_error(msg, SOUP_STATUS_NOT_FOUND,
+                           "no such event file: %.100s (/events/ lists them)", name);
+    } else {
+        http_respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "cannot read %.100s", name);
+    }
+    free(data);
 }

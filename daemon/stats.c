@@ -296,6 +296,13 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_http_event_clients", "gauge", "Open /events responses.", "http.event_clients"},
     {"basisnetd_http_jpeg_encodes_total", "counter", "JPEG pictures encoded for /snapshot.jpg and /stream.mjpg.", "http.jpegs"},
     {"basisnetd_http_events_lost_total", "counter", "/events messages dropped for clients that read too slowly.", "http.events_lost"},
+    {"basisnetd_event_snapshots_saved_total", "counter", "Change events saved in events.dir (picture and sidecar).", "events.saved"},
+    {"basisnetd_event_snapshots_failed_total", "counter", "Change events that could not be written to events.dir.", "events.failed"},
+    {"basisnetd_event_snapshots_dropped_total", "counter", "Change events not saved: no frame yet, or too many saves waiting.", "events.dropped"},
+    {"basisnetd_event_snapshots_removed_total", "counter", "Saved events removed by retention (events.keep, events.max_bytes).", "events.removed"},
+    {"basisnetd_event_snapshots", "gauge", "Saved events in events.dir.", "events.files"},
+    {"basisnetd_event_snapshots_bytes", "gauge", "Bytes of the saved events (pictures and sidecars).", "events.bytes"},
+    {"basisnetd_event_snapshot_save_seconds", "gauge", "Mean time to encode and write one event.", "events.save_ms.mean"},
 };
 
 /* The budget's samples, left out while budget.mode is off (a budget of 0 would read as a
@@ -340,6 +347,8 @@ char *stats_to_prometheus(const json_t *stats)
         double v = num_at(stats, p->path);
         if (isnan(v))
             continue;
+        if (strstr(p->path, "_ms") && strstr(p->metric, "_seconds"))
+            v /= 1000.0; /* the reply's milliseconds, in base units */
         sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s{camera=\"%s\"} %s\n", p->metric,
                   p->help, p->metric, p->type, p->metric, cam, fmt_value(v, num, sizeof num));
     }

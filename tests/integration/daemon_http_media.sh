@@ -36,7 +36,9 @@ stop_daemon
 ok "/snapshot.jpg before any frame: 503 with a JSON error"
 
 # ---- snapshot --------------------------------------------------------------------------------
-write_config "$T/on.yaml" "http:
+write_config "$T/on.yaml" "events:
+  dir: $T/events
+http:
   listen: 127.0.0.1:$PORT"
 start_daemon "$T/on.yaml"
 wait_code 200 "$URL/snapshot.jpg"
@@ -189,10 +191,10 @@ grep -q '<canvas id="chart"' "$T/page.html" || fail "the page has no chart"
 ok "/metrics: stable label, source state and budget mode as labels, no budget while off, no float noise; / is self-contained"
 
 # ---- the page in a real browser -----------------------------------------------------------------
-"$PY" "$ROOT/tests/integration/http_browser.py" "$URL/" "$T/page.png" 7 > "$T/browser.json" \
+"$PY" "$ROOT/tests/integration/http_browser.py" "$URL/" "$T/page.png" 7 --saved-events > "$T/browser.json" \
     || { cat "$T/browser.json"; fail "the page in headless Chromium"; }
 cat "$T/browser.json"
-ok "/ in headless Chromium: the label appears and changes, the picture loads, changes listed, screenshot not blank"
+ok "/ in headless Chromium: the label appears and changes, the picture loads, changes listed with their saved pictures, screenshot not blank"
 
 # ---- reload: pictures keep coming; HTTP off and on again --------------------------------------
 curl -s -N -o "$T/r.txt" --max-time 4 "$URL/events" || true &

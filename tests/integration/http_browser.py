@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Loads basisnetd's live page in headless Chromium and checks what a viewer sees.
 
-usage: http_browser.py URL SCREENSHOT.png [SECONDS]
+usage: http_browser.py URL SCREENSHOT.png [SECONDS [--saved-events]]
 
 Drives Chromium over --remote-debugging-pipe (the DevTools protocol as NUL-terminated JSON
 on fds 3 and 4; no extra Python modules): opens URL, reads the shown label every 0.25 s for
 SECONDS (default 8), then takes a screenshot. Fails unless a label appeared and changed,
 the picture loaded (the MJPEG stream decoded to a frame), a change event was listed, and the
-screenshot is not blank (pixel standard deviation). Prints what it saw as one JSON line.
+screenshot is not blank (pixel standard deviation); with --saved-events, also unless a listed
+change showed its saved picture (/events/NAME.jpg). Prints what it saw as one JSON line.
 """
 import base64, io, json, os, shutil, subprocess, sys, tempfile, time
 
@@ -15,6 +16,8 @@ from PIL import Image, ImageStat
 
 url, shot = sys.argv[1], sys.argv[2]
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 8.0
+# --saved-events: the daemon has an events: section, so a listed change shows its saved picture
+saved_events = '--saved-events' in sys.argv[4:]
 exe = shutil.which('chromium') or shutil.which('chromium-browser')
 if not exe:
     sys.exit('FAIL: chromium is not installed (apt-get install chromium; make deps)')
@@ -101,6 +104,8 @@ try:
     state = evaluate("""JSON.stringify({
         picture: document.getElementById('pic').naturalWidth,
         changes: document.querySelectorAll('#changes li span.change').length,
+        saved_pictures: [...document.querySelectorAll('#changes li a img')]
+            .filter(i => i.complete && i.naturalWidth > 0).length,
         conn: document.getElementById('conn').textContent,
         camera: document.getElementById('camera').textContent,
         threshold: document.getElementById('threshold').textContent,
@@ -136,6 +141,8 @@ if not state['picture']:
     problems.append('the picture did not load')
 if state['changes'] < 1:
     problems.append('no change event listed')
+if saved_events and state['saved_pictures'] < 1:
+    problems.append('no listed change showed its saved picture (/events/NAME.jpg)')
 if state['conn'] != 'live':
     problems.append(f'events connection: {state["conn"]}')
 if sd < 8:

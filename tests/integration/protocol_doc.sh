@@ -29,6 +29,8 @@ publish:
   socket: $SOCK
   mode: 0600
   change_frames: 1      # every new answer is a change event: the run always has some
+events:
+  dir: $T/events        # change events name their snapshot; stats has events
 EOC
 
 # One client records everything, sends each command once, and after the end of the clip

@@ -263,6 +263,16 @@ static const struct {
      "3:21: key 'http.max_clients': expected an integer from 1 to 1024, got \"0\""},
     {"model: m\nsource: {kind: test}\nhttp: {stream_fps: 31}\n",
      "3:20: key 'http.stream_fps': expected an integer from 1 to 30, got \"31\""},
+    {"model: m\nsource: {kind: test}\nevents: {max_bytes: 50MB}\n",
+     "3:21: key 'events.max_bytes': expected a size in bytes from 4K to 1024G, with an optional "
+     "K, M or G (1024, 1024^2, 1024^3) such as 50M, got \"50MB\""},
+    {"model: m\nsource: {kind: test}\nevents: {max_bytes: 1K}\n",
+     "3:21: key 'events.max_bytes': expected a size in bytes from 4K to 1024G, with an optional "
+     "K, M or G (1024, 1024^2, 1024^3) such as 50M, got \"1K\""},
+    {"model: m\nsource: {kind: test}\nevents: {keep: 0}\n",
+     "3:16: key 'events.keep': expected an integer from 1 to 1000000, got \"0\""},
+    {"model: m\nsource: {kind: test}\nevents: {dir: ''}\n",
+     "3:15: key 'events.dir': expected a non-empty file path, got \"\""},
     {"model: m\nsource: {kind: test}\nhttp: 8080\n",
      "3:7: key 'http': expected a mapping of keys, got \"8080\""},
     {"model: m\nsource: {kind: test}\nhttp: {port: 8080}\n",
@@ -436,6 +446,7 @@ static void test_docs_cover_every_key(void **state)
         "mqtt.keepalive", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.username",
         "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels", "http",
         "http.listen", "http.allow_remote", "http.max_clients", "http.stream_fps",
+        "events", "events.dir", "events.keep", "events.max_bytes",
     };
     FILE *f = fopen("docs/config.md", "r");
     assert_non_null(f);

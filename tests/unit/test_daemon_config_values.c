@@ -486,6 +486,51 @@ static void test_http(void **state)
     assert_false(http_listen_equal("/a.sock", "/b.sock"));
 }
 
+/* events: off by default; its defaults; sizes with and without a suffix. */
+static void test_events(void **state)
+{
+    bn_config *cfg = *state;
+    char err[1024];
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_false(cfg->events.enabled);
+    assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\nevents:\n", cfg, err,
+                               sizeof err),
+                     BN_OK);
+    assert_true(cfg->events.enabled);
+    assert_string_equal(cfg->events.dir, "/var/lib/basisnetd/events");
+    assert_int_equal(cfg->events.keep, 200);
+    assert_true(cfg->events.max_bytes == 50ll << 20);
+    static const struct {
+        const char *text;
+        long long bytes;
+    } sizes[] = {{"4096", 4096}, {"50M", 50ll << 20}, {"64k", 64ll << 10}, {"2G", 2ll << 30},
+                 {"1024G", 1ll << 40}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "model: m\nsource: {kind: test}\nevents: {dir: /e, keep: 7, max_bytes: %s}\n",
+                 sizes[i].text);
+        bn_status st = load_text("mem.yaml", text, cfg, err, sizeof err);
+        if (st != BN_OK)
+            print_error("%s: %s\n", sizes[i].text, err);
+        assert_int_equal(st, BN_OK);
+        assert_true(cfg->events.max_bytes == sizes[i].bytes);
+        assert_int_equal(cfg->events.keep, 7);
+        assert_string_equal(cfg->events.dir, "/e");
+    }
+    static const char *const bad[] = {"-4096", "4096.5", "M", "50 M", "1025G", "2T", "0x1000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text, "model: m\nsource: {kind: test}\nevents: {max_bytes: '%s'}\n",
+                 bad[i]);
+        if (load_text("mem.yaml", text, cfg, err, sizeof err) != BN_ERR_CONFIG)
+            print_error("%s accepted\n", bad[i]);
+        assert_non_null(strstr(err, "key 'events.max_bytes': expected a size in bytes"));
+    }
+}
+
 /* The gate: off by default; every key set; off and auto spelled as written. */
 static void test_gate(void **state)
 {
@@ -528,6 +573,7 @@ int main(void)
         T(test_accepted_spellings),
         T(test_mqtt_defaults_follow_camera),
         T(test_http),
+        T(test_events),
         T(test_gate),
     };
     return cmocka_run_group_tests_name("daemon_config_values", tests, NULL, NULL);
