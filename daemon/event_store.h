@@ -31,7 +31,7 @@ typedef struct {
     int files;                      /* events on disk now */
     uint64_t bytes;                 /* their bytes (both files) */
     double save_ms_last, save_ms_max, save_ms_mean; /* encoding and writing one event */
-    char last_error[256];           /* "" when the last save succeeded */
+    char last_error[320];           /* "" when the last save succeeded */
 } event_store_stats;
 
 /* Creates cfg->dir when missing (one level, mode 0750), counts the events already there
