@@ -27,7 +27,7 @@ else
 Q := @
 endif
 
-PKGS := gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 libv4l2 yaml-0.1 libsystemd jansson libmosquitto libsoup-3.0
+PKGS := gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 libv4l2 yaml-0.1 libsystemd jansson libmosquitto libsoup-3.0 libcrypt
 # Evaluated lazily, once, on first use: `make deps check` installs the -dev packages before
 # any recipe needs their flags, so pkg-config must not run while the Makefile is parsed.
 lazy = $(eval $(1) := $$(shell $(2)))$($(1))

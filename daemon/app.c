@@ -187,9 +187,15 @@ int app_run(const app_options *opt)
     }
     BN_LOGI(MOD, "listening on %s", server_activated(a->srv) ? "a socket passed by systemd"
                                                              : a->cfg.publish.socket);
-    if (a->cfg.http.enabled && app_http_open(a, &a->cfg, &a->http, err, sizeof err) != BN_OK) {
-        BN_LOGE(MOD, "%s", err);
-        goto out;
+    if (a->cfg.http.enabled) {
+        http_auth *auth = NULL;
+        if (app_http_auth_load(&a->cfg, &auth, err, sizeof err) != BN_OK ||
+            app_http_open(a, &a->cfg, &a->http, err, sizeof err) != BN_OK) {
+            http_auth_free(auth);
+            BN_LOGE(MOD, "%s", err);
+            goto out;
+        }
+        http_set_auth(a->http, auth);
     }
     if (a->cfg.events.enabled &&
         app_events_open(a, &a->cfg, &a->events, err, sizeof err) != BN_OK) {

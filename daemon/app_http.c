@@ -135,16 +135,35 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
     return BN_OK;
 }
 
+bn_status app_http_auth_load(const bn_config *cfg, http_auth **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->http.enabled || !cfg->http.auth_file[0])
+        return BN_OK;
+    char msg[BN_PATH_MAX + 512];
+    bn_status st = http_auth_load(cfg->http.auth_file, out, msg, sizeof msg);
+    if (st != BN_OK) {
+        char where[BN_PATH_MAX + 128];
+        config_where(cfg, "http.auth_file", where, sizeof where);
+        snprintf(err, errlen, "%s: %s", where, msg);
+        return st;
+    }
+    BN_LOGI(MOD, "HTTP basic authentication: %d user%s from %s (/healthz stays open)",
+            http_auth_users(*out), http_auth_users(*out) == 1 ? "" : "s", cfg->http.auth_file);
+    return BN_OK;
+}
+
 json_t *app_http_stats_json(const app *a)
 {
     http_stats hs;
     http_get_stats(a->http, &hs);
-    return json_pack("{s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:I, s:I}", "listen",
+    return json_pack("{s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:I, s:I, s:b, s:I}", "listen",
                      http_address(a->http), "connected", hs.connected, "max",
                      a->cfg.http.max_clients, "requests", (json_int_t)hs.requests, "rejected",
                      (json_int_t)hs.rejected, "streams", hs.streams, "event_clients",
                      hs.event_clients, "jpegs", (json_int_t)hs.jpegs, "events_lost",
-                     (json_int_t)hs.events_lost);
+                     (json_int_t)hs.events_lost, "auth", a->cfg.http.auth_file[0] != '\0',
+                     "auth_failed", (json_int_t)hs.auth_failed);
 }
 
 bn_status app_events_open(app *a, const bn_config *cfg, event_store **out, char *err,

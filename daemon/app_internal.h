@@ -106,6 +106,8 @@ bn_status app_source_begin(app *a, char *err, size_t errlen);
 /* Binds cfg's http.listen, serving a's endpoints; errors carry the key's FILE:LINE:COL. */
 bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *err,
                         size_t errlen);
+/* cfg's http.auth_file, read (NULL without one); errors carry the key's FILE:LINE:COL. */
+bn_status app_http_auth_load(const bn_config *cfg, http_auth **out, char *err, size_t errlen);
 /* The "http" member of the stats reply (a->http open). */
 json_t *app_http_stats_json(const app *a);
 /* a->frames, created on first use (NULL: out of memory). */

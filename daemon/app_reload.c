@@ -37,6 +37,7 @@ typedef struct {
     bool mqtt_changed;
     http_server *http;      /* a new listener when http.listen changed (or http was off) */
     event_store *events;    /* a new store when the events section changed */
+    http_auth *auth;        /* http.auth_file read again (NULL: none) */
     bool events_changed;
     capture *cap;           /* the new source, when it differs from the running one */
     bool new_capture;
@@ -48,6 +49,8 @@ static void reload_set_free(app *a, reload_set *n)
 {
     app_events_close(a, n->events);
     n->events = NULL;
+    http_auth_free(n->auth);
+    n->auth = NULL;
     capture_close(n->cap);
     n->cap = NULL;
     mqtt_close(n->mqtt);
@@ -99,6 +102,10 @@ static bn_status reload_prepare(app *a, reload_set *n, char *err, size_t errlen)
         if (st != BN_OK)
             return st;
     }
+    /* Read at every reload, so that a changed password file applies without a restart. */
+    st = app_http_auth_load(n->cfg, &n->auth, err, errlen);
+    if (st != BN_OK)
+        return st;
     n->events_changed = memcmp(&a->cfg.events, &n->cfg->events, sizeof n->cfg->events) != 0;
     if (n->events_changed && n->cfg->events.enabled) {
         st = app_events_open(a, n->cfg, &n->events, err, errlen);
@@ -177,6 +184,8 @@ static bn_status reload_commit(app *a, reload_set *n, char *err, size_t errlen)
         BN_LOGI(MOD, "HTTP off (the http: section was removed)");
     }
     http_set_max_clients(a->http, n->cfg->http.max_clients);
+    http_set_auth(a->http, n->auth);
+    n->auth = NULL;
     if (n->events_changed) {
         app_events_close(a, a->events);
         a->events = n->events;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bn_log.h"
+#include "http_auth.h"
 #include "source_check.h"
 
 typedef struct {
@@ -194,6 +195,18 @@ int config_check_warnings(const bn_config *cfg, char *buf, size_t len)
         warn_writable(&p, "mqtt.password_file", cfg->mqtt.password_file, "the password file");
         warn_writable(&p, "mqtt.key_file", cfg->mqtt.key_file, "the private key");
     }
+    char line[BN_PATH_MAX + 256];
+    if (cfg->http.enabled && cfg->http.auth_file[0] &&
+        http_auth_file_warning(cfg->http.auth_file, line, sizeof line)) {
+        char where[BN_PATH_MAX + 128];
+        config_where(cfg, "http.auth_file", where, sizeof where);
+        if (p.len + 1 < p.cap) {
+            int n = snprintf(p.buf + p.len, p.cap - p.len, "%s%s: %s", p.count ? "\n" : "",
+                             where, line);
+            p.len = n < 0 || (size_t)n >= p.cap - p.len ? p.cap - 1 : p.len + (size_t)n;
+        }
+        p.count++;
+    }
     return p.count;
 }
 
@@ -227,6 +240,12 @@ bn_status config_check_resources(const bn_config *cfg, unsigned flags, char *err
     }
     if (cfg->events.enabled)
         check_events_dir(&p);
+    if (cfg->http.enabled && cfg->http.auth_file[0]) {
+        http_auth *auth = NULL;
+        if (http_auth_load(cfg->http.auth_file, &auth, msg, sizeof msg) != BN_OK)
+            add(&p, "http.auth_file", "%s", msg);
+        http_auth_free(auth);
+    }
     return p.count ? BN_ERR_CONFIG : BN_OK;
 }
 

@@ -22,6 +22,7 @@ typedef struct {
     bool allow_remote;              /* a non-loopback address is refused without this */
     int max_clients;                /* connections open at once; more are refused */
     int stream_fps;                 /* /stream.mjpg frames per second without ?fps= */
+    char auth_file[4096];           /* "user:HASH" lines (http_auth.h); "": no authentication */
 } http_config;
 
 typedef enum { HTTP_LISTEN_INET, HTTP_LISTEN_UNIX } http_listen_kind;

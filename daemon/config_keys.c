@@ -129,6 +129,7 @@ static const key_spec keys[] = {
     K_BOOL(http.allow_remote),
     K_INT(http.max_clients, 1, 1024),
     K_INT(http.stream_fps, 1, 30),
+    K_PATH(http.auth_file, KF_NONEMPTY),
 
     K_SECTION("events", 0),
     K_PATH(events.dir, KF_NONEMPTY),

@@ -126,7 +126,7 @@ static bool method_allowed(const char *m)
 static void on_headers(SoupServer *soup, SoupServerMessage *msg, const char *path,
                        GHashTable *query, gpointer data)
 {
-    (void)soup, (void)path, (void)query;
+    (void)soup, (void)query;
     http_server *s = data;
     char text[200];
     const char *method = soup_server_message_get_method(msg);
@@ -145,6 +145,17 @@ static void on_headers(SoupServer *soup, SoupServerMessage *msg, const char *pat
                  "request body too large: the endpoints take none (at most %d bytes)",
                  HTTP_BODY_MAX);
         refuse_early(s, msg, "413 Request Entity Too Large", "", text);
+        return;
+    }
+    /* /healthz stays open: a load balancer or systemd health check needs no password, and
+     * it tells only whether frames flow. */
+    if (s->auth && strcmp(path, "/healthz") != 0 &&
+        !http_auth_check(s->auth, soup_message_headers_get_one(rh, "Authorization"),
+                         g_get_monotonic_time())) {
+        s->auth_failed++;
+        refuse_early(s, msg, "401 Unauthorized",
+                     "WWW-Authenticate: Basic realm=\"basisnetd\", charset=\"UTF-8\"\r\n",
+                     "authentication required (http.auth_file)");
     }
 }
 
@@ -478,9 +489,20 @@ void http_close(http_server *s)
         st.st_ino == s->path_ino)
         unlink(s->addr.path); /* only while it is still the file this server made */
     tally_unref(s->tally);
+    http_auth_free(s->auth);
     if (s->h.closed)
         s->h.closed(s->h.user);
     free(s);
+}
+
+void http_set_auth(http_server *s, http_auth *auth)
+{
+    if (!s) {
+        http_auth_free(auth);
+        return;
+    }
+    http_auth_free(s->auth);
+    s->auth = auth;
 }
 
 void http_set_max_clients(http_server *s, int max_clients)
@@ -501,6 +523,7 @@ void http_get_stats(const http_server *s, http_stats *out)
     out->event_clients = s->n_events;
     out->jpegs = s->jpegs;
     out->events_lost = s->events_lost;
+    out->auth_failed = s->auth_failed;
 }
 
 const char *http_address(const http_server *s)

@@ -18,6 +18,7 @@
 #include "bn_error.h"
 #include "config_http.h"
 #include "frame_slot.h"
+#include "http_auth.h"
 #include "outqueue.h"
 
 /* Largest request body read (and ignored); a larger one is answered 413. */
@@ -65,12 +66,16 @@ typedef struct {
     int event_clients;              /* /events responses open */
     uint64_t jpegs;                 /* JPEG pictures encoded (one serves every viewer) */
     uint64_t events_lost;           /* /events messages dropped for slow clients */
+    uint64_t auth_failed;           /* requests answered 401 */
 } http_stats;
 
 /* Binds cfg->listen (a loopback address, or any when cfg->allow_remote) and starts serving
  * on ctx (NULL: the default context). Errors name the address and the reason. */
 bn_status http_open(const http_config *cfg, const http_handlers *h, GMainContext *ctx,
                     http_server **out, char *err, size_t errlen);
+/* Every endpoint but /healthz asks for a user of auth (taken over; NULL: no authentication)
+ * from now on (http_auth.h). */
+void http_set_auth(http_server *s, http_auth *auth);
 /* Stops listening, closes every connection and removes a Unix socket this server created.
  * Idempotent on NULL. */
 void http_close(http_server *s);

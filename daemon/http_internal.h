@@ -52,6 +52,8 @@ struct http_server {
     int n_mjpeg, n_events;
     GSource *mjpeg_timer;           /* while any /stream.mjpg is open */
     uint64_t jpegs, events_lost;
+    http_auth *auth;                /* NULL: no authentication */
+    uint64_t auth_failed;
 };
 
 /* http.c */

@@ -296,6 +296,7 @@ static const prom_scalar prom_scalars[] = {
     {"basisnetd_http_event_clients", "gauge", "Open /events responses.", "http.event_clients"},
     {"basisnetd_http_jpeg_encodes_total", "counter", "JPEG pictures encoded for /snapshot.jpg and /stream.mjpg.", "http.jpegs"},
     {"basisnetd_http_events_lost_total", "counter", "/events messages dropped for clients that read too slowly.", "http.events_lost"},
+    {"basisnetd_http_auth_failures_total", "counter", "HTTP requests answered 401 (http.auth_file).", "http.auth_failed"},
     {"basisnetd_event_snapshots_saved_total", "counter", "Change events saved in events.dir (picture and sidecar).", "events.saved"},
     {"basisnetd_event_snapshots_failed_total", "counter", "Change events that could not be written to events.dir.", "events.failed"},
     {"basisnetd_event_snapshots_dropped_total", "counter", "Change events not saved: no frame yet, or too many saves waiting.", "events.dropped"},

@@ -7,7 +7,7 @@ libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-tools
 python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 libv4l-dev v4l-utils
 libyaml-dev libsystemd-dev libcmocka-dev libjansson-dev libopenblas-dev libopenblas0-pthread
-libmosquitto-dev mosquitto mosquitto-clients libsoup-3.0-dev curl chromium libpng-dev libjpeg-dev zlib1g-dev
+libmosquitto-dev mosquitto mosquitto-clients libsoup-3.0-dev libcrypt-dev openssl curl chromium libpng-dev libjpeg-dev zlib1g-dev
 python3-torch python3-numpy python3-matplotlib python3-pil python3-opencv dataset-fashion-mnist
 systemd-container stress-ng qemu-system-x86 busybox-static man-db groff-base
 debhelper dpkg-dev fakeroot lintian debootstrap graphviz"

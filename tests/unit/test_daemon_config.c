@@ -446,7 +446,7 @@ static void test_docs_cover_every_key(void **state)
         "mqtt.keepalive", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.username",
         "mqtt.password", "mqtt.password_file", "mqtt.queue", "mqtt.publish_labels", "http",
         "http.listen", "http.allow_remote", "http.max_clients", "http.stream_fps",
-        "events", "events.dir", "events.keep", "events.max_bytes",
+        "http.auth_file", "events", "events.dir", "events.keep", "events.max_bytes",
     };
     FILE *f = fopen("docs/config.md", "r");
     assert_non_null(f);
