@@ -103,6 +103,16 @@ static void http_closed(void *user)
     frame_slot_release(a->frames);
 }
 
+/* "FILE:LINE:COL: key 'KEY': msg" into err; returns st. */
+static bn_status keyed_error(const bn_config *cfg, const char *key, const char *msg,
+                             bn_status st, char *err, size_t errlen)
+{
+    char where[BN_PATH_MAX + 128];
+    config_where(cfg, key, where, sizeof where);
+    snprintf(err, errlen, "%s: %s", where, msg);
+    return st;
+}
+
 frame_slot *app_frame_slot(app *a)
 {
     if (!a->frames)
@@ -123,12 +133,8 @@ bn_status app_http_open(app *a, const bn_config *cfg, http_server **out, char *e
     }
     char msg[1024];
     bn_status st = http_open(&cfg->http, &h, NULL, out, msg, sizeof msg);
-    if (st != BN_OK) {
-        char where[BN_PATH_MAX + 128];
-        config_where(cfg, "http.listen", where, sizeof where);
-        snprintf(err, errlen, "%s: %s", where, msg);
-        return st;
-    }
+    if (st != BN_OK)
+        return keyed_error(cfg, "http.listen", msg, st, err, errlen);
     frame_slot_hold(a->frames);
     BN_LOGI(MOD, "HTTP on %s (/, /metrics, /api/state, /healthz, /snapshot.jpg, /stream.mjpg, "
                  "/events)", http_address(*out));
@@ -142,12 +148,8 @@ bn_status app_http_auth_load(const bn_config *cfg, http_auth **out, char *err, s
         return BN_OK;
     char msg[BN_PATH_MAX + 512];
     bn_status st = http_auth_load(cfg->http.auth_file, out, msg, sizeof msg);
-    if (st != BN_OK) {
-        char where[BN_PATH_MAX + 128];
-        config_where(cfg, "http.auth_file", where, sizeof where);
-        snprintf(err, errlen, "%s: %s", where, msg);
-        return st;
-    }
+    if (st != BN_OK)
+        return keyed_error(cfg, "http.auth_file", msg, st, err, errlen);
     BN_LOGI(MOD, "HTTP basic authentication: %d user%s from %s (/healthz stays open)",
             http_auth_users(*out), http_auth_users(*out) == 1 ? "" : "s", cfg->http.auth_file);
     return BN_OK;
@@ -175,12 +177,8 @@ bn_status app_events_open(app *a, const bn_config *cfg, event_store **out, char 
     }
     char msg[BN_PATH_MAX + 256];
     bn_status st = event_store_open(&cfg->events, out, msg, sizeof msg);
-    if (st != BN_OK) {
-        char where[BN_PATH_MAX + 128];
-        config_where(cfg, "events.dir", where, sizeof where);
-        snprintf(err, errlen, "%s: %s", where, msg);
-        return st;
-    }
+    if (st != BN_OK)
+        return keyed_error(cfg, "events.dir", msg, st, err, errlen);
     frame_slot_hold(a->frames);
     event_store_stats es;
     event_store_get_stats(*out, &es);

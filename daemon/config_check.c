@@ -38,6 +38,22 @@ __attribute__((format(printf, 3, 4))) static void add(problems *p, const char *k
     p->count++;
 }
 
+/* The directory a missing dir would be created in: "/" for "/x", "." for "x", trailing
+ * slashes ignored. */
+static void parent_dir(const char *dir, char *parent, size_t len)
+{
+    snprintf(parent, len, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash != parent && slash[1] == '\0') { /* "dir/" */
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    if (slash && slash != parent)
+        *slash = '\0';
+    else
+        snprintf(parent, len, "%s", slash ? "/" : ".");
+}
+
 /* The server creates one missing level of the socket's directory (server.c), so the nearest
  * of the directory and its parent that exists must let this user create entries. */
 static void check_socket_dir(problems *p)
@@ -56,12 +72,7 @@ static void check_socket_dir(problems *p)
         return;
     }
     char parent[BN_PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    slash = strrchr(parent, '/');
-    if (slash && slash != parent)
-        *slash = '\0';
-    else
-        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    parent_dir(dir, parent, sizeof parent);
     if (access(parent, W_OK | X_OK) != 0)
         add(p, "publish.socket",
             "the socket's directory %s does not exist and cannot be created in %s: %s "
@@ -114,16 +125,7 @@ static void check_events_dir(problems *p)
         return;
     }
     char parent[BN_PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    while (slash && slash != parent && slash[1] == '\0') { /* "dir/" */
-        *slash = '\0';
-        slash = strrchr(parent, '/');
-    }
-    if (slash && slash != parent)
-        *slash = '\0';
-    else
-        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    parent_dir(dir, parent, sizeof parent);
     if (access(parent, W_OK | X_OK) != 0)
         add(p, "events.dir",
             "%s does not exist and cannot be created in %s: %s (a systemd unit with "
