@@ -2,7 +2,8 @@
 # basisnetd under a real systemd: `make install` into an overlay of the host root, boot it
 # with systemd-nspawn, then: start (Type=notify waits for READY), STATUS=, subscribe,
 # reload, SIGSTOP -> watchdog kill -> Restart=on-failure, an @instance with its own socket,
-# clean stop. Also `systemd-analyze verify` and the security exposure of the installed units.
+# clean stop, event snapshots written to the StateDirectory. Also `systemd-analyze verify` and
+# the security exposure of the installed units.
 # Needs root, systemd-nspawn and unshare; prints SKIP and passes otherwise.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,6 +29,8 @@ publish:
   mode: 0660
   group: basisnetd
   control_group: adm
+events:
+  dir: /var/lib/basisnetd/$([ $name = basisnetd ] && echo events || echo $name-events)
 EOC
 done
 mkdir -p "$R/etc/systemd/system/basisnetd.service.d"
@@ -59,6 +62,14 @@ echo "$status" | grep -q "fps, latency mean .* exit share" || fail "STATUS text"
 n=$(in_ct /usr/local/bin/basisnetctl subscribe --count 5 | grep -c '"type":"label"')
 [ "$n" -eq 5 ] || fail "subscribe got $n labels"
 ok "started, READY, STATUS, 5 labels subscribed"
+
+# The hardened unit may write its event snapshots: StateDirectory=, under ProtectSystem=strict.
+for _ in $(seq 50); do in_ct sh -c 'ls /var/lib/basisnetd/events/*.json' >/dev/null 2>&1 && break; sleep 0.1; done
+in_ct sh -c 'ls /var/lib/basisnetd/events/*.jpg /var/lib/basisnetd/events/*.json' >/dev/null 2>&1 \
+    || fail "no event snapshot in /var/lib/basisnetd/events: $(in_ct journalctl -u basisnetd --no-pager | tail -5)"
+[ "$(in_ct stat -c '%U:%G %a' /var/lib/basisnetd)" = "basisnetd:basisnetd 750" ] || fail "StateDirectory: $(in_ct stat -c '%U:%G %a' /var/lib/basisnetd)"
+[ "$(in_ct stat -c '%U %a' /var/lib/basisnetd/events)" = "basisnetd 750" ] || fail "events dir: $(in_ct stat -c '%U %a' /var/lib/basisnetd/events)"
+ok "event snapshots written to the StateDirectory (/var/lib/basisnetd/events)"
 
 # who may do what: group basisnetd reads (socket 0660), only root changes state
 in_ct useradd -M -G basisnetd viewer && in_ct useradd -M stranger && in_ct useradd -M -G basisnetd,adm admin || fail "useradd"
@@ -95,6 +106,8 @@ ok "SIGSTOP -> watchdog -> restarted"
 
 in_ct systemctl start basisnetd@cam2 || fail "start basisnetd@cam2"
 in_ct /usr/local/bin/basisnetctl --socket /run/basisnetd/cam2.sock stats | grep -q '"camera": "cam2"' || fail "instance socket"
+for _ in $(seq 50); do in_ct sh -c 'ls /var/lib/basisnetd/cam2-events/*.json' >/dev/null 2>&1 && break; sleep 0.1; done
+in_ct sh -c 'ls /var/lib/basisnetd/cam2-events/*.json' >/dev/null 2>&1 || fail "basisnetd@cam2 wrote no event snapshot"
 in_ct systemctl stop basisnetd@cam2
 in_ct test -S /run/basisnetd/basisnetd.sock || fail "stopping an instance removed the main socket"
 ok "basisnetd@cam2 on /run/basisnetd/cam2.sock"
