@@ -63,12 +63,13 @@ n=$(in_ct /usr/local/bin/basisnetctl subscribe --count 5 | grep -c '"type":"labe
 [ "$n" -eq 5 ] || fail "subscribe got $n labels"
 ok "started, READY, STATUS, 5 labels subscribed"
 
-# The hardened unit may write its event snapshots: StateDirectory=, under ProtectSystem=strict.
+# The hardened unit may write its event snapshots: StateDirectory=, under ProtectSystem=strict;
+# the directory the daemon makes is 0750 less UMask=0077.
 for _ in $(seq 50); do in_ct sh -c 'ls /var/lib/basisnetd/events/*.json' >/dev/null 2>&1 && break; sleep 0.1; done
 in_ct sh -c 'ls /var/lib/basisnetd/events/*.jpg /var/lib/basisnetd/events/*.json' >/dev/null 2>&1 \
     || fail "no event snapshot in /var/lib/basisnetd/events: $(in_ct journalctl -u basisnetd --no-pager | tail -5)"
 [ "$(in_ct stat -c '%U:%G %a' /var/lib/basisnetd)" = "basisnetd:basisnetd 750" ] || fail "StateDirectory: $(in_ct stat -c '%U:%G %a' /var/lib/basisnetd)"
-[ "$(in_ct stat -c '%U %a' /var/lib/basisnetd/events)" = "basisnetd 750" ] || fail "events dir: $(in_ct stat -c '%U %a' /var/lib/basisnetd/events)"
+[ "$(in_ct stat -c '%U %a' /var/lib/basisnetd/events)" = "basisnetd 700" ] || fail "events dir: $(in_ct stat -c '%U %a' /var/lib/basisnetd/events)"
 ok "event snapshots written to the StateDirectory (/var/lib/basisnetd/events)"
 
 # who may do what: group basisnetd reads (socket 0660), only root changes state
