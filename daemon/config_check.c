@@ -54,6 +54,19 @@ static void parent_dir(const char *dir, char *parent, size_t len)
         snprintf(parent, len, "%s", slash ? "/" : ".");
 }
 
+/* A directory the daemon makes when missing: its parent must let this user create it. */
+static void check_creatable(problems *p, const char *key, const char *what, const char *dir,
+                            const char *unit_option)
+{
+    char parent[BN_PATH_MAX];
+    parent_dir(dir, parent, sizeof parent);
+    if (access(parent, W_OK | X_OK) != 0)
+        add(p, key,
+            "%s%s does not exist and cannot be created in %s: %s (a systemd unit with %s= "
+            "creates it when the service starts)",
+            what, dir, parent, strerror(errno), unit_option);
+}
+
 /* The server creates one missing level of the socket's directory (server.c), so the nearest
  * of the directory and its parent that exists must let this user create entries. */
 static void check_socket_dir(problems *p)
@@ -71,13 +84,7 @@ static void check_socket_dir(problems *p)
                 dir, strerror(errno));
         return;
     }
-    char parent[BN_PATH_MAX];
-    parent_dir(dir, parent, sizeof parent);
-    if (access(parent, W_OK | X_OK) != 0)
-        add(p, "publish.socket",
-            "the socket's directory %s does not exist and cannot be created in %s: %s "
-            "(a systemd unit with RuntimeDirectory= creates it when the service starts)",
-            dir, parent, strerror(errno));
+    check_creatable(p, "publish.socket", "the socket's directory ", dir, "RuntimeDirectory");
 }
 
 /* publish.group and publish.control_group must exist (the server looks them up when it
@@ -124,13 +131,7 @@ static void check_events_dir(problems *p)
         add(p, "events.dir", "%s: %s", dir, strerror(errno));
         return;
     }
-    char parent[BN_PATH_MAX];
-    parent_dir(dir, parent, sizeof parent);
-    if (access(parent, W_OK | X_OK) != 0)
-        add(p, "events.dir",
-            "%s does not exist and cannot be created in %s: %s (a systemd unit with "
-            "StateDirectory= creates it when the service starts)",
-            dir, parent, strerror(errno));
+    check_creatable(p, "events.dir", "", dir, "StateDirectory");
 }
 
 static void check_readable(problems *p, const char *key, const char *path)
