@@ -183,7 +183,7 @@ void config_check_http(parse_ctx *c)
         return;
     config_err_at(c, &c->mark[c->seen[li] ? li : hi],
                   "key 'http.listen': %s is not a loopback address, so other machines could "
-                  "reach the endpoints, which have no authentication; set http.allow_remote: "
-                  "true to serve them (docs/http.md)",
-                  h->listen);
+                  "reach the endpoints%s; set http.allow_remote: true to serve them "
+                  "(docs/http.md)",
+                  h->listen, h->auth_file[0] ? "" : ", which have no authentication");
 }

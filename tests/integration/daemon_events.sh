@@ -148,5 +148,24 @@ done
 grep -q "saving again" "$T/daemon.log" || fail "no 'saving again' line"
 ok "events.dir replaced by a file: $failed saves failed (one log line), the daemon went on and saves again"
 
+# ---- reload: a changed section opens the new store, a removed one stops saving -------------
+write_config "$T/d.yaml" "events:
+  dir: $EV.2
+http:
+  listen: 127.0.0.1:$PORT"
+"$CTL" reload >/dev/null || fail "reload onto a new events.dir"
+[ "$(stat_field 's["events"]["dir"]')" = "$EV.2" ] || fail "the new store is not in use"
+for _ in $(seq 100); do ls "$EV.2" | grep -q '\.json$' && break; sleep 0.1; done
+ls "$EV.2" | grep -q '\.json$' || fail "nothing saved in the new directory"
+write_config "$T/d.yaml" "http:
+  listen: 127.0.0.1:$PORT"
+"$CTL" reload >/dev/null || fail "reload without events:"
+[ "$(stat_field '"events" in s')" = False ] || fail "stats still has events after the section was removed"
+grep -q "event snapshots off" "$T/daemon.log" || fail "no 'event snapshots off' line"
+[ "$(code "$URL/events/")" = 404 ] || fail "/events/ still served without the section"
+n=$(ls "$EV.2" | wc -l); sleep 1.5
+[ "$(ls "$EV.2" | wc -l)" = "$n" ] || fail "still saving after the section was removed"
+ok "reload: a new events.dir is used at once; removing the section stops saving (files kept, /events/ 404)"
+
 stop_daemon
 ok "stopped in $STOP_MS ms"

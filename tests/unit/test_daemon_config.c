@@ -259,6 +259,9 @@ static const struct {
      "3:8: key 'http.listen': 192.168.1.20:80 is not a loopback address, so other machines could "
      "reach the endpoints, which have no authentication; set http.allow_remote: true to serve "
      "them (docs/http.md)"},
+    {"model: m\nsource: {kind: test}\nhttp: {listen: '0.0.0.0:80', auth_file: /u}\n",
+     "3:8: key 'http.listen': 0.0.0.0:80 is not a loopback address, so other machines could "
+     "reach the endpoints; set http.allow_remote: true to serve them (docs/http.md)"},
     {"model: m\nsource: {kind: test}\nhttp: {max_clients: 0}\n",
      "3:21: key 'http.max_clients': expected an integer from 1 to 1024, got \"0\""},
     {"model: m\nsource: {kind: test}\nhttp: {stream_fps: 31}\n",
