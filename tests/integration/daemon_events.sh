@@ -6,7 +6,7 @@
 # directory that cannot be created fails --check-config and a reload at events.dir's
 # FILE:LINE:COL with the daemon still running; a directory replaced by a file while running
 # makes saves fail (counted, logged once) and the daemon goes on, saving again once the
-# directory can be made. ~15 s.
+# directory can be made; a reload onto a new directory, and one without the section. ~15 s.
 source "$(dirname "$0")/daemon_common.bash"
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
 
@@ -14,6 +14,8 @@ PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 URL=http://127.0.0.1:$PORT
 code() { curl -s --path-as-is -o /dev/null -w '%{http_code}' "$@" || true; }
 EV=$T/ev
+# Every new answer a change event (change_frames 1): the test source gives a few a second.
+events_config() { write_config "$@"; sed -i 's/change_frames: 3/change_frames: 1/' "$1"; }
 
 # ---- a directory that cannot be made: --check-config --------------------------------------
 write_config "$T/bad.yaml" "events:
@@ -25,7 +27,7 @@ grep -qxF "$want" "$T/check.out" || { cat "$T/check.out"; fail "--check-config m
 ok "--check-config: events.dir that cannot be created, at FILE:LINE:COL"
 
 # ---- saving -------------------------------------------------------------------------------
-write_config "$T/d.yaml" "events:
+events_config "$T/d.yaml" "events:
   dir: $EV
   keep: 3
 http:
@@ -68,7 +70,7 @@ PY
 ok "$(wc -l <"$T/changes.jsonl") change messages each named a snapshot; the 3 newest (keep: 3) on disk: JPEG + sidecar (the message as sent), nothing else"
 
 # A restart counts what is there; more room for the rest of the test.
-write_config "$T/d.yaml" "events:
+events_config "$T/d.yaml" "events:
   dir: $EV
   keep: 50
 http:
@@ -112,7 +114,7 @@ rm "$EV/notes.json" "$EV/20261207T000000.000Z-1.json"
 ok "/events/ lists newest first and serves the files; '..', encoded slashes, other files and links are 404/400"
 
 # ---- a reload onto a directory that cannot be made: rejected, the old store kept ----------
-write_config "$T/d.yaml" "events:
+events_config "$T/d.yaml" "events:
   dir: $T/none/ev
   keep: 3
 http:
@@ -149,7 +151,7 @@ grep -q "saving again" "$T/daemon.log" || fail "no 'saving again' line"
 ok "events.dir replaced by a file: $failed saves failed (one log line), the daemon went on and saves again"
 
 # ---- reload: a changed section opens the new store, a removed one stops saving -------------
-write_config "$T/d.yaml" "events:
+events_config "$T/d.yaml" "events:
   dir: $EV.2
 http:
   listen: 127.0.0.1:$PORT"
@@ -157,7 +159,7 @@ http:
 [ "$(stat_field 's["events"]["dir"]')" = "$EV.2" ] || fail "the new store is not in use"
 for _ in $(seq 100); do ls "$EV.2" | grep -q '\.json$' && break; sleep 0.1; done
 ls "$EV.2" | grep -q '\.json$' || fail "nothing saved in the new directory"
-write_config "$T/d.yaml" "http:
+events_config "$T/d.yaml" "http:
   listen: 127.0.0.1:$PORT"
 "$CTL" reload >/dev/null || fail "reload without events:"
 [ "$(stat_field '"events" in s')" = False ] || fail "stats still has events after the section was removed"
