@@ -59,7 +59,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     src = sys.argv[2] if len(sys.argv) > 2 else "docs/results-engine.md"
-    nets = parse(src)
+    # a network the peers did not run (mnv3f16: F16 bases, engine only) has no ratios
+    nets = {n: rows for n, rows in parse(src).items()
+            if any(v is not None for r in rows.values() for v in r.values())}
     if not nets:
         sys.exit("plot_engine: no '#### NET, 1 thread' tables in %s" % src)
     fig, axes = plt.subplots(1, len(nets), figsize=(4.2 * len(nets), 4.6), sharey=True)
