@@ -92,7 +92,8 @@ typedef struct {
 bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_result *res);
 /* Stage 2 (after bn_run_light on the same session): synthesize the specialist's weights from
  * alpha and run it on the full-resolution input; updates class/score/stage/probs, ns_synth,
- * ns_specialist, madds. */
+ * ns_specialist, madds. It reads the image given to bn_run_light (normalized only now, and
+ * counted in ns_specialist), which must still be there, unchanged. */
 bn_status bn_run_specialist(bn_session *s, bn_result *res);
 /* Both stages: the specialist runs only when light_score < threshold. threshold > 1 always
  * runs the specialist; threshold <= 0 never does. */

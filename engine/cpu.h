@@ -38,6 +38,9 @@ typedef struct {
                   const float *alpha, float *w);
     void (*synth_f16)(const uint16_t *bases, int n, size_t p0, size_t p1, size_t stride,
                       const float *alpha, float *w);
+    /* 8-bit HWC image -> normalized specialist input (spec) and light input (light: avgpool
+     * by pool_k, or bilinear when pool_k is 0). spec NULL (avgpool only): the light input
+     * alone; light NULL: the specialist input alone. */
     void (*preprocess)(const uint8_t *img, size_t stride, int H, int W, int C, const float *mean,
                        const float *stdv, float *spec, int pool_k, int oh, int ow, float *light,
                        float *tmp);

@@ -38,6 +38,9 @@ struct bn_session {
                                      * NaN until its first synthesis (never "close") */
     size_t bytes;
     int light_done;
+    const uint8_t *image;           /* bn_run_light's image, until spec_in is made from it */
+    size_t image_stride;
+    int spec_ready;                 /* spec_in holds the normalized image of the last bn_run_light */
     int *chain_at[2];               /* per stage (light, specialist): chain starting at layer i, or -1 */
     bn_chain *chains[2];
     int nchains[2];
@@ -410,15 +413,31 @@ static int argmax(const float *p, int n)
     return best;
 }
 
-/* Normalizes the 8-bit image into the specialist input and derives the light input
- * (the preprocess kernel, cpu.h). */
+/* Derives the light input from the 8-bit image (the preprocess kernel, cpu.h). With avgpool
+ * the full-resolution normalized input is made only if the specialist runs (most frames
+ * exit at the light stage): the pooled values are the same either way. Bilinear reads the
+ * normalized rows, so it makes both at once. */
 static void preprocess(bn_session *s, const uint8_t *image, size_t stride)
 {
     const bn_model *m = s->m;
     const bn_model_info *info = &m->info;
+    const int pool = m->resize == BN_RESIZE_AVGPOOL;
     bn_kern()->preprocess(image, stride, info->height, info->width, info->channels, s->mean_row,
-                          s->std_row, s->spec_in, m->resize == BN_RESIZE_AVGPOOL ? m->pool_k : 0,
+                          s->std_row, pool ? NULL : s->spec_in, pool ? m->pool_k : 0,
                           info->light_height, info->light_width, s->light_in, s->prep_tmp);
+    s->image = image;
+    s->image_stride = stride;
+    s->spec_ready = !pool;
+}
+
+static void preprocess_specialist(bn_session *s)
+{
+    const bn_model_info *info = &s->m->info;
+    if (s->spec_ready)
+        return;
+    bn_kern()->preprocess(s->image, s->image_stride, info->height, info->width, info->channels,
+                          s->mean_row, s->std_row, s->spec_in, 0, 0, 0, NULL, s->prep_tmp);
+    s->spec_ready = 1;
 }
 
 bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_result *res)
@@ -477,6 +496,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
             bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
     uint64_t t1 = now_ns();
+    preprocess_specialist(s);
     run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);

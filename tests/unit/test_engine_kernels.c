@@ -506,6 +506,20 @@ static void test_preprocess(void **state)
         char what[96];
         snprintf(what, sizeof what, "preprocess %dx%dx%d -> %dx%d (%s)", H, W, C, oh, ow, k ? "avgpool" : "bilinear");
         expect_close(light, ref, (size_t)oh * ow * C, 1e-5, what);
+        /* the session's split (avgpool): the light input alone, then the specialist's alone,
+         * each bit-identical to the one pass */
+        if (k > 0) {
+            float *light2 = malloc((size_t)oh * ow * C * sizeof(float)), *spec2 = malloc((size_t)H * WC * sizeof(float));
+            assert_non_null(light2);
+            assert_non_null(spec2);
+            for (size_t i = 0; i < (size_t)H * WC; i++)
+                spec2[i] = NAN;
+            bn_kern()->preprocess(img, stride, H, W, C, mean, sd, NULL, k, oh, ow, light2, tmp);
+            assert_memory_equal(light2, light, (size_t)oh * ow * C * sizeof(float));
+            bn_kern()->preprocess(img, stride, H, W, C, mean, sd, spec2, 0, 0, 0, NULL, tmp);
+            assert_memory_equal(spec2, spec, (size_t)H * WC * sizeof(float));
+            free(light2), free(spec2);
+        }
         free(img), free(mean), free(sd), free(spec), free(light), free(tmp), free(ref);
     }
 }
