@@ -3,9 +3,9 @@
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cpu.h"
+#include "engine_internal.h"
 
 static int chainable(const bn_layer *ly)
 {
@@ -116,13 +116,6 @@ void bn_chain_liveness(const bn_stage_def *sd, const bn_chain *chains, int nchai
     }
 }
 
-static uint64_t chain_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Rows [0, need) of the input of depthwise layer g that its output rows [0, rows) read. */
 static int dw_input_rows(const bn_conv_shape *g, int rows)
 {
@@ -160,7 +153,7 @@ void bn_chain_run(const bn_stage_def *sd, const bn_chain *c, const float *input,
             const bn_conv_shape *g = &ly->g;
             const float *x = ly->in0 < 0 ? input : outs[ly->in0];
             const float *w = ly->synth ? synth_w[ly->synth_index] : ly->weight;
-            uint64_t t0 = prof ? chain_ns() : 0;
+            uint64_t t0 = prof ? bn_now_ns() : 0;
             if (ly->pointwise) {
                 const float *res = !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res];
                 k->pointwise(done[p] * g->ow, need[p] * g->ow, g->c, g->oc, x, w, ly->bias, res,
@@ -168,7 +161,7 @@ void bn_chain_run(const bn_stage_def *sd, const bn_chain *c, const float *input,
             } else
                 k->dwconv(g, x, w, ly->bias, ly->act, outs[li], done[p], need[p]);
             if (prof)
-                prof[li] += (double)(chain_ns() - t0);
+                prof[li] += (double)(bn_now_ns() - t0);
             done[p] = need[p];
         }
         if (r1 == last_rows)

@@ -2,6 +2,8 @@
 #ifndef BN_ENGINE_INTERNAL_H
 #define BN_ENGINE_INTERNAL_H
 
+#include <stdint.h>
+
 #include "basisnet.h"
 
 /* Raw logits of the last bn_run_light / bn_run_specialist on this session (num_classes
@@ -16,5 +18,8 @@ const double *bn_session_profile(const bn_session *s, bn_stage stage);
 
 /* Row-banded chains (engine/chain.h) the session runs in a stage on one thread. */
 int bn_session_chains(const bn_session *s, bn_stage stage);
+
+/* CLOCK_MONOTONIC in ns (stage times, profiling). */
+uint64_t bn_now_ns(void);
 
 #endif

@@ -41,7 +41,7 @@ bn_status bn_load_want_tensor(loader *L, const char *lname, const char *suffix, 
     return BN_OK;
 }
 
-typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_P32, PACK_GEMM, PACK_LINEAR_P32, PACK_SE1, PACK_SE2 } pack_kind;
+typedef enum { PACK_NONE = 0, PACK_CONV, PACK_DW, PACK_P32, PACK_GEMM, PACK_LINEAR_P32, PACK_SE2 } pack_kind;
 
 static void *owned_alloc(bn_model *m, size_t bytes)
 {
@@ -78,15 +78,13 @@ static size_t pack_index(pack_kind k, const bn_layer *ly, size_t i)
         size_t x = i % khw, ci = (i / khw) % (size_t)g->c, o = i / K;
         return bn_p32_index((int)o, (int)(x * (size_t)g->c + ci), (int)K);
     }
-    case PACK_P32: /* (oc, c, 1, 1) -> panels of 32 output channels (kernels.h) */
+    case PACK_P32: /* (oc, c, 1, 1), or se fc1 (squeeze, c) -> panels of 32 output channels (kernels.h) */
         return bn_p32_index((int)(i / (size_t)g->c), (int)(i % (size_t)g->c), g->c);
     case PACK_LINEAR_P32: { /* (out, c*h*w) -> panels of 32 outputs of (out, h*w*c) */
         size_t in = (size_t)g->c * g->h * g->w, hw = (size_t)g->h * g->w;
         size_t o = i / in, j = i % in, c = j / hw, p = j % hw;
         return bn_p32_index((int)o, (int)(p * (size_t)g->c + c), (int)in);
     }
-    case PACK_SE1: /* fc1 (squeeze, c) -> panels of 32 of its squeeze outputs */
-        return bn_p32_index((int)(i / (size_t)g->c), (int)(i % (size_t)g->c), g->c);
     case PACK_SE2: /* fc2 (c, squeeze) -> panels of 32 of its c outputs */
         return bn_p32_index((int)(i / (size_t)ly->squeeze), (int)(i % (size_t)ly->squeeze), ly->squeeze);
     default: return i;
@@ -222,7 +220,7 @@ bn_status bn_load_materialize_stage(loader *L, bn_stage_def *sd)
                 return BN_ERR_NOMEM;
         } else if (ly->op == BN_OP_SE) {
             const size_t n1 = (size_t)ly->squeeze * ly->g.c;
-            ly->w1 = materialize(L, TENSOR("fc1.weight"), PACK_SE1, ly, n1, bn_p32_floats(ly->squeeze, ly->g.c));
+            ly->w1 = materialize(L, TENSOR("fc1.weight"), PACK_P32, ly, n1, bn_p32_floats(ly->squeeze, ly->g.c));
             ly->b1 = materialize(L, TENSOR("fc1.bias"), PACK_NONE, ly, 1, 1);
             ly->w2 = materialize(L, TENSOR("fc2.weight"), PACK_SE2, ly, n1, bn_p32_floats(ly->g.c, ly->squeeze));
             ly->b2 = materialize(L, TENSOR("fc2.bias"), PACK_NONE, ly, 1, 1);

@@ -46,7 +46,8 @@ struct bn_session {
     int nchains[2];
 };
 
-static uint64_t now_ns(void)
+
+uint64_t bn_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -324,7 +325,7 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
 {
     const bn_stage_def *sd = stage ? &s->m->spec : &s->m->light;
     const int par = bn_pool_threads(s->pool);
-    uint64_t t_prev = s->profiling ? now_ns() : 0;
+    uint64_t t_prev = s->profiling ? bn_now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
         const int ci = par > 1 ? -1 : s->chain_at[stage][i];
@@ -333,7 +334,7 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
             bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
             i = c->end;
             if (s->profiling)
-                t_prev = now_ns();
+                t_prev = bn_now_ns();
             continue;
         }
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
@@ -383,7 +384,7 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
             break;
         }
         if (s->profiling) {
-            uint64_t t = now_ns();
+            uint64_t t = bn_now_ns();
             prof[i] += (double)(t - t_prev);
             t_prev = t;
         }
@@ -448,7 +449,7 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     const bn_model_info *info = &m->info;
     if (stride < (size_t)info->width * info->channels)
         return BN_ERR_INVALID_ARG;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bn_now_ns();
     preprocess(s, image, stride);
     run_stage(s, 0, s->light_in, s->light_out, s->prof[0]);
     const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
@@ -463,7 +464,7 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     res->probs = s->light_probs;
     res->alpha = s->alpha;
     res->madds = info->madds_light;
-    res->ns_light = now_ns() - t0;
+    res->ns_light = bn_now_ns() - t0;
     s->light_done = 1;
     return BN_OK;
 }
@@ -475,7 +476,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     const bn_model *m = s->m;
     const bn_model_info *info = &m->info;
     const int N = info->num_bases;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bn_now_ns();
     res->synth_layers = info->num_synth_layers;
     res->synth_reused = 0;
     for (int l = 0; l < info->num_synth_layers; l++) {
@@ -495,7 +496,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         else
             bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bn_now_ns();
     preprocess_specialist(s);
     run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
@@ -504,7 +505,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     res->stage = BN_STAGE_SPECIALIST;
     res->probs = s->spec_probs;
     res->ns_synth = t1 - t0;
-    res->ns_specialist = now_ns() - t1;
+    res->ns_specialist = bn_now_ns() - t1;
     res->madds = info->madds_light + info->madds_synth + info->madds_specialist;
     return BN_OK;
 }
