@@ -11,59 +11,32 @@ Graphs (all NCHW float32, batch 1):
 """
 import json
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# the activation names of docs/model-format.md, shared with the training code
+# the activation names of docs/model-format.md and the file codec, shared with the training code
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "train"))
 from basisnet_model import ACTS  # noqa: E402
-DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8}
+from basisnet_train import bnm as codec  # noqa: E402
 
 
 def read_bnm(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    data = raw[8 + n:]
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, t in header.items():
-        b, e = t["data_offsets"]
-        tensors[name] = np.frombuffer(data[b:e], dtype=DTYPES[t["dtype"]]).reshape(t["shape"]).copy()
-    doc = json.loads(meta["basisnet"]) if "basisnet" in meta else None
-    return doc, tensors
+    """(architecture document or None, name -> writable numpy array) of a model file."""
+    meta, tensors = codec.read(path)
+    return codec.architecture(meta), {k: v.copy() for k, v in tensors.items()}
 
 
 def write_bnm(path, doc, tensors):
     """tensors: name -> numpy array (float32 or float16 for bases, uint8 for golden). The
     metadata carries data_crc32, the data section's CRC-32 the engine verifies at load."""
-    header, blobs, off = {}, [], 0
-    rev = {np.dtype(v): k for k, v in DTYPES.items()}
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        b = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": rev[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    crc = 0
-    for b in blobs:
-        crc = zlib.crc32(b, crc)
-    header["__metadata__"] = {"data_crc32": "%08x" % crc}
+    meta = {codec.CHECKSUM_KEY: ""}  # first, then the architecture
     if doc is not None:
-        header["__metadata__"]["basisnet"] = json.dumps(doc)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+        meta[codec.ARCH_KEY] = json.dumps(doc)
+    codec.write(path, tensors, meta, compact=False, metadata_last=True)
 
 
 def preprocess(doc, img_u8):

@@ -9,56 +9,35 @@ renamed), so a daemon using it never sees a half-written file.
   /usr/bin/python3 tools/train/add_checksum.py --check FILE...   (exit 1 if one is missing or wrong)
 """
 import argparse
-import json
 import os
-import struct
 import sys
-import zlib
 from collections import OrderedDict
 
-KEY = "data_crc32"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from basisnet_train import bnm  # noqa: E402 - the one .bnm codec
 
-
-def split(raw, path):
-    if len(raw) < 8:
-        raise ValueError("%s: too short for a safetensors header" % path)
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n < 2 or n > len(raw) - 8:
-        raise ValueError("%s: bad header length %d" % (path, n))
-    header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=OrderedDict)
-    return header, raw[8 + n:]
-
-
-def crc_hex(data):
-    return "%08x" % zlib.crc32(data)
+KEY = bnm.CHECKSUM_KEY
 
 
 def add(path):
     raw = open(path, "rb").read()
-    header, data = split(raw, path)
+    header, data = bnm.split(raw, path)
     meta = header.get("__metadata__")
     if meta is None:
         meta = header["__metadata__"] = OrderedDict()
         header.move_to_end("__metadata__", last=False)
-    crc = crc_hex(data)
+    crc = bnm.data_crc32(data)
     if meta.get(KEY) == crc:
         print("%s: already has %s %s" % (path, KEY, crc))
         return
     meta[KEY] = crc
-    hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    hb += b" " * (-len(hb) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)) + hb + data)
-    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-    os.replace(tmp, path)
+    bnm.write_atomic(path, bnm.pack(header, data), mode=os.stat(path).st_mode & 0o7777)
     print("%s: %s %s (%d data bytes)" % (path, KEY, crc, len(data)))
 
 
 def check(path):
-    header, data = split(open(path, "rb").read(), path)
-    want = (header.get("__metadata__") or {}).get(KEY)
-    got = crc_hex(data)
+    header, data = bnm.split(open(path, "rb").read(), path)
+    want, got = bnm.check_checksum(header.get("__metadata__"), data)
     if want != got:
         print("%s: %s %s, data hashes to %s" % (path, KEY, want or "missing", got))
         return False

@@ -15,9 +15,7 @@ import argparse
 import datetime
 import json
 import os
-import struct
 import sys
-import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -26,101 +24,26 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import basisnet_model as bm  # noqa: E402
+from basisnet_train import bnm  # noqa: E402
 
 FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"]
 TOL = 1e-4
 
-# --------------------------------------------------------------------------------------
-# safetensors writer / reader (no safetensors package on the box)
-# --------------------------------------------------------------------------------------
-
-_DT = {"F32": ("<f4", 4), "F16": ("<f2", 2), "U8": ("u1", 1)}
-
-
-def _dtype_name(arr):
-    if arr.dtype == np.float32:
-        return "F32"
-    if arr.dtype == np.float16:
-        return "F16"
-    if arr.dtype == np.uint8:
-        return "U8"
-    raise ValueError("unsupported dtype %s" % arr.dtype)
-
-
-CHECKSUM_KEY = "data_crc32"
-
-
-def data_crc32(blobs):
-    """CRC-32 (zlib's, as the engine computes it) of the data section, as 8 hex digits."""
-    crc = 0
-    for b in blobs:
-        crc = zlib.crc32(b, crc)
-    return "%08x" % crc
+# the one .bnm codec (basisnet_train/bnm.py); these names are what callers have used
+CHECKSUM_KEY = bnm.CHECKSUM_KEY
+data_crc32 = bnm.data_crc32
 
 
 def write_safetensors(path, tensors, metadata=None):
     """tensors: ordered mapping name -> numpy array (float32/float16/uint8). The metadata
     gets data_crc32, the checksum of the data section the engine verifies at load."""
-    header = OrderedDict()
-    metadata = OrderedDict(metadata or {})
-    for k, v in metadata.items():
-        if not isinstance(v, str):
-            raise ValueError("metadata values must be strings (%s)" % k)
-    header["__metadata__"] = metadata
-    blobs = []
-    off = 0
-    for name, arr in tensors.items():
-        arr = np.asarray(arr)
-        dt = _dtype_name(arr)
-        if dt != "U8" and not np.all(np.isfinite(arr)):
-            raise ValueError("tensor %s has NaN/Inf" % name)
-        if any(d <= 0 for d in arr.shape) or arr.ndim > 5:
-            raise ValueError("tensor %s: bad shape %s" % (name, arr.shape))
-        data = np.ascontiguousarray(arr.astype(_DT[dt][0], copy=False)).tobytes()
-        header[name] = OrderedDict(dtype=dt, shape=list(arr.shape),
-                                   data_offsets=[off, off + len(data)])
-        blobs.append(data)
-        off += len(data)
-    metadata[CHECKSUM_KEY] = data_crc32(blobs)
-    hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+    bnm.write(path, tensors, metadata)
 
 
 def read_safetensors(path):
     """Returns (metadata dict, OrderedDict name -> numpy array). Validates offsets."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError("%s: too short" % path)
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n < 2 or n > len(raw) - 8:
-        raise ValueError("%s: bad header length %d" % (path, n))
-    header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=OrderedDict)
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    out = OrderedDict()
-    spans = []
-    for name, info in header.items():
-        np_dt, size = _DT[info["dtype"]]
-        b, e = info["data_offsets"]
-        count = int(np.prod(info["shape"])) if info["shape"] else 1
-        if not (0 <= b <= e <= len(data)) or e - b != count * size:
-            raise ValueError("%s: tensor %s: bad data_offsets" % (path, name))
-        spans.append((b, e, name))
-        out[name] = np.frombuffer(data[b:e], dtype=np_dt).reshape(info["shape"])
-    spans.sort()
-    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
-        if b1 < e0:
-            raise ValueError("%s: tensors %s and %s overlap" % (path, n0, n1))
-    return meta, out
+    return bnm.read(path)
 
 
 # --------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import basisnet_model as bm  # noqa: E402
 import export as ex  # noqa: E402
+from basisnet_train import bnm  # noqa: E402
 import train as tr  # noqa: E402
 
 TOL = 1e-4  # max relative error of the rebuilt network vs the file's reference forward
@@ -49,7 +50,7 @@ class ModelFileError(Exception):
 
 def read_model(path):
     try:
-        meta, tensors = ex.read_safetensors(path)
+        meta, tensors = bnm.read(path)
     except (OSError, ValueError, KeyError) as e:
         raise ModelFileError("%s: not a readable model file (%s)" % (path, e))
     try:
