@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 # the activation names of docs/model-format.md and the file codec, shared with the training code
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "train"))
-from basisnet_model import ACTS  # noqa: E402
+from basisnet_train.models import ACTS  # noqa: E402
 from basisnet_train import bnm as codec  # noqa: E402
 
 

@@ -135,15 +135,15 @@ cp "$OUT"/bars/*.png "$T/tree/bars2/"
 "$PY" - "$ROOT/tools/train" "$OUT" "$T/tree" <<'PY' || fail "training loader"
 import sys
 sys.path.insert(0, sys.argv[1])
-import basisnet_model as bm
-import train
+from basisnet_train import models as bm
+from basisnet_train.data import DatasetError, read_image_folder
 try:
-    train.read_image_folder(sys.argv[2])
+    read_image_folder(sys.argv[2])
     sys.exit("loader: a tree of 224x224 and 28x28 images was read")
-except train.DatasetError as e:
+except DatasetError as e:
     if "must have one size" not in str(e) or "28x28" not in str(e) or "224x224" not in str(e):
         sys.exit("loader: unexpected message: %s" % e)
-x, y, labels = train.read_image_folder(sys.argv[3], inp=bm.INPUTS["cam224"])
+x, y, labels = read_image_folder(sys.argv[3], inp=bm.INPUTS["cam224"])
 if labels != ["bars", "bars2"] or x.shape != (6, 3, 224, 224) or sorted(y.tolist()) != [0] * 3 + [1] * 3:
     sys.exit("loader: labels %s, x %s, y %s" % (labels, x.shape, y.tolist()))
 PY

@@ -19,19 +19,20 @@ from collections import OrderedDict
 
 import numpy as np
 
-from export import CHECKSUM_KEY, golden_path_for, read_safetensors, reference_forward, rel_err, \
-    write_safetensors
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from basisnet_train import bnm  # noqa: E402 - the one .bnm codec
+from basisnet_train.export import golden_path_for, reference_forward, rel_err  # noqa: E402
 
 
 def convert(src, dst):
-    meta, tensors = read_safetensors(src)
+    meta, tensors = bnm.read(src)
     if "basisnet" not in meta:
         raise ValueError("%s: no 'basisnet' metadata: not a .bnm model" % src)
     arch = json.loads(meta["basisnet"])
     gold_src = golden_path_for(src)
     if not os.path.exists(gold_src):
         raise ValueError("%s: missing (the golden inputs come from it)" % gold_src)
-    _, gold = read_safetensors(gold_src)
+    _, gold = bnm.read(gold_src)
     out = OrderedDict()
     n16 = 0
     for name, arr in tensors.items():
@@ -45,10 +46,10 @@ def convert(src, dst):
             out[name] = arr
     if not n16:
         raise ValueError("%s: no *.bases tensors" % src)
-    meta = OrderedDict((k, v) for k, v in meta.items() if k != CHECKSUM_KEY)
-    write_safetensors(dst, out, meta)
+    meta = OrderedDict((k, v) for k, v in meta.items() if k != bnm.CHECKSUM_KEY)
+    bnm.write(dst, out, meta)
     ll, al, sl = reference_forward(dst, gold["input"])
-    write_safetensors(golden_path_for(dst), OrderedDict(
+    bnm.write(golden_path_for(dst), OrderedDict(
         input=np.ascontiguousarray(gold["input"], dtype=np.uint8),
         light_logits=ll.float().numpy(), alpha=al.float().numpy(),
         specialist_logits=sl.float().numpy()))

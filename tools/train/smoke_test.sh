@@ -78,7 +78,7 @@ if timeout 300 "$PY" "$HERE/soup.py" --data "$DATA" --bn-images 256 --checkpoint
    && HERE=$HERE "$PY" - "$TMP/run/last.pt" "$TMP/warm/last.pt" "$TMP/soup/last.pt" >>"$TMP/soup.log" 2>&1 <<'EOF'
 import os, sys, torch
 sys.path.insert(0, os.environ["HERE"])
-from report import lineage_total
+from basisnet_train.report import lineage_total
 a, b, s = (torch.load(p) for p in sys.argv[1:4])
 lin = lineage_total(s, "epochs")
 w = [k for k in s["model"] if k.endswith(".bases") or k.endswith(".weight")]
@@ -94,7 +94,7 @@ then ok "soup.py weight average ($(tail -n 1 "$TMP/soup.log"))"
 else ko "soup.py weight average" "$TMP/soup.log"; fi
 
 # 1c'. paired comparison (paired.py): a checkpoint against itself has no discordant image
-# and no difference; against another, its accuracies are those train.evaluate gives and the
+# and no difference; against another, its accuracies are those metrics.evaluate gives and the
 # discordant counts add up to the difference
 if timeout 300 "$PY" "$HERE/paired.py" --data "$DATA" --limit 500 --checkpoint "$TMP/run/last.pt" \
         --checkpoint "$TMP/run/last.pt" --checkpoint "$TMP/warm/last.pt" --json "$TMP/paired.json" \
@@ -102,9 +102,11 @@ if timeout 300 "$PY" "$HERE/paired.py" --data "$DATA" --limit 500 --checkpoint "
    && "$PY" - "$HERE" "$DATA" "$TMP/run/last.pt" "$TMP/warm/last.pt" "$TMP/paired.json" >>"$TMP/paired.log" 2>&1 <<'EOF'
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import train as tr
-d = tr.load_dataset(sys.argv[2], limit=500)
-acc = [tr.evaluate(tr.load_checkpoint(p)[0], d["val_x"], d["val_y"])["acc"] for p in sys.argv[3:5]]
+from basisnet_train.checkpoint import load_checkpoint
+from basisnet_train.data import load_dataset
+from basisnet_train.metrics import evaluate
+d = load_dataset(sys.argv[2], limit=500)
+acc = [evaluate(load_checkpoint(p)[0], d["val_x"], d["val_y"])["acc"] for p in sys.argv[3:5]]
 same, other = json.load(open(sys.argv[5]))
 n = len(d["val_y"])
 good = (same["only_candidate"] == same["only_reference"] == 0 and same["diff"] == 0
@@ -112,7 +114,7 @@ good = (same["only_candidate"] == same["only_reference"] == 0 and same["diff"] =
         and other["only_candidate"] - other["only_reference"] == round((acc[1] - acc[0]) * n)
         and other["images"] == n)
 import torch
-from paired import paired
+from basisnet_train.paired import paired
 T = lambda v: torch.tensor(v, dtype=torch.bool)
 k1 = paired(T([1, 1, 0, 0, 1]), T([1, 0, 1, 1, 0]))   # 2 and 2 discordant: diff 0, SE sqrt(4)/5
 k2 = paired(T([1, 0, 0, 0]), T([1, 1, 1, 0]))         # 2 and 0: diff 0.5, SE sqrt(2 - 1)/4
@@ -206,7 +208,8 @@ if swarun --epochs 2 --swa 0.5 --out "$TMP/swa2" && swarun --epochs 3 --swa 0.3 
    && "$PY" - "$TMP" "$HERE" >>"$TMP/swa.log" 2>&1 <<'EOF'
 import re, sys, torch
 sys.path.insert(0, sys.argv[2])
-import basisnet_model as bm, train as tr
+from basisnet_train import models as bm
+from basisnet_train.averaging import weight_mean, weight_sum
 t = sys.argv[1]
 log = open(t + "/swa.log").read().split("train: done")[0]
 lrs = [float(v) for v in re.findall(r"ep 2 \d+/\d+ loss \S+ lr (\S+)", log)]
@@ -220,8 +223,8 @@ d3 = max(float((s3["model"][k] - l3["model"][k]).abs().max()) for k in w)
 m = [bm.build_model("basisnet", spec_cfg="tiny", light_cfg="tiny") for _ in range(3)]
 acc = None
 for x in m:
-    acc = tr.weight_sum(x.state_dict(), acc)
-mean = tr.weight_mean(acc, 3)
+    acc = weight_sum(x.state_dict(), acc)
+mean = weight_mean(acc, 3)
 err = max(float((mean[k] - sum(x.state_dict()[k] for x in m) / 3).abs().max())
           for k in mean if mean[k].is_floating_point())
 print("samples %s and %s; 1 sample = last weights: %s, %d/%d BN means re-estimated; "
@@ -256,14 +259,16 @@ if "$PY" "$HERE/smoke_data.py" "$TMP/rnA" 400 300 >"$TMP/rn.log" 2>&1 \
    && "$PY" - "$TMP" "$HERE" >>"$TMP/rn.log" 2>&1 <<'EOF'
 import json, sys, torch
 sys.path.insert(0, sys.argv[2])
-import basisnet_model as bm, train as tr
+from basisnet_train import models as bm
+from basisnet_train.checkpoint import load_checkpoint
+from basisnet_train.data import load_dataset
 t = sys.argv[1]
-rn, rck = tr.load_checkpoint(t + "/rn/last.pt")
-st, sck = tr.load_checkpoint(t + "/kd-rn/last.pt")
+rn, rck = load_checkpoint(t + "/rn/last.pt")
+st, sck = load_checkpoint(t + "/kd-rn/last.pt")
 e = json.load(open(t + "/rn-eval.json"))
 base, one = e["baselines"]["rn"][0]["accuracy"], e["ensembles"]["one"]["accuracy"]
 two = e["ensembles"]["two"]
-d = tr.load_dataset(t + "/rnA", need_test=True)
+d = load_dataset(t + "/rnA", need_test=True)
 with torch.no_grad():
     p = sum(torch.softmax(m(bm.normalize_u8(d["test_x"]))["logits"], 1) for m in (rn, st))
 direct = float((p.argmax(1) == d["test_y"]).float().mean())
@@ -316,11 +321,13 @@ if (cd "$TMP" && timeout 300 "$PY" "$HERE/train.py" --data "$DATA" --limit 256 -
 import json, os, sys, multiprocessing as mp
 sys.path.insert(0, sys.argv[1])
 import torch
-import train as tr
+from basisnet_train.checkpoint import read_checkpoint
+from basisnet_train.data import load_dataset, split_seed_of
+from basisnet_train.parallel import Parallel
 h = json.load(open(sys.argv[2] + "/history.json"))
-ck = tr.read_checkpoint(sys.argv[2] + "/last.pt")
+ck = read_checkpoint(sys.argv[2] + "/last.pt")
 loss = [e["loss"] for e in h["history"]]
-good = loss[-1] < loss[0] * 0.97 and ck["args"]["procs"] == 2 and tr.split_seed_of(ck["args"]) == 7
+good = loss[-1] < loss[0] * 0.97 and ck["args"]["procs"] == 2 and split_seed_of(ck["args"]) == 7
 
 def grads(rank, world, store, q):
     torch.manual_seed(5)
@@ -329,7 +336,7 @@ def grads(rank, world, store, q):
     if world == 1:
         torch.nn.functional.cross_entropy(lin(x), y).backward()
     else:
-        par = tr._Parallel(rank, world, store)
+        par = Parallel(rank, world, store)
         torch.nn.functional.cross_entropy(lin(x[rank::world]), y[rank::world]).backward()
         par.average_grads(list(lin.parameters()))
     q.put((rank, world, [p.grad.tolist() for p in lin.parameters()]))  # plain data: the
@@ -349,11 +356,11 @@ full = [g for r, w, g in got if w == 1][0]
 err = max(float((torch.tensor(a) - torch.tensor(b)).abs().max())
           for r, w, g in got if w == 2 for a, b in zip(g, full))
 good = good and err < 1e-6
-d0, d7 = tr.load_dataset(sys.argv[3], limit=500), tr.load_dataset(sys.argv[3], limit=500, split_seed=7)
+d0, d7 = load_dataset(sys.argv[3], limit=500), load_dataset(sys.argv[3], limit=500, split_seed=7)
 same = len(set(map(bytes, d0["val_x"].numpy())) & set(map(bytes, d7["val_x"].numpy())))
 good = good and len(d0["val_x"]) == len(d7["val_x"]) and same < len(d0["val_x"]) // 2
 print("loss %.4f -> %.4f, split seed %d; averaged gradient vs whole batch: max error %.1e; "
-      "%d of %d validation images shared by two splits" % (loss[0], loss[-1], tr.split_seed_of(
+      "%d of %d validation images shared by two splits" % (loss[0], loss[-1], split_seed_of(
           ck["args"]), err, same, len(d0["val_x"])))
 sys.exit(0 if good else 1)
 EOF
@@ -428,12 +435,14 @@ if timeout 300 "$PY" "$HERE/from_bnm.py" --model "$TMP/smoke.bnm" --data "$DATA"
    && "$PY" - "$TMP" "$DATA" "$HERE" >>"$TMP/imp.log" 2>&1 <<'EOF'
 import sys, torch
 sys.path.insert(0, sys.argv[3])
-import train as tr, basisnet_model as bm
+from basisnet_train import models as bm
+from basisnet_train.checkpoint import load_checkpoint
+from basisnet_train.data import load_dataset
 t, data = sys.argv[1], sys.argv[2]
-d = tr.load_dataset(data, limit=256)
-a, _ = tr.load_checkpoint(t + "/run/last.pt")
-b, bck = tr.load_checkpoint(t + "/imp/last.pt")
-_, wck = tr.load_checkpoint(t + "/impwarm/last.pt")
+d = load_dataset(data, limit=256)
+a, _ = load_checkpoint(t + "/run/last.pt")
+b, bck = load_checkpoint(t + "/imp/last.pt")
+_, wck = load_checkpoint(t + "/impwarm/last.pt")
 with torch.no_grad():
     x = bm.normalize_u8(d["val_x"])
     oa, ob = a(x), b(x)
