@@ -20,47 +20,17 @@ from collections import OrderedDict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from basisnet_train import bnm  # noqa: E402 - the one .bnm codec
-from basisnet_train.export import golden_path_for, reference_forward, rel_err  # noqa: E402
+from basisnet_train.export import bases_to_f16  # noqa: E402
 
 
 def convert(src, dst):
-    meta, tensors = bnm.read(src)
-    if "basisnet" not in meta:
-        raise ValueError("%s: no 'basisnet' metadata: not a .bnm model" % src)
-    arch = json.loads(meta["basisnet"])
-    gold_src = golden_path_for(src)
-    if not os.path.exists(gold_src):
-        raise ValueError("%s: missing (the golden inputs come from it)" % gold_src)
-    _, gold = bnm.read(gold_src)
-    out = OrderedDict()
-    n16 = 0
-    for name, arr in tensors.items():
-        if name.endswith(".bases"):
-            h = np.asarray(arr, dtype=np.float32).astype(np.float16)
-            if not np.all(np.isfinite(h)):
-                raise ValueError("%s: %s overflows half precision" % (src, name))
-            out[name] = h
-            n16 += 1
-        else:
-            out[name] = arr
-    if not n16:
-        raise ValueError("%s: no *.bases tensors" % src)
-    meta = OrderedDict((k, v) for k, v in meta.items() if k != bnm.CHECKSUM_KEY)
-    bnm.write(dst, out, meta)
-    ll, al, sl = reference_forward(dst, gold["input"])
-    bnm.write(golden_path_for(dst), OrderedDict(
-        input=np.ascontiguousarray(gold["input"], dtype=np.uint8),
-        light_logits=ll.float().numpy(), alpha=al.float().numpy(),
-        specialist_logits=sl.float().numpy()))
-    moved = rel_err(sl, gold["specialist_logits"])
-    same = int((np.argmax(sl.numpy(), 1) == np.argmax(gold["specialist_logits"], 1)).sum())
+    r = bases_to_f16(src, dst)
     print("bases_f16: %s -> %s: %d bases tensors in F16, %d -> %d bytes (%s)"
-          % (src, dst, n16, os.path.getsize(src), os.path.getsize(dst), arch.get("name", "?")))
+          % (src, dst, r["tensors"], r["bytes_before"], r["bytes_after"], r["name"]))
     print("bases_f16: specialist logits moved by at most %.2e (relative); %d of %d golden "
           "answers unchanged; light stage and coefficients unchanged (F32)"
-          % (moved, same, len(sl)))
-    return moved, same, len(sl)
+          % (r["moved"], r["same"], r["golden"]))
+    return r
 
 
 def main():

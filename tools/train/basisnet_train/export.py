@@ -152,8 +152,10 @@ def output_errors(o, light_logits, alpha, specialist_logits):
 # export
 # --------------------------------------------------------------------------------------
 
-def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=True):
-    """Writes out_path (.bnm) and its golden file; returns (arch, golden errors)."""
+def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=True, bases="f32"):
+    """Writes out_path (.bnm) and its golden file; returns (arch, golden errors). bases="f16":
+    after the F32 file passed its self-check, its bases are stored in half precision and
+    the golden file is recomputed from it (bases_to_f16)."""
     model.eval()
     arch_core, tensors = model.export()
     arch = OrderedDict(format_version=1, name=name, labels=list(labels))
@@ -210,7 +212,55 @@ def export_model(model, out_path, images_u8, name, labels, extra_meta, verbose=T
     bad = {k: v for k, v in errs.items() if not v <= TOL}
     if bad:
         raise AssertionError("export self-check FAILED (tolerance %g): %s" % (TOL, bad))
+    if bases == "f16":
+        r = bases_to_f16(out_path, out_path)
+        if verbose:
+            print("export: bases stored in F16: %d -> %d bytes; specialist logits moved by at "
+                  "most %.2e, %d of %d golden answers unchanged"
+                  % (r["bytes_before"], r["bytes_after"], r["moved"], r["same"], r["golden"]))
     return arch, errs
+
+
+def bases_to_f16(src, dst):
+    """Writes dst: src with every *.bases tensor in IEEE half (docs/model-format.md), and its
+    golden file: src's golden inputs with the reference outputs recomputed from dst. src and
+    dst may be the same path (everything is read first). Returns a dict: tensors converted,
+    bytes before/after, the specialist logits' largest relative move against src's golden
+    file ("moved"), golden answers unchanged ("same") of "golden"."""
+    meta, tensors = bnm.read(src)
+    if bnm.ARCH_KEY not in meta:
+        raise ValueError("%s: no '%s' metadata: not a .bnm model" % (src, bnm.ARCH_KEY))
+    arch = json.loads(meta[bnm.ARCH_KEY])
+    gold_src = golden_path_for(src)
+    if not os.path.exists(gold_src):
+        raise ValueError("%s: missing (the golden inputs come from it)" % gold_src)
+    _, gold = bnm.read(gold_src)
+    before = os.path.getsize(src)
+    out = OrderedDict()
+    n16 = 0
+    for name, arr in tensors.items():
+        if name.endswith(".bases"):
+            h = np.asarray(arr, dtype=np.float32).astype(np.float16)
+            if not np.all(np.isfinite(h)):
+                raise ValueError("%s: %s overflows half precision" % (src, name))
+            out[name] = h
+            n16 += 1
+        else:
+            out[name] = arr
+    if not n16:
+        raise ValueError("%s: no *.bases tensors" % src)
+    meta = OrderedDict((k, v) for k, v in meta.items() if k != bnm.CHECKSUM_KEY)
+    bnm.write(dst, out, meta)
+    ll, al, sl = reference_forward(dst, gold["input"])
+    bnm.write(golden_path_for(dst), OrderedDict(
+        input=np.ascontiguousarray(gold["input"], dtype=np.uint8),
+        light_logits=ll.float().numpy(), alpha=al.float().numpy(),
+        specialist_logits=sl.float().numpy()))
+    return {"name": arch.get("name", "?"), "tensors": n16, "bytes_before": before,
+            "bytes_after": os.path.getsize(dst),
+            "moved": rel_err(sl, gold["specialist_logits"]),
+            "same": int((np.argmax(sl.numpy(), 1) == np.argmax(gold["specialist_logits"], 1)).sum()),
+            "golden": len(sl)}
 
 
 def golden_path_for(out_path):
@@ -268,7 +318,7 @@ def export_random(out, seed=7, K=8):
     return export_model(model, out, imgs, "random-tiny", FMNIST_LABELS, meta)
 
 
-def export_random_spec(out, spec, seed=7, K=4, classes=3):
+def export_random_spec(out, spec, seed=7, K=4, classes=3, bases="f32"):
     """A random-weights model of a camera spec (engine parity and benchmarks): BatchNorm
     statistics and coefficients randomized as in export_random."""
     torch.manual_seed(seed)
@@ -287,7 +337,7 @@ def export_random_spec(out, spec, seed=7, K=4, classes=3):
                           date=datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")),
     )
     return export_model(model, out, imgs, "random-" + spec,
-                        ["class%d" % i for i in range(classes)], meta)
+                        ["class%d" % i for i in range(classes)], meta, bases=bases)
 
 
 def main():
@@ -305,13 +355,18 @@ def main():
     ap.add_argument("--golden", type=int, default=None,
                     help="number of golden vectors K (default 16; --random: 8, 4 for a camera spec)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--bases", choices=("f32", "f16"), default=None,
+                    help="how the bases are stored: f16 halves what synthesis reads (the "
+                         "engine computes in F32 either way; docs/model-format.md); default f16 "
+                         "for a camera spec's checkpoint, f32 for Fashion-MNIST and --random")
     args = ap.parse_args()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if args.random:
         if args.spec == "fmnist":
             export_random(args.out, args.seed, K=8)
         else:
-            export_random_spec(args.out, args.spec, args.seed, K=args.golden or 4)
+            export_random_spec(args.out, args.spec, args.seed, K=args.golden or 4,
+                               bases=args.bases or "f32")
         return 0
     if not args.checkpoint:
         ap.error("--checkpoint or --random required")
@@ -369,7 +424,8 @@ def main():
     imgs = src[:args.golden or 16]
     imgs = (imgs.permute(0, 2, 3, 1) if imgs.dim() == 4 else imgs[..., None]).numpy()
     name = args.name or os.path.basename(args.out).rsplit(".", 1)[0]
-    export_model(model, args.out, imgs, name, labels, meta)
+    bases = args.bases or ("f32" if a.get("spec", "fmnist") == "fmnist" else "f16")
+    export_model(model, args.out, imgs, name, labels, meta, bases=bases)
     lab_path = (args.out[:-4] if args.out.endswith(".bnm") else args.out) + ".labels"
     with open(lab_path, "w") as f:
         f.write("".join(l + "\n" for l in labels))
