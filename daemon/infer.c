@@ -29,6 +29,9 @@ struct infer {
     infer_result last;      /* the last classified frame, for reuse */
     bool have_last;
     int confirm, confirm_left; /* frames classified after a changed answer, and still due */
+    uint64_t owed;          /* frames pulled that got no result (the engine failed on them),
+                               with the source drops before them: added to the next
+                               result's dropped count, so no frame goes uncounted */
     GThread *thread;
     atomic_bool stop;
     int efd;
@@ -62,15 +65,27 @@ static void wake(infer *in)
     (void)n;    /* EAGAIN: the counter is already non-zero, the loop will wake */
 }
 
+/* Queues r for the loop. A full ring drops its oldest result; the frames that result stood
+ * for (its own and the drops it carried) move into the dropped count of the result now
+ * oldest, so the label published next says how many frames nobody saw since the previous
+ * one (docs/protocol.md, "Accounting for every frame"). The seq numbers stay consecutive. */
 static void push_result(infer *in, const infer_result *r)
 {
+    infer_result q = *r;
+    q.dropped += in->owed;
+    in->owed = 0;
     g_mutex_lock(&in->lock);
     if (in->count == in->cap_n) {
+        uint64_t lost = 1 + in->ring[in->head].dropped;
         in->head = (in->head + 1) % in->cap_n;
         in->count--;
         in->dropped_results++;
+        if (in->count > 0)
+            in->ring[in->head].dropped += lost;
+        else
+            q.dropped += lost;  /* a one-slot ring: the new result is the next one */
     }
-    in->ring[(in->head + in->count) % in->cap_n] = *r;
+    in->ring[(in->head + in->count) % in->cap_n] = q;
     in->count++;
     g_mutex_unlock(&in->lock);
     wake(in);
@@ -189,12 +204,14 @@ static gpointer thread_main(gpointer data)
             atomic_store(&in->source_state, 0);
             const char *stage = "";
             bn_status cst = classify(in, &fr, &stage);
+            capture_frame seen = fr;    /* capture_release clears fr */
             capture_release(in->cap, &fr);
             if (cst != BN_OK) {
+                in->owed += 1 + seen.dropped;
                 if (!error_logged)
                     BN_LOGE(MOD, "%s failed on a %dx%dx%d frame: %s; frames are skipped until "
-                                 "it works again", stage, fr.width, fr.height, fr.channels,
-                            bn_status_str(cst));
+                                 "it works again", stage, seen.width, seen.height,
+                            seen.channels, bn_status_str(cst));
                 error_logged = true;
                 atomic_store(&in->source_state, 4);
                 break;

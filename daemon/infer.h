@@ -1,7 +1,8 @@
 /* The inference thread: pulls the latest frame from capture, runs the lightweight model,
  * lets the budget controller decide, runs the specialist when asked, and hands each result
  * to the event loop through a bounded queue with an eventfd wake-up. It never blocks on the
- * loop: when the queue is full the oldest result is dropped and counted. */
+ * loop: when the queue is full the oldest result is dropped, counted, and its frames added
+ * to the next result's `dropped`, so every frame pulled is a result or counted in one. */
 #ifndef BN_INFER_H
 #define BN_INFER_H
 
@@ -26,7 +27,9 @@ typedef struct {
     uint64_t capture_mono_ns;   /* when the frame was captured (CLOCK_MONOTONIC) */
     uint64_t start_mono_ns;     /* inference start */
     uint64_t done_mono_ns;      /* inference end */
-    uint64_t dropped;           /* frames the source dropped since the previous pull */
+    uint64_t dropped;           /* frames before this one that have no result: dropped at the
+                                   source, skipped by a failed engine run, or whose result was
+                                   dropped from the full queue */
     int class_id;
     float score;
     int stage;                  /* bn_stage, or INFER_STAGE_REUSE */

@@ -32,7 +32,7 @@ typedef struct {
     bool gated;                 /* the gate ran: latency_ms.gate is present */
     double ms_gate;
     double ms_age;              /* stage reuse: age of the reused answer ("age_ms") */
-    uint64_t dropped_frames;    /* frames the source dropped since the previous label */
+    uint64_t dropped_frames;    /* frames since the previous label with no label of their own */
     int synth_reused;           /* specialist frames with engine.synth_reuse on: layers kept */
     bool synth_reuse_on;        /* "synth_reused" is present (specialist stage, reuse on) */
 } proto_label;
