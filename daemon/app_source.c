@@ -122,11 +122,10 @@ bn_status app_source_begin(app *a, char *err, size_t errlen)
     }
     if (!bn_status_recoverable(st))
         return st;
-    if (a->src_state != CAPTURE_LOST) {
+    if (a->src_state != CAPTURE_LOST)
         BN_LOGW(MOD, "source: %s; retrying every %d..%d ms", err, a->cfg.source.retry_initial_ms,
                 a->cfg.source.retry_max_ms);
-        on_source_state(CAPTURE_LOST, err, a);
-    }
+    on_source_state(CAPTURE_LOST, err, a);  /* the first time a `source` event, then the reason */
     schedule_retry(a);
     return BN_OK;
 }
@@ -139,8 +138,11 @@ static gboolean on_source_retry(gpointer data)
     char err[1024];
     bn_status st = app_source_begin(a, err, sizeof err);
     if (st != BN_OK) {
-        /* e.g. the device exists now but refuses the format: keep trying, slowly */
-        BN_LOGE(MOD, "source: %s", err);
+        /* e.g. the device exists now but refuses the format: keep trying, slowly (logged
+         * when the reason changes, not at every retry) */
+        if (strcmp(err, a->src_msg) != 0)
+            BN_LOGE(MOD, "source: %s", err);
+        on_source_state(CAPTURE_LOST, err, a);
         a->retry_ms = a->cfg.source.retry_max_ms;
         schedule_retry(a);
     }
@@ -179,11 +181,13 @@ static void on_source_state(capture_state state, const char *message, void *user
 {
     app *a = user;
     capture_state old = a->src_state;
+    bool same_msg = strcmp(a->src_msg, message ? message : "") == 0;
     a->src_state = state;
     snprintf(a->src_msg, sizeof a->src_msg, "%s", message ? message : "");
-    if (state == old)
+    if (state != old || !same_msg)
+        app_rebuild_hello(a);
+    if (state == old)   /* e.g. still lost, for another reason: stats and hello say it */
         return;
-    app_rebuild_hello(a);
     switch (state) {
     case CAPTURE_LOST:
         a->src_was_lost = true;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,6 +158,7 @@ static bn_status start_pipeline(capture *c, bool wait, char *err, size_t errlen)
     g_mutex_lock(&c->lock);
     c->synced = sync;
     c->started_mono_ns = mono_now_ns();
+    c->loop_mark = c->frames_in;
     /* Truncated to the stats field (512 bytes). */
     g_strlcpy(c->description, desc, sizeof c->description);
     if (c->cfg.kind == SOURCE_V4L2 || c->cfg.kind == SOURCE_FILE || c->cfg.kind == SOURCE_RTSP) {
@@ -320,8 +322,12 @@ static void source_failed(capture *c, bn_status st, const char *reason)
     } else if (c->params.no_retry) {
         BN_LOGD(MOD, "retry failed: %s; not retried again (no_retry)", reason);
     } else if (strcmp(reason, c->last_reason) != 0) {
+        /* Still lost, for another reason now: the caller's state shows the latest one. */
         snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
         BN_LOGI(MOD, "source still lost: %s; retrying in %d ms", reason, c->retry_delay_ms);
+        char msg[1100];
+        snprintf(msg, sizeof msg, "source lost: %s", reason);
+        emit_state(c, CAPTURE_LOST, msg);
     } else {
         BN_LOGD(MOD, "retry failed: %s; next in %d ms", reason, c->retry_delay_ms);
     }
@@ -388,6 +394,30 @@ static void schedule_retry(capture *c)
     g_source_attach(c->retry_source, c->ctx);
 }
 
+/* A looping file at its end: true (with the reason) when it cannot be played again as it
+ * is, so that it is reported lost and reopened with back-off instead of replaying what the
+ * demuxer still holds or seeking to an end of stream over and over: the file is gone or
+ * empty now (truncated, or being rewritten in place), or the pass that just ended gave no
+ * frame. */
+static bool loop_file_gone(capture *c, char *reason, size_t len)
+{
+    struct stat sb;
+    g_mutex_lock(&c->lock);
+    bool no_frame = c->frames_in == c->loop_mark;
+    c->loop_mark = c->frames_in;
+    g_mutex_unlock(&c->lock);
+    if (stat(c->cfg.path, &sb) != 0)
+        snprintf(reason, len, "video file '%.200s' at its end: %s", c->cfg.path, strerror(errno));
+    else if (sb.st_size == 0)
+        snprintf(reason, len, "video file '%.200s' is empty now (truncated?)", c->cfg.path);
+    else if (no_frame)
+        snprintf(reason, len, "video file '%.200s' gave no frame since it last looped "
+                              "(changed while playing?)", c->cfg.path);
+    else
+        return false;
+    return true;
+}
+
 static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user)
 {
     (void)bus;
@@ -404,6 +434,10 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user)
     }
     case GST_MESSAGE_EOS:
         if (c->cfg.kind == SOURCE_FILE && c->cfg.loop) {
+            if (loop_file_gone(c, reason, sizeof reason)) {
+                source_failed(c, BN_ERR_EOS, reason);
+                return G_SOURCE_REMOVE;
+            }
             if (gst_element_seek_simple(c->pipeline, GST_FORMAT_TIME,
                                         GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_KEY_UNIT, 0)) {
                 BN_LOGD(MOD, "end of '%s': looping", c->cfg.path);

@@ -33,7 +33,10 @@ typedef void (*capture_state_fn)(capture_state state, const char *message, void 
 typedef struct {
     int width, height, channels;    /* the model's input: frames are delivered exactly so */
     GMainContext *context;          /* where the bus watch and retry timers run (NULL: default) */
-    capture_state_fn on_state;      /* called on the context's thread; may be NULL */
+    capture_state_fn on_state;      /* called on the context's thread; may be NULL. Once
+                                       per state change, and again with CAPTURE_LOST while
+                                       lost when the reason of a failed retry differs from
+                                       the last one given */
     void *user;
     /* Added by the capture engineer (zero = the default behaviour): */
     bool no_sync;                   /* file/pipeline kinds: deliver frames as fast as they

@@ -30,6 +30,7 @@ struct capture {
     bool lost_reported;      /* "source lost" said; next first frame says "recovered" */
     bool ever_running;
     char last_reason[1024];
+    uint64_t loop_mark;      /* frames_in when the looping file last started from its start */
 
     /* Shared with the streaming thread and the consumer: under lock. */
     GMutex lock;

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The camera is missing at start: the daemon still starts, serves the socket, tells systemd
 # READY ("source lost"), keeps feeding the watchdog while it retries, says "lost" in hello and
-# stats; a reload onto a working source brings frames and a "recovered" event to subscribers.
+# stats, and when a retry fails for another reason, stats say the latest one; a reload onto a
+# working source brings frames and a "recovered" event to subscribers.
 source "$(dirname "$0")/daemon_common.bash"
 write_config "$T/d.yaml"
-sed -i 's|^  kind: test|  kind: v4l2\n  device: /dev/video-bn-missing|; s|^  retry_initial_ms.*||' "$T/d.yaml"
+sed -i "s|^  kind: test|  kind: v4l2\n  device: $T/video-bn-missing|; s|^  retry_initial_ms.*||" "$T/d.yaml"
 printf '  retry_initial_ms: 100\n  retry_max_ms: 400\n' > "$T/retry"
 sed -i "/^  device:/r $T/retry" "$T/d.yaml"
 
@@ -28,6 +29,14 @@ sleep 2.5
 [ "$(stat_field "s['frames']['classified']")" = 0 ] || fail "frames without a source?"
 "$CTL" set budget-ms 20 >/dev/null || fail "set without a source"
 ok "up without a camera: socket, stats, set"
+
+touch "$T/video-bn-missing"   # a retry finds the path, but not a camera: another reason
+for _ in $(seq 30); do
+    [ "$(stat_field "'not a device node' in s['source']['message']")" = True ] && break; sleep 0.1
+done
+[ "$(stat_field "'not a device node' in s['source']['message']")" = True ] \
+    || fail "stats source.message keeps the first reason: $(stat_field "s['source']['message']")"
+ok "still lost for another reason: stats say the latest"
 
 # the camera "appears": a reload onto a working source
 write_config "$T/d.yaml"
