@@ -166,7 +166,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     BN_LOGI(MOD, "%s: connected to %s:%d as '%s'%s", c->camera, c->cfg.host, c->cfg.port,
             c->cfg.client_id, c->ring_n ? ", sending the queued messages" : "");
     publish_status(c, "online");
-    if (c->dropped_since_connect > 0) {
+    /* Every reconnect says what the outage cost, "dropped":0 included (docs/protocol.md,
+     * broker); the first connection only when messages were dropped while waiting for it. */
+    if (c->connects > 1 || c->dropped_since_connect > 0) {
         char tbuf[40], msg[256];
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -176,8 +178,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
                          "\"dropped\":%llu,\"dropped_total\":%llu}",
                          tbuf, (unsigned long long)c->dropped_since_connect,
                          (unsigned long long)c->dropped);
-        BN_LOGW(MOD, "%s: %llu messages were dropped while the broker was unreachable", c->camera,
-                (unsigned long long)c->dropped_since_connect);
+        if (c->dropped_since_connect > 0)
+            BN_LOGW(MOD, "%s: %llu messages were dropped while the broker was unreachable",
+                    c->camera, (unsigned long long)c->dropped_since_connect);
         if (hand_over(c, MQTT_STATS, msg, (size_t)n) == MOSQ_ERR_SUCCESS)
             c->dropped_since_connect = 0;
     }

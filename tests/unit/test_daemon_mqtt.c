@@ -477,7 +477,8 @@ static void test_last_will_on_kill(void **state)
 }
 
 /* Broker down for 2 s: the client keeps accepting messages without blocking, keeps the
- * newest `queue` of them, reconnects, sends them in order after a drop report. */
+ * newest `queue` of them, reconnects, sends them in order after a drop report; the next
+ * outage, which drops nothing, gets its report too ("dropped":0). */
 static void test_broker_restart_queue_and_drops(void **state)
 {
     (void)state;
@@ -534,6 +535,18 @@ static void test_broker_restart_queue_and_drops(void **state)
     assert_non_null(strstr(stats[0].payload, "\"dropped_total\":30"));
     mqtt_get_stats(c, &st);
     assert_int_equal(st.dropped, 30);
+
+    /* an outage that dropped nothing is reported too: every reconnect says what it cost */
+    broker_stop(&b);
+    assert_true(wait_state(c, MQTT_DISCONNECTED, 5, &st));
+    broker_start(&b);
+    assert_true(wait_state(c, MQTT_CONNECTED, 20, &st));
+    assert_int_equal(st.connects, 3);
+    assert_true(sub_wait(s, "/stats", "\"dropped\":0,", 0, 5));
+    ns = sub_collect(s, "/stats", stats, 8);
+    assert_int_equal(ns, 2);
+    assert_non_null(strstr(stats[1].payload, "\"type\":\"broker\""));
+    assert_non_null(strstr(stats[1].payload, "\"dropped_total\":30"));
     mqtt_close(c);
     sub_stop(s);
     broker_destroy(&b);
