@@ -20,6 +20,7 @@ PYTHON   ?= /usr/bin/python3
 CC       ?= cc
 V        ?= 0
 SAN      ?=
+TSAN     ?=
 
 ifeq ($(V),1)
 Q :=
@@ -59,6 +60,14 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 endif
 
+# ThreadSanitizer (make tsan): GLib's futex-based GMutex/GCond are invisible to it, so the
+# project's own calls go to pthread-based versions (tests/tsan/glib_tsan.h).
+ifeq ($(TSAN),1)
+CFLAGS_ALL += -fsanitize=thread -fno-omit-frame-pointer -include tests/tsan/glib_tsan.h
+LDFLAGS_SAN := -fsanitize=thread
+TSAN_OBJ := $(BUILD)/obj/tests/tsan/glib_tsan.o
+endif
+
 ENGINE_SRCS   := $(sort $(wildcard engine/*.c))
 PIPELINE_SRCS := $(sort $(wildcard pipeline/*.c))
 DAEMON_MAINS  := daemon/basisnetd.c daemon/basisnetctl.c
@@ -72,13 +81,13 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBBASISNET  := $(BUILD)/libbasisnet.a
 LIBPIPELINE  := $(BUILD)/libbnpipeline.a
 LIBDAEMON    := $(BUILD)/libbndaemon.a
-PROJECT_LIBS := $(LIBDAEMON) $(LIBPIPELINE) $(LIBBASISNET)
+PROJECT_LIBS := $(LIBDAEMON) $(LIBPIPELINE) $(LIBBASISNET) $(TSAN_OBJ)
 
 PROGRAMS := $(BUILD)/basisnetd $(BUILD)/basisnetctl $(BUILD)/basisnet
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
-.PHONY: all check unit-tests integration-tests asan ubsan bench fuzz fuzz-check fuzz-long deps install uninstall \
+.PHONY: all check unit-tests integration-tests asan ubsan tsan bench fuzz fuzz-check fuzz-long deps install uninstall \
         clean run vm-check check-vm budget-check sample-clip deb check-package
 .DEFAULT_GOAL := all
 # Keep test objects: they are intermediates of a pattern chain, and deleting them forces relinks.
@@ -129,6 +138,15 @@ asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 ALLOWED_SKIPS="capture_vm $(ALLOWED_SKIPS)" check
 
 ubsan: asan
+
+# ThreadSanitizer build into build-tsan of the threaded tests (tests/tsan/run.sh says which);
+# fails on a test failure or on any report tests/tsan.supp does not cover. Not in `make check`.
+TSAN_UNIT := test_daemon_infer test_daemon_picture test_engine_pool test_daemon_mqtt \
+             test_pipeline_capture test_pipeline_capture_errors
+tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan TSAN=1 OPT=-O1 all \
+	  $(addprefix build-tsan/tests/,$(TSAN_UNIT))
+	$(Q)BUILD=build-tsan PYTHON=$(PYTHON) TSAN_UNIT="$(TSAN_UNIT)" tests/tsan/run.sh
 
 bench: all
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) bench/run-bench.sh
@@ -249,6 +267,6 @@ deps:
 	$(Q)tools/install-deps.sh
 
 clean:
-	rm -rf build
+	rm -rf build build-tsan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -148,9 +148,10 @@ if command -v systemd-socket-activate >/dev/null; then
     write_config "$T/act.yaml"
     ACT=$T/act.sock
     # systemd-socket-activate passes only the variables named with -E: keep the sanitizers'
-    # options (LeakSanitizer's suppressions of GLib's process-lifetime caches) under make asan
+    # options (LeakSanitizer's suppressions of GLib's process-lifetime caches) under make asan,
+    # ThreadSanitizer's under make tsan
     SAN_ENV=()
-    for v in ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; do [ -n "${!v:-}" ] && SAN_ENV+=(-E "$v"); done
+    for v in ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do [ -n "${!v:-}" ] && SAN_ENV+=(-E "$v"); done
     systemd-socket-activate "${SAN_ENV[@]}" -l "$ACT" "$BND" --config "$T/act.yaml" 2>"$T/daemon.log" &
     DPID=$!
     for _ in $(seq 100); do [ -S "$ACT" ] && break; sleep 0.05; done

@@ -2,8 +2,10 @@
 # 64 concurrent subscribers receive identical label sequences; then one client stops
 # reading for 10 s: it alone loses messages (counted in "lost", matching its seq gaps),
 # the others lose nothing and the inference rate holds.
+# FANOUT_FPS (default 60): the source rate; `make tsan` lowers it, ThreadSanitizer's daemon
+# being several times slower.
 source "$(dirname "$0")/daemon_common.bash"
-FPS=60 QUEUE=32 write_config "$T/d.yaml"
+FPS=${FANOUT_FPS:-60} QUEUE=32 write_config "$T/d.yaml"
 start_daemon "$T/d.yaml"
 
 "$PY" - "$SOCK" <<'PY' || fail "64 subscribers"
