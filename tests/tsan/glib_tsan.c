@@ -15,29 +15,24 @@ static void die(const char *what, int rc)
     abort();
 }
 
-static pthread_mutex_t *mutex_of(GMutex *m)
+static void *make_mutex(void)
 {
-    pthread_mutex_t *p = g_atomic_pointer_get(&m->p);
-    if (p)
-        return p;
-    p = malloc(sizeof *p);
+    pthread_mutex_t *p = malloc(sizeof *p);
     if (!p)
         die("malloc", 12);
     pthread_mutex_init(p, NULL);
-    if (!g_atomic_pointer_compare_and_exchange(&m->p, NULL, p)) {
-        pthread_mutex_destroy(p);
-        free(p);
-        p = g_atomic_pointer_get(&m->p);
-    }
     return p;
 }
 
-static pthread_cond_t *cond_of(GCond *c)
+static void free_mutex(void *p)
 {
-    pthread_cond_t *p = g_atomic_pointer_get(&c->p);
-    if (p)
-        return p;
-    p = malloc(sizeof *p);
+    pthread_mutex_destroy(p);
+    free(p);
+}
+
+static void *make_cond(void)
+{
+    pthread_cond_t *p = malloc(sizeof *p);
     if (!p)
         die("malloc", 12);
     pthread_condattr_t a;
@@ -45,28 +40,48 @@ static pthread_cond_t *cond_of(GCond *c)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC); /* g_cond_wait_until's clock */
     pthread_cond_init(p, &a);
     pthread_condattr_destroy(&a);
-    if (!g_atomic_pointer_compare_and_exchange(&c->p, NULL, p)) {
-        pthread_cond_destroy(p);
-        free(p);
-        p = g_atomic_pointer_get(&c->p);
+    return p;
+}
+
+static void free_cond(void *p)
+{
+    pthread_cond_destroy(p);
+    free(p);
+}
+
+/* The pthread object behind *slot, made on first use; two threads racing to make it keep
+ * the first one stored. */
+static void *lazy(gpointer *slot, void *(*make)(void), void (*unmake)(void *))
+{
+    void *p = g_atomic_pointer_get(slot);
+    if (p)
+        return p;
+    p = make();
+    if (!g_atomic_pointer_compare_and_exchange(slot, NULL, p)) {
+        unmake(p);
+        p = g_atomic_pointer_get(slot);
     }
     return p;
 }
 
+#define mutex_of(m) ((pthread_mutex_t *)lazy(&(m)->p, make_mutex, free_mutex))
+#define cond_of(c) ((pthread_cond_t *)lazy(&(c)->p, make_cond, free_cond))
+
 void bn_tsan_mutex_init(GMutex *m)
 {
-    m->p = NULL;
-    (void)mutex_of(m);
+    m->p = make_mutex();
+}
+
+static void clear_slot(gpointer *slot, void (*unmake)(void *))
+{
+    if (*slot)
+        unmake(*slot);
+    *slot = NULL;
 }
 
 void bn_tsan_mutex_clear(GMutex *m)
 {
-    pthread_mutex_t *p = m->p;
-    if (p) {
-        pthread_mutex_destroy(p);
-        free(p);
-    }
-    m->p = NULL;
+    clear_slot(&m->p, free_mutex);
 }
 
 void bn_tsan_mutex_lock(GMutex *m)
@@ -90,18 +105,12 @@ gboolean bn_tsan_mutex_trylock(GMutex *m)
 
 void bn_tsan_cond_init(GCond *c)
 {
-    c->p = NULL;
-    (void)cond_of(c);
+    c->p = make_cond();
 }
 
 void bn_tsan_cond_clear(GCond *c)
 {
-    pthread_cond_t *p = c->p;
-    if (p) {
-        pthread_cond_destroy(p);
-        free(p);
-    }
-    c->p = NULL;
+    clear_slot(&c->p, free_cond);
 }
 
 void bn_tsan_cond_wait(GCond *c, GMutex *m)
