@@ -151,12 +151,16 @@ static pub_msg *publish_labelled(app *a, json_t *o, msg_kind kind, mqtt_topic to
 
 /* A change event with an events: section names the files its frame is saved to, and the
  * store's thread writes them (the frame is the newest classified one: the frame the change
- * was decided on unless the loop is behind). */
+ * was decided on unless the loop is behind). With the store's queue full the message names
+ * no file (the event is counted as dropped), so a name never points to a save that was not
+ * even queued. */
 static void publish_change(app *a, const proto_label *l, int prev)
 {
     json_t *c = proto_change_json(++a->change_seq, l->pts_ns, l->time_ns, l->label, l->class_id,
                                   l->score, prev >= 0 ? label_name(a, prev) : NULL, a->deb.need);
-    const frame_copy *f = a->events && c ? frame_slot_get(a->frames) : NULL;
+    const frame_copy *f = a->events && c && event_store_has_room(a->events)
+                              ? frame_slot_get(a->frames)
+                              : NULL;
     char name[EVENT_NAME_MAX];
     if (f) {
         event_store_name(l->time_ns, a->change_seq, name, sizeof name);

@@ -408,6 +408,16 @@ void event_store_close(event_store *s)
     free(s);
 }
 
+bool event_store_has_room(event_store *s)
+{
+    if (!s)
+        return false;
+    g_mutex_lock(&s->lock);
+    bool room = s->jobs.length < EVENT_STORE_QUEUE;
+    g_mutex_unlock(&s->lock);
+    return room;
+}
+
 bool event_store_save(event_store *s, const char *name, const frame_copy *f, const char *line,
                       size_t len)
 {

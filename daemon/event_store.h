@@ -46,6 +46,10 @@ void event_store_name(int64_t real_ns, uint64_t seq, char *name, size_t len);
 /* True when name (without a directory) is NAME.jpg or NAME.json of a name
  * event_store_name makes: what the HTTP listing may serve. */
 bool event_store_valid_file(const char *name);
+/* True when a save now would be queued (fewer than EVENT_STORE_QUEUE waiting). The event
+ * loop, the only caller of event_store_save, asks before it names a snapshot in a change
+ * message: the writer thread only empties the queue, so the answer holds until the save. */
+bool event_store_has_room(event_store *s);
 /* Queues the event: f (a reference is taken; may be NULL: no picture, no files) and the
  * change message line as sent. Returns false when it is not saved (no frame, queue full). */
 bool event_store_save(event_store *s, const char *name, const frame_copy *f, const char *line,

@@ -2,7 +2,8 @@
  * tricks), both files of each event written with the sidecar as given, retention by count
  * and by bytes (the newest kept), what a restart finds (the old events counted, a crash's
  * temporary file removed, a foreign file left alone), a directory removed while open
- * created again, and a directory that is a file refused with its name. */
+ * created again, a directory that is a file refused with its name, and a full queue: a
+ * save after event_store_has_room said yes is always queued and written. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,6 +173,54 @@ static void test_files_and_retention_by_count(void **state)
     event_store_close(s);
 }
 
+/* The event loop names a snapshot only when event_store_has_room says a save will be
+ * queued. 64 saves of a 1280x720 RGB frame are queued far faster than the writer encodes
+ * and writes one (milliseconds each), so the queue fills: every save made after a yes is
+ * queued and on disk after close, the others counted as dropped. */
+static void test_full_queue(void **state)
+{
+    (void)state;
+    events_config c = cfg_of(dir, 100, 1ll << 30);
+    event_store *s = NULL;
+    char err[512];
+    assert_int_equal(event_store_open(&c, &s, err, sizeof err), BN_OK);
+    const int w = 1280, h = 720;
+    frame_copy *f = calloc(1, sizeof *f + (size_t)w * h * 3);
+    atomic_init(&f->refs, 1);
+    f->width = w;
+    f->height = h;
+    f->channels = 3;
+    f->cap = (size_t)w * h * 3;
+    for (size_t i = 0; i < f->cap; i++)
+        f->data[i] = (uint8_t)(i * 2654435761u >> 24); /* noise: a slow JPEG */
+    bool named[64];
+    int refused = 0, queued = 0;
+    for (int i = 0; i < 64; i++) {
+        char name[EVENT_NAME_MAX];
+        event_store_name(1796601600000000000ll + (int64_t)i * 1000000000ll, (uint64_t)i, name,
+                         sizeof name);
+        named[i] = event_store_has_room(s);
+        bool ok = event_store_save(s, name, f, "{}\n", 3);
+        if (named[i])
+            assert_true(ok);
+        refused += !named[i];
+        queued += ok;
+    }
+    frame_copy_unref(f);
+    assert_true(refused > 0); /* the queue did fill (its bound: EVENT_STORE_QUEUE) */
+    event_store_close(s);
+    for (int i = 0; i < 64; i++) {
+        if (!named[i])
+            continue;
+        char name[EVENT_NAME_MAX], file[EVENT_NAME_MAX + 8];
+        event_store_name(1796601600000000000ll + (int64_t)i * 1000000000ll, (uint64_t)i, name,
+                         sizeof name);
+        snprintf(file, sizeof file, "%s.jpg", name);
+        assert_true(exists(file));
+    }
+    assert_int_equal(count_files(), 2 * queued);
+}
+
 static void test_retention_by_bytes(void **state)
 {
     (void)state;
@@ -258,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test_setup_teardown(test_files_and_retention_by_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_directory_is_created_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
