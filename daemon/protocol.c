@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <glib.h>
+
 #include "basisnet.h"
 #include "budget.h"
 
@@ -125,10 +127,25 @@ json_t *proto_change_json(uint64_t seq, uint64_t pts_ns, int64_t time_ns, const 
                      "frames", held_frames);
 }
 
+/* Free text for a message (an error that quotes the bad input — jansson's "near '...'" cuts
+ * it mid-character —, a GStreamer error naming a file): a JSON string even when the text is
+ * not valid UTF-8 (each invalid byte becomes U+FFFD), so the message is still sent. */
+static json_t *text_json(const char *text)
+{
+    if (!text)
+        return json_string("");
+    if (g_utf8_validate(text, -1, NULL))
+        return json_string(text);
+    char *valid = g_utf8_make_valid(text, -1);
+    json_t *v = json_string(valid);
+    g_free(valid);
+    return v;
+}
+
 json_t *proto_source_json(int64_t time_ns, const char *state, const char *message)
 {
-    return json_pack("{s:s, s:o, s:s, s:s}", "type", "source", "time", time_json(time_ns),
-                     "state", state ? state : "", "message", message ? message : "");
+    return json_pack("{s:s, s:o, s:s, s:o}", "type", "source", "time", time_json(time_ns),
+                     "state", state ? state : "", "message", text_json(message));
 }
 
 /* The id is kept as serialized JSON (string or integer) and decoded back for the reply. */
@@ -151,7 +168,7 @@ json_t *proto_reply_json(const char *cmd, const char *id)
 
 json_t *proto_error_json(const char *cmd, const char *id, const char *msg)
 {
-    json_t *o = json_pack("{s:s, s:s}", "type", "error", "error", msg ? msg : "error");
+    json_t *o = json_pack("{s:s, s:o}", "type", "error", "error", text_json(msg ? msg : "error"));
     if (!o)
         return NULL;
     if (cmd && *cmd)

@@ -140,6 +140,22 @@ static void test_other_messages(void **state)
     assert_null(json_object_get(o, "cmd"));
     assert_null(json_object_get(o, "id"));
     json_decref(o);
+
+    /* text that is not UTF-8 (a parser's error quoting the input cut mid-character, a file
+     * name): still a message, the bad bytes as U+FFFD (found by fuzz_command) */
+    static const char bad_json[] = "{\"cmd\":\"&\\\xe1\x86\x86\x86\x86\x86\x86\x86\x86\"}";
+    proto_command cmd;
+    char err[256];
+    assert_int_not_equal(proto_parse_command(bad_json, sizeof bad_json - 1, &cmd, err, sizeof err),
+                         BN_OK);
+    o = reparse(proto_error_json(NULL, NULL, err), NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "error");
+    assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "malformed JSON"));
+    json_decref(o);
+    o = reparse(proto_source_json(0, "lost", "no file '/srv/caf\xe9.mkv'"), NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "message")),
+                        "no file '/srv/caf\xef\xbf\xbd.mkv'");
+    json_decref(o);
 }
 
 static bn_status parse(const char *s, proto_command *c, char *err)
