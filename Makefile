@@ -172,13 +172,18 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
-# Every fuzzer for FUZZ_SECONDS each (default 600) on its kept corpus and the seeds; the
-# last lines of each log give the executions and the corpus, and any crash stops the run.
+# Every fuzzer (or the ones named in FUZZERS_ONLY, e.g. "fuzz_model fuzz_config") on its kept
+# corpus and the seeds, until FUZZ_EXECS executions each (e.g. 10000000) or for FUZZ_SECONDS
+# each (default 600 when FUZZ_EXECS is not given; with both, whichever comes first). The
+# last lines of each log (build/fuzz/NAME.long.log) give the executions and the corpus; any
+# crash, leak or RSS over FUZZ_RSS_MB (default 2048) stops the run.
+FUZZ_LONG_LIMIT = $(if $(FUZZ_EXECS),-runs=$(FUZZ_EXECS) -max_total_time=$(or $(FUZZ_SECONDS),0),-max_total_time=$(or $(FUZZ_SECONDS),600))
 fuzz-long: $(FUZZERS)
-	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-600} -print_final_stats=1 build/fuzz-corpus/$$n tests/fuzz/corpus/$$n \
-	    >$(FUZZ_BUILD)/$$n.long.log 2>&1 \
-	  && echo "fuzz $$n: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') executions in $${FUZZ_SECONDS:-600} s, no crash" \
+	$(Q)for f in $(if $(FUZZERS_ONLY),$(addprefix $(FUZZ_BUILD)/,$(FUZZERS_ONLY)),$(FUZZERS)); do n=$$(basename $$f); \
+	  mkdir -p build/fuzz-corpus/$$n; t0=$$(date +%s); \
+	  $$f $(FUZZ_LONG_LIMIT) -rss_limit_mb=$${FUZZ_RSS_MB:-2048} -print_final_stats=1 \
+	    build/fuzz-corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.long.log 2>&1 \
+	  && echo "fuzz $$n: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') executions in $$(( $$(date +%s) - t0 )) s, peak RSS $$(grep -o 'stat::peak_rss_mb: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') MB, corpus $$(ls build/fuzz-corpus/$$n | wc -l) inputs, no crash" \
 	  || { tail -40 $(FUZZ_BUILD)/$$n.long.log; echo "fuzz $$n: FAILED"; exit 1; }; done
 # Bounded run used by `make check`.
 fuzz-check: $(FUZZERS)
