@@ -39,33 +39,8 @@ import time
 import cv2
 import numpy as np
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
-FPS = 30
-
-
-def config_text(name, model, clip, roi, gate, sock):
-    return f"""camera: {name}
-model: {model}
-log_level: warn
-source:
-  kind: file
-  path: {clip}
-  loop: false
-  fps: {FPS}
-  crop: {{x: {roi['x']}, y: {roi['y']}, width: {roi['width']}, height: {roi['height']}}}
-engine:
-  threads: 1
-  threshold: 0.9
-budget:
-  mode: mean
-  latency_ms: 20
-gate:
-  mode: {gate}
-publish:
-  socket: {sock}
-  mode: 0666
-  change_frames: 3
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sweep import FPS, ROOT, config_text, load_clips  # noqa: E402  (one camera config for both)
 
 
 def play(a, evs, work):
@@ -77,7 +52,8 @@ def play(a, evs, work):
             sock = os.path.join(work, name + ".sock")
             cfg = os.path.join(work, name + ".yaml")
             with open(cfg, "w") as f:
-                f.write(config_text(name, os.path.abspath(a.model), ev["path"], ev["roi"], gate, sock))
+                f.write(config_text(name, os.path.abspath(a.model), ev["path"], ev["roi"], gate, sock,
+                                    loop=False))
             rec = os.path.join(work, name + ".jsonl")
             for p in (rec, rec + ".ready"):
                 if os.path.exists(p):
@@ -156,27 +132,43 @@ def per_frame(msgs, n):
     return labels, changes
 
 
-def frigate(motion, answers, need=3):
-    """Classify at most once a second while motion is seen; publish after `need` identical."""
-    stable, cand, run, last = None, None, 0, None
+class Debounce:
+    """daemon/debounce.c: a new stable label after `need` identical answers in a row."""
+
+    def __init__(self, need=3):
+        self.need, self.stable, self.cand, self.run = need, None, None, 0
+
+    def feed(self, c):
+        if c == self.stable:
+            self.cand, self.run = None, 0
+            return False
+        self.run = self.run + 1 if c == self.cand else 1
+        self.cand = c
+        if self.run < self.need:
+            return False
+        self.stable, self.cand, self.run = c, None, 0
+        return True
+
+
+def debounced(answers):
+    d = Debounce()
+    return [(i, c) for i, c in enumerate(answers) if d.feed(c)]
+
+
+def frigate(motion, answers):
+    """Classify at most once a second while motion is seen; publish after 3 identical."""
+    d, last = Debounce(), None
     classified, changes = [], []
     for i, mv in enumerate(motion):
         # until a first state is published it classifies once a second, motion or not (as
         # its interval option would), so that it starts with a state as the daemons do
         due = last is None or i - last >= FPS
-        if not (due and (mv or stable is None)):
+        if not (due and (mv or d.stable is None)):
             continue
         last = i
         classified.append(i)
-        c = answers[i]
-        if c == stable:
-            cand, run = None, 0
-            continue
-        run = run + 1 if c == cand else 1
-        cand = c
-        if run >= need:
-            stable, cand, run = c, None, 0
-            changes.append((i, c))
+        if d.feed(answers[i]):
+            changes.append((i, answers[i]))
     return classified, changes
 
 
@@ -210,12 +202,7 @@ def main():
     ap.add_argument("--name", default="policy", help="writes OUT/NAME.json (default policy)")
     ap.add_argument("--basisnetd", default=os.path.join(ROOT, "build/basisnetd"))
     a = ap.parse_args()
-    evs = []
-    for f in sorted(os.listdir(a.clips)):
-        if f.endswith(".events.json"):
-            ev = json.load(open(os.path.join(a.clips, f)))
-            ev["path"] = os.path.join(os.path.abspath(a.clips), ev["clip"])
-            evs.append(ev)
+    evs = load_clips(a.clips)
     if a.clip_limit:
         evs = evs[:a.clip_limit]
     work = os.path.join(a.out, a.name + "-run")
@@ -239,13 +226,24 @@ def main():
                 truth[i] = s["label_name"]
         cpu_off, m_off = runs[(ev["clip"], "off")]
         cpu_on, m_on = runs[(ev["clip"], "auto")]
-        l_off, ch_off = per_frame(m_off, n)
-        l_on, ch_on = per_frame(m_on, n)
-        # a frame a daemon dropped keeps the previous frame's answer
-        for ls in (l_off, l_on):
+        l_off, rec_off = per_frame(m_off, n)
+        l_on, rec_on = per_frame(m_on, n)
+        # A subscriber connects a few frames after the daemon starts (more on a loaded
+        # machine): frames before its first message take that message's answer, a frame a
+        # daemon dropped keeps the previous one's. The change events are the daemon's
+        # debounce run over these answers; where the recording has events they must agree.
+        for ls, rec in ((l_off, rec_off), (l_on, rec_on)):
+            first = next(i for i in range(n) if ls[i])
             for i in range(n):
                 if ls[i] is None:
-                    ls[i] = ls[i - 1] if i else next(m for m in ls if m)
+                    ls[i] = ls[i - 1] if i else ls[first]
+            re = debounced([m["label"] for m in ls])
+            mism = [c for c in rec if c[0] > first + 3 and c not in re]
+            if mism:
+                sys.exit("policy.py: %s: recorded change events %s differ from the debounced answers"
+                         % (ev["clip"], mism))
+        ch_off = debounced([m["label"] for m in l_off])
+        ch_on = debounced([m["label"] for m in l_on])
         cost = [m["latency_ms"]["light"] + m["latency_ms"].get("synth", 0) + m["latency_ms"]["specialist"]
                 for m in l_off]
         gate_ms = statistics.mean(m["latency_ms"].get("gate", 0.0) for m in l_on)

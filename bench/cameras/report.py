@@ -47,14 +47,15 @@ def main():
     a = ap.parse_args()
     series = load(a.out)
     print("| model | gate | largest N (per round) | CPU per camera at N (% of a core) | "
-          "engine runs (share of frames) | threshold, budget mean / p99 ms | others' load (cores) |")
-    print("|---|---|---|---|---|---|---|")
+          "cores / CPU per camera | engine runs (share of frames) | threshold, budget mean / p99 ms | "
+          "others' load (cores) |")
+    print("|---|---|---|---|---|---|---|---|")
     for (model, gate), pts in series.items():
         best = max_n(pts)
         n = int(statistics.median(best)) if len(best) % 2 else min(best)
         here = at(pts, n)
         if not here:
-            print("| %s | %s | %s | | | | |" % (model, gate, ", ".join(map(str, best))))
+            print("| %s | %s | %s | | | | | |" % (model, gate, ", ".join(map(str, best))))
             continue
         cams = [c for p in here for c in p["cameras"]]
         cpu = statistics.median(100 * c["cpu_share"] for c in cams)
@@ -63,9 +64,9 @@ def main():
         bm = statistics.median(c["budget_mean_ms"] for c in cams)
         bp = statistics.median(c["budget_p99_ms"] for c in cams)
         others = statistics.median(p["others_busy"] for p in here)
-        print("| %s | %s | **%d** (%s) | %.1f | %.0f%% | %.2f, %.2f / %.2f (budget %g) | %.2f |"
-              % (model, gate, n, ", ".join(map(str, best)), cpu, 100 * cls, thr, bm, bp,
-                 cams[0]["budget_ms"], others))
+        print("| %s | %s | **%d** (%s) | %.1f | %.0f | %.0f%% | %.2f, %.2f / %.2f (budget %g) | %.2f |"
+              % (model, gate, n, ", ".join(map(str, best)), cpu, 100 * here[0]["cpus"] / cpu,
+                 100 * cls, thr, bm, bp, cams[0]["budget_ms"], others))
     print()
     print("| model | gate | N | CPU of the N daemons (cores) | per camera (% of a core) | "
           "min fps | max dropped | others (cores) | load before/after |")

@@ -27,14 +27,16 @@ FPS = 30
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def config_text(name, model, clip, roi, gate, sock):
+def config_text(name, model, clip, roi, gate, sock, loop=True):
+    """A camera's config as a user would write it: the mat cropped out of the frame, the
+    budget of configs/camera.yaml (mode mean, 20 ms), the gate as asked."""
     return f"""camera: {name}
 model: {model}
 log_level: warn
 source:
   kind: file
   path: {clip}
-  loop: true
+  loop: {"true" if loop else "false"}
   fps: {FPS}
   crop: {{x: {roi['x']}, y: {roi['y']}, width: {roi['width']}, height: {roi['height']}}}
 engine:
@@ -48,6 +50,7 @@ gate:
 publish:
   socket: {sock}
   mode: 0666
+  change_frames: 3
 """
 
 
@@ -171,6 +174,17 @@ def run_point(a, model_name, model, gate, n, clips, work):
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cameras": cams}
 
 
+def load_clips(d):
+    """make-clips.py's events files, each with the clip's absolute path."""
+    clips = []
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".events.json"):
+            ev = json.load(open(os.path.join(d, f)))
+            ev["path"] = os.path.join(os.path.abspath(d), ev["clip"])
+            clips.append(ev)
+    return clips
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", required=True, help="directory of make-clips.py's output")
@@ -184,12 +198,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     ap.add_argument("--basisnetd", default=os.path.join(ROOT, "build/basisnetd"))
     a = ap.parse_args()
-    clips = []
-    for f in sorted(os.listdir(a.clips)):
-        if f.endswith(".events.json"):
-            ev = json.load(open(os.path.join(a.clips, f)))
-            ev["path"] = os.path.join(os.path.abspath(a.clips), ev["clip"])
-            clips.append(ev)
+    clips = load_clips(a.clips)
     if not clips:
         sys.exit("sweep.py: no clips in %s (run make-clips.py)" % a.clips)
     models = [m.split("=", 1) for m in a.model]
