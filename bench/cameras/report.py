@@ -73,6 +73,9 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for (model, gate), pts in series.items():
         for p in sorted(pts, key=lambda p: (p["n"], p["round"])):
+            if "error" in p:
+                print("| %s | %s | %d | failed: %s | | | | | |" % (model, gate, p["n"], p["error"]))
+                continue
             print("| %s | %s | %d | %.2f | %.1f | %.2f | %.2f%% | %.2f | %s |"
                   % (model, gate, p["n"], p["cpu_total"], 100 * p["cpu_per_camera"], p["min_fps"],
                      100 * p["max_drop_share"], p["others_busy"], " / ".join(p["loadavg"])))
@@ -87,12 +90,13 @@ def main():
             col = colours.setdefault(model, "C%d" % len(colours))
             by_n = collections.defaultdict(list)
             for p in pts:
-                by_n[p["n"]].append(p)
+                if "error" not in p:
+                    by_n[p["n"]].append(p)
             ns = sorted(by_n)
             ax.plot(ns, [statistics.median(p["cpu_total"] for p in by_n[n]) for n in ns],
                     styles.get(gate, ":"), color=col, marker="o", ms=3,
                     label="%s, gate %s" % (model, gate))
-            bad = [p for p in pts if not p["ok"]]
+            bad = [p for p in pts if not p["ok"] and "error" not in p]
             ax.plot([p["n"] for p in bad], [p["cpu_total"] for p in bad], "x", color=col, ms=8)
         cores = max(p["cpus"] for pts in series.values() for p in pts)
         ax.axhline(cores, color="grey", lw=0.8)

@@ -7,7 +7,9 @@
 #
 #   bench/cameras/run.sh [OUT]          (default /tmp/bn-cameras)
 # Environment: PHASES="clips sweep policy report", CLIPS=8, CLIP_SECONDS=30,
-#   GRID=1,8,16,24,32,40,48,56,64, ROUNDS=1, WARMUP=4, MEASURE_S=10, PLOT=FILE.png
+#   GRID=1,8,16,24,32,40,48,56,64, ROUNDS=1, WARMUP=4, MEASURE_S=10, PLOT=FILE.png,
+#   CAM96_POLICY_CLIPS=K (the random cam96 net's policy run on the first K clips only;
+#   its labels mean nothing, only its CPU does)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:-/tmp/bn-cameras}
@@ -36,7 +38,8 @@ fi
 if phase policy; then
     "$PY" "$HERE/policy.py" --clips "$OUT/clips" --out "$OUT" --name policy-fmnist \
         --model "$ROOT/models/fmnist-basisnet.bnm"
-    "$PY" "$HERE/policy.py" --clips "$OUT/clips" --out "$OUT" --name policy-cam96 --model "$CAM96"
+    "$PY" "$HERE/policy.py" --clips "$OUT/clips" --out "$OUT" --name policy-cam96 --model "$CAM96" \
+        --clip-limit "${CAM96_POLICY_CLIPS:-0}"
 fi
 if phase report; then
     "$PY" "$HERE/report.py" "$OUT" ${PLOT:+--plot "$PLOT"}

@@ -210,7 +210,16 @@ def main():
     series = [(m, g) for m in models for g in a.gates.split(",")]
 
     def measure(r, mname, mfile, gate, n):
-        pt = run_point(a, mname, os.path.abspath(mfile), gate, n, clips, work)
+        try:
+            pt = run_point(a, mname, os.path.abspath(mfile), gate, n, clips, work)
+        except (RuntimeError, OSError, TypeError, KeyError) as e:
+            # a daemon that did not start or a stats reply that did not come (socket.timeout
+            # is an OSError): the point fails, the sweep goes on
+            print("sweep: %s gate %s N=%d: %s" % (mname, gate, n, e), flush=True)
+            pt = {"model": mname, "gate": gate, "n": n, "ok": False, "error": str(e),
+                  "cpu_total": 0.0, "cpu_per_camera": 0.0, "min_fps": 0.0, "max_drop_share": 1.0,
+                  "others_busy": 0.0, "loadavg": [loadavg(), loadavg()], "cpus": os.cpu_count(),
+                  "cameras": []}
         pt["round"] = r
         out.write(json.dumps(pt) + "\n")
         out.flush()
