@@ -127,11 +127,10 @@ def run_point(a, model_name, model, gate, n, clips, work):
         time.sleep(a.warmup)
         la0 = loadavg()
         m0, t0 = machine_cpu(), time.monotonic()
-        s0 = [stats(sock) for _, sock in procs]
-        c0 = [proc_cpu(p.pid) for p, _ in procs]
+        # each daemon's window runs from its own first sample to its own second one
+        first = [(stats(sock), proc_cpu(p.pid), time.monotonic()) for p, sock in procs]
         time.sleep(a.seconds)
-        c1 = [proc_cpu(p.pid) for p, _ in procs]
-        s1 = [stats(sock) for _, sock in procs]
+        second = [(stats(sock), proc_cpu(p.pid), time.monotonic()) for p, sock in procs]
         m1, t1 = machine_cpu(), time.monotonic()
         la1 = loadavg()
     finally:
@@ -146,7 +145,8 @@ def run_point(a, model_name, model, gate, n, clips, work):
                 p.wait()
     dt = t1 - t0
     cams = []
-    for a0, a1, x0, x1 in zip(s0, s1, c0, c1):
+    for (a0, x0, u0), (a1, x1, u1) in zip(first, second):
+        w = u1 - u0
         fin = a1["source"]["frames_in"] - a0["source"]["frames_in"]
         drop = (a1["frames"]["dropped"] - a0["frames"]["dropped"]
                 + a1["frames"]["results_dropped"] - a0["frames"]["results_dropped"])
@@ -154,8 +154,8 @@ def run_point(a, model_name, model, gate, n, clips, work):
         spec = a1["frames"]["specialist"] - a0["frames"]["specialist"]
         reused = a1["frames"]["gate_reused"] - a0["frames"]["gate_reused"]
         b = a1["budget"]
-        cams.append({"fps_in": fin / dt, "dropped": drop, "drop_share": drop / max(fin, 1),
-                     "cpu_share": (x1 - x0) / dt, "cpu_ms_per_frame": 1000 * (x1 - x0) / max(fin, 1),
+        cams.append({"fps_in": fin / w, "dropped": drop, "drop_share": drop / max(fin, 1),
+                     "cpu_share": (x1 - x0) / w, "cpu_ms_per_frame": 1000 * (x1 - x0) / max(fin, 1),
                      "classified": cls, "specialist": spec, "reused": reused,
                      "reused_share": reused / max(fin, 1),
                      "threshold": a1["threshold"], "budget_ms": b["latency_ms"],
