@@ -254,6 +254,7 @@ static void test_example_configs_load(void **state)
     assert_string_equal(cfg->source.device, "/dev/video0");
     assert_string_equal(cfg->publish.group, "basisnetd");
     assert_false(cfg->mqtt.enabled);
+    assert_int_equal(cfg->gate.mode, GATE_MODE_AUTO);   /* docs/gate.md, the default */
 
     assert_int_equal(config_load("configs/test.yaml", cfg, err, sizeof err), BN_OK);
     assert_string_equal(err, "");
