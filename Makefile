@@ -223,7 +223,7 @@ INST_CONFIGS := $(wildcard configs/*.yaml)
 INST_SAMPLES := samples/fmnist-sample.mkv
 INST_DOCS   := docs/daemon.md docs/config.md docs/protocol.md docs/deploy.md docs/http.md docs/gate.md \
                docs/troubleshooting.md
-INST_IMGS   := docs/img/http-page.png
+INST_IMGS   := docs/img/http-page.png docs/img/cameras-cpu.png
 INST_MANS   := $(wildcard man/*.[158])
 ETC_CONFIG  = sed 's|\.\./models/|$(PREFIX)/share/basisnetd/models/|' configs/camera.yaml
 install: all
