@@ -173,22 +173,43 @@ static void fuse_residual_adds(bn_stage_def *sd)
 }
 
 /* <B_i, B_j> of a synthesized layer's bases (padding lanes are zero and add nothing):
- * ||sum_i a_i B_i||^2 = a^T G a for synthesis reuse (session.c). */
+ * ||sum_i a_i B_i||^2 = a^T G a for synthesis reuse (session.c). The bases are read in
+ * chunks of GRAM_CHUNK positions, each converted to float once (F16 bases) and then used
+ * for every pair: one pass over the bases instead of one per pair. */
+enum { GRAM_CHUNK = 1024 };
 static const double *basis_gram(loader *L, const bn_layer *ly, int n)
 {
     double *g = owned_alloc(L->m, sizeof(double) * (size_t)n * (size_t)n);
-    if (!g)
+    float *buf = malloc(sizeof(float) * (size_t)n * GRAM_CHUNK);
+    if (!g || !buf) {
+        free(buf);
         return NULL;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j <= i; j++) {
-            double acc = 0;
-            for (size_t p = 0; p < ly->wstore; p++) {
-                size_t a = (size_t)i * ly->wstore + p, b = (size_t)j * ly->wstore + p;
-                acc += ly->bases16 ? (double)st_half_to_float(ly->bases16[a]) * st_half_to_float(ly->bases16[b])
-                                   : (double)ly->bases[a] * ly->bases[b];
-            }
-            g[i * n + j] = g[j * n + i] = acc;
+    }
+    memset(g, 0, sizeof(double) * (size_t)n * (size_t)n);
+    for (size_t p0 = 0; p0 < ly->wstore; p0 += GRAM_CHUNK) {
+        size_t len = ly->wstore - p0 < GRAM_CHUNK ? ly->wstore - p0 : GRAM_CHUNK;
+        for (int i = 0; i < n; i++) {
+            float *row = buf + (size_t)i * GRAM_CHUNK;
+            size_t off = (size_t)i * ly->wstore + p0;
+            if (ly->bases16)
+                for (size_t q = 0; q < len; q++)
+                    row[q] = st_half_to_float(ly->bases16[off + q]);
+            else
+                memcpy(row, ly->bases + off, sizeof(float) * len);
         }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++) {
+                const float *a = buf + (size_t)i * GRAM_CHUNK, *b = buf + (size_t)j * GRAM_CHUNK;
+                double acc = 0;
+                for (size_t q = 0; q < len; q++)
+                    acc += (double)a[q] * b[q];
+                g[i * n + j] += acc;
+            }
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            g[j * n + i] = g[i * n + j];
+    free(buf);
     return g;
 }
 

@@ -84,7 +84,8 @@ for f in ("models/fmnist-basisnet.bnm", "tests/fixtures/random-tiny.bnm"):
     want, got = bnm.check_checksum(m, d)
     assert want == got, "%s: data_crc32 %s, data hashes to %s" % (f, want, got)
     assert set(t) == expected_tensors(arch), f
-    assert all(v.dtype == np.float32 and np.all(np.isfinite(v)) for v in t.values()), f
+    assert all((v.dtype == np.float32 or (k.endswith(".bases") and v.dtype == np.float16))
+               and np.all(np.isfinite(v)) for k, v in t.items()), f
     rest = OrderedDict((k, v) for k, v in m.items() if k != bnm.CHECKSUM_KEY)
     assert bnm.encode(t, rest) == raw, "%s: re-encoding changed the bytes" % f
     assert bnm.pack(h, d) == raw, f

@@ -18,7 +18,8 @@ and checks the export the way the shipped model is checked:
      validation (the shipped model rebuilt from models/fmnist-basisnet.bnm by from_bnm.py,
      about 4 minutes, kept in build/release/shipped-SHA/ for the next release; or
      --reference). The reference must reproduce the shipped validation accuracy.
-  4. tools/train/export.py: .bnm, golden vectors and labels (self-check within 1e-4).
+  4. tools/train/export.py: .bnm (bases in F16, as shipped: docs/model-format.md), golden
+     vectors and labels (self-check within 1e-4).
   5. build/basisnet eval at the chosen threshold and at 1.01 (full path): the C engine must
      reproduce PyTorch's test accuracy within 0.1 point and its exit share within 0.5 point.
   6. tests/integration/daemon_sample.sh: the daemon on the sample clip, scored against the
@@ -159,7 +160,7 @@ fi
 
 step "4. export.py -> $MODEL"
 "$PY" tools/train/export.py --checkpoint "$CKPT" --results "$DIR/fmnist-eval.json" \
-    --name fmnist-basisnet-n4 --out "$MODEL" --data "$DATA" > "$DIR/export.log" 2>&1
+    --name fmnist-basisnet-n4 --out "$MODEL" --data "$DATA" --bases f16 > "$DIR/export.log" 2>&1
 rc=$?
 cat "$DIR/export.log"
 [ $rc = 0 ] || { echo "release: export.py failed"; exit 1; }
