@@ -170,6 +170,16 @@ void bn_synthesize_p32(const float *bases, const uint16_t *bases16, int n, int o
     }
 }
 
+void bn_p32_zero_padding(int oc, int k, float *w)
+{
+    const size_t full = (size_t)(oc / 32) * 32 * (size_t)k;
+    const int live = oc % 32;
+    if (!live)
+        return;
+    for (size_t i = 0; i < (size_t)k; i++)
+        memset(w + full + i * 32 + (size_t)live, 0, sizeof(float) * (size_t)(32 - live));
+}
+
 /* One window loop for both poolings: padding cells are skipped (average pooling still
  * divides by kh*kw, see kernels.h). `is_max` is a constant at each call, so the compiler
  * emits two specialised loops. */

@@ -103,5 +103,8 @@ void bn_synthesize_f16(const uint16_t *bases, int n, size_t p, const float *alph
  * padding lanes must be zero already). Exactly one of bases / bases16 is non-NULL. */
 void bn_synthesize_p32(const float *bases, const uint16_t *bases16, int n, int oc, int k,
                        const float *alpha, float *w);
+/* Zeroes the padding lanes (channels oc.. of the last 32-wide panel) of p32-packed (oc, k)
+ * weights: the lanes bn_synthesize_p32 does not write. */
+void bn_p32_zero_padding(int oc, int k, float *w);
 
 #endif

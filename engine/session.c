@@ -34,6 +34,9 @@ struct bn_session {
     bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
     uint64_t par_min_madds;         /* smallest layer split across the pool */
     float reuse_tol;                /* params.synth_reuse */
+    unsigned char *synth_todo;      /* L: layer l is to be synthesized before it runs */
+    int synth_shared;               /* synth_w share one scratch (no reuse: nothing is kept) */
+    uint64_t ns_synth;              /* synthesis time inside the last specialist run */
     float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from;
                                      * NaN until its first synthesis (never "close") */
     size_t bytes;
@@ -132,7 +135,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     int maxn = m->light.n > m->spec.n ? m->light.n : m->spec.n;
     int *light_buf = calloc((size_t)maxn, sizeof(int)), *spec_buf = calloc((size_t)maxn, sizeof(int));
     int *last_use = calloc((size_t)maxn + 1, sizeof(int)), *owner = malloc(sizeof(int) * (size_t)maxn);
-    size_t *buf_size = calloc((size_t)maxn, sizeof(size_t));
+    size_t *buf_size = calloc((size_t)maxn, sizeof(size_t)), *synth_off = NULL;
     bn_session *s = calloc(1, sizeof *s);
     bn_status st = BN_ERR_NOMEM;
     if (!light_buf || !spec_buf || !last_use || !owner || !buf_size || !s)
@@ -192,9 +195,32 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up(bn_prep_scratch(info->width, info->channels, info->light_width));
     size_t o_se = off;
     off += round_up(se);
+    /* Synthesized weights: with synthesis reuse each layer keeps its own buffer across
+     * frames. Without it nothing outlives the layer's run, so every layer is synthesized
+     * into one scratch (the layers of a chain side by side) just before it runs, and the
+     * weights are written to and read from the cache instead of memory. */
+    const int shared = !(params.synth_reuse > 0);
+    size_t synth_floats = 0;
+    if (!(synth_off = calloc(L > 0 ? (size_t)L : 1, sizeof(size_t))))
+        goto done;
+    for (int l = 0; l < L; l++) {
+        size_t need = round_up(m->spec.layers[m->synth_layer[l]].wstore);
+        synth_off[l] = shared ? 0 : synth_floats;
+        synth_floats = shared ? (need > synth_floats ? need : synth_floats) : synth_floats + need;
+    }
+    for (int c = 0; shared && c < nchains[1]; c++) {
+        size_t at = 0;
+        for (int i = s->chains[1][c].start; i <= s->chains[1][c].end; i++) {
+            const bn_layer *ly = &m->spec.layers[i];
+            if (!ly->synth)
+                continue;
+            synth_off[ly->synth_index] = at;
+            at += round_up(ly->wstore);
+        }
+        synth_floats = at > synth_floats ? at : synth_floats;
+    }
     size_t o_syn = off;
-    for (int l = 0; l < L; l++)
-        off += round_up(m->spec.layers[m->synth_layer[l]].wstore);
+    off += synth_floats;
     size_t o_alpha = off;
     off += round_up((size_t)L * N);
     size_t o_alast = off;
@@ -229,13 +255,11 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->std_row = f + o_norm + round_up((size_t)info->width * info->channels);
     s->se_tmp = f + o_se;
     s->prep_tmp = f + o_prep;
-    size_t so = o_syn;
-    for (int l = 0; l < L; l++) {
-        s->synth_w[l] = f + so;
-        /* zero once: packed panels' padding lanes are never written by synthesis */
-        memset(s->synth_w[l], 0, sizeof(float) * m->spec.layers[m->synth_layer[l]].wstore);
-        so += round_up(m->spec.layers[m->synth_layer[l]].wstore);
-    }
+    /* zeroed below with the whole block: the padding lanes of packed panels, which
+     * synthesis does not write (bn_synthesize_p32), start at zero */
+    for (int l = 0; l < L; l++)
+        s->synth_w[l] = f + o_syn + synth_off[l];
+    s->synth_shared = shared;
     s->prof[0] = (double *)(void *)((char *)s->block + o_prof);
     s->prof[1] = s->prof[0] + m->light.n;
     s->alpha = f + o_alpha;
@@ -252,11 +276,15 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     const char *pm = getenv("BN_PAR_MIN_MADDS");
     s->par_min_madds = pm && *pm ? strtoull(pm, NULL, 10) : PAR_MIN_MADDS;
     s->reuse_tol = params.synth_reuse > 0 ? params.synth_reuse : 0;
+    if (!(s->synth_todo = calloc(L > 0 ? (size_t)L : 1, 1))) {
+        st = BN_ERR_NOMEM;
+        goto done;
+    }
     for (size_t i = 0; i < (size_t)L * N; i++)
         s->alpha_last[i] = NAN;
     if (threads > 1 && !(s->pool = bn_pool_new(threads)))
         BN_LOGW("engine", "%s: cannot start %d engine threads, running on one", m->fname, threads);
-    s->bytes = bytes + sizeof *s;
+    s->bytes = bytes + sizeof *s + (size_t)L;
     *out = s;
     s = NULL;
     st = BN_OK;
@@ -268,6 +296,7 @@ done:
     free(last_use);
     free(owner);
     free(buf_size);
+    free(synth_off);
     bn_session_free(s);
     return st;
 }
@@ -278,6 +307,7 @@ void bn_session_free(bn_session *s)
         return;
     bn_pool_free(s->pool);
     free(s->block);
+    free(s->synth_todo);
     for (int k = 0; k < 2; k++) {
         free(s->chain_at[k]);
         free(s->chains[k]);
@@ -321,6 +351,34 @@ static void par_dwconv(void *ctx, int part, int parts)
         bn_kern()->dwconv(g, j->x, j->w, j->ly->bias, j->ly->act, j->y, y0, y1);
 }
 
+/* Synthesizes the layers from..to of the specialist that bn_run_specialist marked, just
+ * before they run: their weights are then still in the cache when the convolution reads
+ * them, instead of coming back from memory after a synthesis of every layer up front.
+ * Adds the time to s->ns_synth. */
+static void synth_due(bn_session *s, int from, int to)
+{
+    const bn_model *m = s->m;
+    const int N = m->info.num_bases;
+    for (int i = from; i <= to; i++) {
+        const bn_layer *ly = &m->spec.layers[i];
+        if (!ly->synth || !s->synth_todo[ly->synth_index])
+            continue;
+        const int l = ly->synth_index;
+        const float *a = s->alpha + (size_t)l * N;
+        uint64_t t0 = bn_now_ns();
+        if (ly->p32)
+            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly), a, s->synth_w[l]);
+        else if (ly->bases16)
+            bn_synthesize_f16(ly->bases16, N, ly->wstore, a, s->synth_w[l]);
+        else
+            bn_synthesize(ly->bases, N, ly->wstore, a, s->synth_w[l]);
+        if (ly->p32 && s->synth_shared) /* keeps the padding lanes zero, as packing made them */
+            bn_p32_zero_padding(ly->g.oc, bn_layer_gemm_k(ly), s->synth_w[l]);
+        s->ns_synth += bn_now_ns() - t0;
+        s->synth_todo[l] = 0;
+    }
+}
+
 static void run_stage(bn_session *s, int stage, const float *input, float **outs, double *prof)
 {
     const bn_stage_def *sd = stage ? &s->m->spec : &s->m->light;
@@ -331,11 +389,21 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
         const int ci = par > 1 ? -1 : s->chain_at[stage][i];
         if (ci >= 0) { /* one thread: the chain band by band (chain.h) */
             const bn_chain *c = &s->chains[stage][ci];
+            if (stage) {
+                synth_due(s, i, c->end);
+                if (s->profiling)
+                    t_prev = bn_now_ns();
+            }
             bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
             i = c->end;
             if (s->profiling)
                 t_prev = bn_now_ns();
             continue;
+        }
+        if (stage && ly->synth) {
+            synth_due(s, i, i);
+            if (s->profiling)
+                t_prev = bn_now_ns();
         }
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
         float *y = outs[i];
@@ -479,24 +547,20 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     uint64_t t0 = bn_now_ns();
     res->synth_layers = info->num_synth_layers;
     res->synth_reused = 0;
+    /* which layers need new weights; run_stage synthesizes each just before it runs */
     for (int l = 0; l < info->num_synth_layers; l++) {
         const bn_layer *ly = &m->spec.layers[m->synth_layer[l]];
         const float *a = s->alpha + (size_t)l * N;
         float *last = s->alpha_last + (size_t)l * N;
         if (s->reuse_tol > 0 && synth_close(ly->gram, N, a, last, s->reuse_tol)) {
             res->synth_reused++;
+            s->synth_todo[l] = 0;
             continue;
         }
         memcpy(last, a, sizeof(float) * (size_t)N);
-        if (ly->p32)
-            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly),
-                              s->alpha + (size_t)l * N, s->synth_w[l]);
-        else if (ly->bases16)
-            bn_synthesize_f16(ly->bases16, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
-        else
-            bn_synthesize(ly->bases, N, ly->wstore, s->alpha + (size_t)l * N, s->synth_w[l]);
+        s->synth_todo[l] = 1;
     }
-    uint64_t t1 = bn_now_ns();
+    s->ns_synth = bn_now_ns() - t0;
     preprocess_specialist(s);
     run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
@@ -504,8 +568,9 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     res->score = s->spec_probs[res->class_id];
     res->stage = BN_STAGE_SPECIALIST;
     res->probs = s->spec_probs;
-    res->ns_synth = t1 - t0;
-    res->ns_specialist = bn_now_ns() - t1;
+    uint64_t total = bn_now_ns() - t0;
+    res->ns_synth = s->ns_synth;
+    res->ns_specialist = total > s->ns_synth ? total - s->ns_synth : 0;
     res->madds = info->madds_light + info->madds_synth + info->madds_specialist;
     return BN_OK;
 }
