@@ -602,6 +602,13 @@ static void test_synthesize_p32(void **state)
         float *w = calloc(p, sizeof *w);
         bn_synthesize_p32(bases, NULL, n, oc, k, alpha, w);
         expect_close(w, want, p, 1e-5, "synthesize_p32"); /* padding lanes: want 0, w 0 */
+        /* into a buffer another layer used (the session's shared scratch): the padding
+         * lanes are zeroed after synthesis */
+        for (size_t i = 0; i < p; i++)
+            w[i] = 7.0f;
+        bn_synthesize_p32(bases, NULL, n, oc, k, alpha, w);
+        bn_p32_zero_padding(oc, k, w);
+        expect_close(w, want, p, 1e-5, "synthesize_p32 into a used buffer + bn_p32_zero_padding");
         memset(want, 0, p * sizeof *want);
         for (int j = 0; j < n; j++)
             for (size_t i = 0; i < p; i++)
