@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ struct event_store {
     GThread *thread;
     bool stop;
     int dirfd;
+    struct dir_lock *dir_lock;      /* this process's hold on the directory */
     GQueue jobs;                    /* job *, oldest first */
     GQueue index;                   /* entry *, oldest first */
     uint64_t bytes;
@@ -116,6 +118,88 @@ static int open_dir(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "events.dir %s: %s", dir,
                  errno == ENOTDIR ? "not a directory" : strerror(errno));
     return fd;
+}
+
+/* One daemon per directory: retention counts and removes every event file in it, so two
+ * daemons sharing one would delete each other's events. The first store a process opens on
+ * a directory takes an exclusive flock on DIR/.basisnetd.lock (holding the pid); stores the
+ * same process opens on it later (a reload opens the new store before it closes the old one)
+ * share that hold. Another process's hold refuses the open, naming it. */
+#define LOCK_FILE ".basisnetd.lock"
+typedef struct dir_lock {
+    dev_t dev;
+    ino_t ino;
+    int fd, refs;
+    struct dir_lock *next;
+} dir_lock;
+static GMutex locks_mu;
+static dir_lock *locks;
+
+static dir_lock *lock_dir(int dirfd, const char *dir, bool *busy, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (fstat(dirfd, &sb) != 0) {
+        snprintf(err, errlen, "events.dir %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    g_mutex_lock(&locks_mu);
+    dir_lock *l = locks;
+    while (l && !(l->dev == sb.st_dev && l->ino == sb.st_ino))
+        l = l->next;
+    if (l) {
+        l->refs++;
+        g_mutex_unlock(&locks_mu);
+        return l;
+    }
+    int fd = openat(dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "events.dir %s: cannot create %s: %s", dir, LOCK_FILE, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        *busy = e == EWOULDBLOCK;
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "events.dir %s is in use by another basisnetd%s%s%s (it holds "
+                     "%s/%s): give every daemon its own events.dir", dir, pid[0] ? " (pid " : "",
+                     pid, pid[0] ? ")" : "", dir, LOCK_FILE);
+        else
+            snprintf(err, errlen, "events.dir %s: cannot lock %s: %s", dir, LOCK_FILE, strerror(e));
+        close(fd);
+        fd = -1;
+    } else if (!(l = calloc(1, sizeof *l))) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        fd = -1;
+    }
+    if (fd >= 0) {
+        char pid[24];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+            BN_LOGD(MOD, "events.dir %s: cannot write the pid into %s", dir, LOCK_FILE);
+        *l = (dir_lock){.dev = sb.st_dev, .ino = sb.st_ino, .fd = fd, .refs = 1, .next = locks};
+        locks = l;
+    }
+    g_mutex_unlock(&locks_mu);
+    return fd >= 0 ? l : NULL;
+}
+
+static void unlock_dir(dir_lock *l)
+{
+    if (!l)
+        return;
+    g_mutex_lock(&locks_mu);
+    if (--l->refs == 0) {
+        dir_lock **p = &locks;
+        while (*p != l)
+            p = &(*p)->next;
+        *p = l->next;
+        close(l->fd); /* releases the flock; the file stays (another may hold it by now) */
+        free(l);
+    }
+    g_mutex_unlock(&locks_mu);
 }
 
 /* FILE through .FILE.tmp and a rename: a reader sees the whole file or none. Returns 0 or
@@ -375,6 +459,11 @@ bn_status event_store_open(const events_config *cfg, event_store **out, char *er
         event_store_close(s);
         return BN_ERR_PERMISSION;
     }
+    bool busy = false;
+    if (!(s->dir_lock = lock_dir(s->dirfd, cfg->dir, &busy, err, errlen))) {
+        event_store_close(s);
+        return busy ? BN_ERR_BUSY : BN_ERR_IO;
+    }
     bn_status st = scan(s, err, errlen);
     if (st != BN_OK) {
         event_store_close(s);
@@ -401,6 +490,7 @@ void event_store_close(event_store *s)
     while ((j = g_queue_pop_head(&s->jobs)))
         job_free(j);
     g_queue_clear_full(&s->index, free);
+    unlock_dir(s->dir_lock);
     if (s->dirfd >= 0)
         close(s->dirfd);
     g_cond_clear(&s->wake);

@@ -2,8 +2,9 @@
  * tricks), both files of each event written with the sidecar as given, retention by count
  * and by bytes (the newest kept), what a restart finds (the old events counted, a crash's
  * temporary file removed, a foreign file left alone), a directory removed while open
- * created again, a directory that is a file refused with its name, and a full queue: a
- * save after event_store_has_room said yes is always queued and written. */
+ * created again, a directory that is a file refused with its name, a full queue (a save
+ * after event_store_has_room said yes is always queued and written), and one daemon per
+ * directory (another process's lock refuses the open; the same process may open it twice). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,7 +81,7 @@ static bool exists(const char *name)
 static int count_files(void)
 {
     char cmd[160];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -vx '.basisnetd.lock' | wc -l", dir); /* not the lock */
     FILE *p = popen(cmd, "r");
     int n = -1;
     assert_int_equal(fscanf(p, "%d", &n), 1);
@@ -221,6 +222,47 @@ static void test_full_queue(void **state)
     assert_int_equal(count_files(), 2 * queued);
 }
 
+static int sh(const char *fmt, const char *arg)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, fmt, arg, arg, arg, arg);
+    return system(cmd);
+}
+
+static void test_one_daemon_per_directory(void **state)
+{
+    (void)state;
+    events_config c = cfg_of(dir, 10, 1 << 20);
+    event_store *a = NULL, *b = NULL, *x = NULL;
+    char err[512] = "";
+    /* the same process twice (a reload opens the new store first): both open */
+    assert_int_equal(event_store_open(&c, &a, err, sizeof err), BN_OK);
+    assert_int_equal(event_store_open(&c, &b, err, sizeof err), BN_OK);
+    /* another process cannot take the lock while either store is open */
+    assert_int_not_equal(sh("flock -n '%s/.basisnetd.lock' true", dir), 0);
+    event_store_close(a);
+    assert_int_not_equal(sh("flock -n '%s/.basisnetd.lock' true", dir), 0);
+    event_store_close(b);
+    assert_int_equal(sh("flock -n '%s/.basisnetd.lock' true", dir), 0); /* released */
+    /* another process holds it: refused, naming the directory */
+    /* flock(1) holds the lock (-o: not its child, which writes its pid and sleeps) */
+    assert_int_equal(sh("(flock -n -o '%s/.basisnetd.lock' sh -c 'echo $$ > %s/held.tmp && "
+                        "mv %s/held.tmp %s/held && exec sleep 10') >/dev/null 2>&1 &", dir), 0);
+    for (int i = 0; i < 100 && !exists("held"); i++)
+        usleep(50000);
+    assert_true(exists("held"));
+    assert_int_equal(event_store_open(&c, &x, err, sizeof err), BN_ERR_BUSY);
+    assert_null(x);
+    assert_non_null(strstr(err, "is in use by another basisnetd"));
+    assert_non_null(strstr(err, dir));
+    assert_int_equal(sh("kill $(cat '%s/held')", dir), 0);
+    for (int i = 0; i < 100 && sh("flock -n '%s/.basisnetd.lock' true", dir) != 0; i++)
+        usleep(50000);
+    assert_int_equal(event_store_open(&c, &x, err, sizeof err), BN_OK);
+    event_store_close(x);
+    assert_false(event_store_valid_file(".basisnetd.lock")); /* never listed or served */
+}
+
 static void test_retention_by_bytes(void **state)
 {
     (void)state;
@@ -308,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_files_and_retention_by_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_daemon_per_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_directory_is_created_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
