@@ -9,13 +9,14 @@
  * sleep either sees the new generation or is counted in `sleepers` before the caller looks. */
 #include "pool.h"
 
+#include "engine_internal.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
-#define SPIN_NS 50000L
+#define SPIN_NS 50000u
 
 struct worker {
     struct bn_pool *p;
@@ -42,23 +43,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /* Returns the next generation after `seen` (spinning, then sleeping). */
 static unsigned long wait_job(struct bn_pool *p, unsigned long seen)
 {
-    long t0 = now_ns();
+    uint64_t t0 = bn_now_ns();
     for (int i = 0;; i++) {
         unsigned long g = atomic_load(&p->gen);
         if (g != seen)
             return g;
         cpu_relax();
-        if ((i & 63) == 63 && now_ns() - t0 > SPIN_NS)
+        if ((i & 63) == 63 && bn_now_ns() - t0 > SPIN_NS)
             break;
     }
     pthread_mutex_lock(&p->mu);
