@@ -165,7 +165,7 @@ FUZZ_CFLAGS = -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipelin
                $(PKG_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRCS := $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "event_store.h"
+#include "fuzz_client.h"
 #include "http.h"
 #include "http_internal.h"
 
@@ -231,11 +232,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void spin(void)
-{
-    for (int i = 0; i < 1000 && g_main_context_iteration(ctx, FALSE); i++)
-        ;
-}
+static void spin(void) { fuzz_spin(ctx); }
 
 typedef struct {
     char buf[1 << 18];
@@ -262,16 +259,9 @@ static void drain(int fd, reader *r)
     r->buf[r->len] = '\0';
 }
 
-static int connect_server(void)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        abort();
-    spin();
-    return fd;
-}
+static void read_back(int fd, void *r) { drain(fd, r); }
+
+static int connect_server(void) { return fuzz_connect(sock_path, ctx); }
 
 /* A code the server (http.c, http_media.c) or libsoup's request parser can answer. */
 static bool known_status(int code)
@@ -376,8 +366,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)
         return 0;
-    uint32_t seed = (uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
-                    (uint32_t)data[3] << 24;
+    uint32_t seed = fuzz_seed(data);
     bool half_close = seed & 1;
     data += 4;
     size -= 4;
@@ -390,20 +379,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static reader r;
     r.len = 0;
     r.eof = false;
-    size_t off = 0;
-    while (off < size && !r.eof) {
-        seed = seed * 1103515245u + 12345u;
-        size_t chunk = 1 + (seed >> 16) % 257;
-        if (chunk > size - off)
-            chunk = size - off;
-        ssize_t w = send(fd, data + off, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            off += (size_t)w;
-        else if (w < 0 && errno != EAGAIN)
-            break;  /* the server answered and closed */
-        spin();
-        drain(fd, &r);
-    }
+    fuzz_send_chunks(fd, data, size, &seed, 257, ctx, read_back, &r, &r.eof);
     if (half_close)
         shutdown(fd, SHUT_WR);
     spin();

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "fuzz_client.h"
 #include "server.h"
 
 #define MAX_LINE 512
@@ -85,11 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void spin(void)
-{
-    for (int i = 0; i < 1000 && g_main_context_iteration(ctx, FALSE); i++)
-        ;
-}
+static void spin(void) { fuzz_spin(ctx); }
 
 typedef struct {
     char buf[1 << 16];
@@ -132,22 +129,18 @@ static void drain(int fd, reader *r)
     }
 }
 
+static void read_back(int fd, void *r) { drain(fd, r); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)
         return 0;
-    uint32_t seed = (uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
-                    (uint32_t)data[3] << 24;
+    uint32_t seed = fuzz_seed(data);
     bool half_close = seed & 1;
     data += 4;
     size -= 4;
 
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        abort();
-    spin();
+    int fd = fuzz_connect(sock_path, ctx);
     static reader r;
     memset(&r, 0, sizeof r);
 
@@ -164,20 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    size_t off = 0;
-    while (off < size && !r.eof) {
-        seed = seed * 1103515245u + 12345u;
-        size_t chunk = 1 + (seed >> 16) % 193;
-        if (chunk > size - off)
-            chunk = size - off;
-        ssize_t w = send(fd, data + off, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            off += (size_t)w;
-        else if (w < 0 && errno != EAGAIN)
-            break;  /* the server closed (a line too long) */
-        spin();
-        drain(fd, &r);
-    }
+    fuzz_send_chunks(fd, data, size, &seed, 193, ctx, read_back, &r, &r.eof);
     /* the loop runs until nothing is ready: by then the server has read, answered and
      * flushed everything (inputs stay under the 64 KiB read burst) */
     if (half_close)
