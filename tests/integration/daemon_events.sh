@@ -55,6 +55,8 @@ import json, os, sys
 sent = open(sys.argv[1], 'rb').read().splitlines(keepends=True)
 assert all('snapshot' in json.loads(l) for l in sent), 'a change message without snapshot'
 files = sorted(os.listdir(sys.argv[2]))
+assert '.basisnetd.lock' in files, ('the daemon holds no lock on events.dir', files)
+files.remove('.basisnetd.lock')
 jsons = [f for f in files if f.endswith('.json')]
 jpgs = [f for f in files if f.endswith('.jpg')]
 assert len(jsons) == 3 and len(jpgs) == 3 and len(files) == 6, ('keep: 3', files)
