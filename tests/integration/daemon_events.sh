@@ -131,7 +131,10 @@ ok "reload onto a bad events.dir rejected at FILE:LINE:COL, the running store ke
 # ---- the directory replaced by a file while running: saves fail, the daemon goes on -------
 # (The store's descriptor follows a moved directory: once the file is in place, the
 # directory is removed, and no save can make it again in between.)
-mv "$EV" "$EV.old"; touch "$EV"; rm -rf "$EV.old"
+# (A save already under way may still land in the moved directory: remove it until gone.)
+mv "$EV" "$EV.old"; touch "$EV"
+for _ in $(seq 50); do rm -rf "$EV.old" 2>/dev/null; [ -e "$EV.old" ] || break; sleep 0.1; done
+[ ! -e "$EV.old" ] || fail "cannot remove the moved events directory"
 failed=0
 for _ in $(seq 150); do
     failed=$(stat_field 's["events"]["failed"]'); [ "$failed" -ge 2 ] && break; sleep 0.1
