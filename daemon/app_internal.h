@@ -72,6 +72,7 @@ typedef struct app {
 
     capture_state src_state;
     bool src_was_lost;
+    uint64_t src_lost_mono_ns;      /* when the source was last reported lost */
     char src_msg[512];
 
     bool ready;
@@ -101,6 +102,10 @@ void app_attach_results(app *a);
 void app_cancel_retry(app *a);
 /* Opens a->cfg's source and starts inference; a missing source is retried, not an error. */
 bn_status app_source_begin(app *a, char *err, size_t errlen);
+/* A classified frame captured at capture_mono_ns is about to be published: if it was
+ * captured after the source was reported lost, the source delivers again, and `recovered`
+ * is published now, before the frame's label (the capture's own report follows later). */
+void app_source_frame_seen(app *a, uint64_t capture_mono_ns);
 
 /* ---- app_http.c ---- */
 /* Binds cfg's http.listen, serving a's endpoints; errors carry the key's FILE:LINE:COL. */

@@ -177,6 +177,7 @@ static void publish_change(app *a, const proto_label *l, int prev)
 
 void app_publish_result(app *a, const infer_result *r)
 {
+    app_source_frame_seen(a, r->capture_mono_ns);
     uint64_t now = app_mono_ns();
     proto_label l = {0};
     l.seq = ++a->label_seq;

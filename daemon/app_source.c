@@ -177,6 +177,12 @@ static gboolean on_results(gint fd, GIOCondition cond, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+void app_source_frame_seen(app *a, uint64_t capture_mono_ns)
+{
+    if (a->src_state == CAPTURE_LOST && capture_mono_ns > a->src_lost_mono_ns)
+        on_source_state(CAPTURE_RUNNING, "source recovered", a);
+}
+
 static void on_source_state(capture_state state, const char *message, void *user)
 {
     app *a = user;
@@ -191,6 +197,7 @@ static void on_source_state(capture_state state, const char *message, void *user
     switch (state) {
     case CAPTURE_LOST:
         a->src_was_lost = true;
+        a->src_lost_mono_ns = app_mono_ns();
         app_publish_source(a, "lost", message);
         /* The daemon is up and serving while it waits for the camera: ready to systemd. */
         app_set_ready(a, "source lost, reconnecting");
