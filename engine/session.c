@@ -34,7 +34,7 @@ struct bn_session {
     bn_pool *pool;                  /* params.threads workers (NULL or 1 thread: caller only) */
     uint64_t par_min_madds;         /* smallest layer split across the pool */
     float reuse_tol;                /* params.synth_reuse */
-    unsigned char *synth_todo;      /* L: layer l is to be synthesized before it runs */
+    unsigned char *synth_pending;   /* L: layer l is to be synthesized before it runs */
     int synth_shared;               /* synth_w share one scratch (no reuse: nothing is kept) */
     uint64_t ns_synth;              /* synthesis time inside the last specialist run */
     float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from;
@@ -276,7 +276,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     const char *pm = getenv("BN_PAR_MIN_MADDS");
     s->par_min_madds = pm && *pm ? strtoull(pm, NULL, 10) : PAR_MIN_MADDS;
     s->reuse_tol = params.synth_reuse > 0 ? params.synth_reuse : 0;
-    if (!(s->synth_todo = calloc(L > 0 ? (size_t)L : 1, 1))) {
+    if (!(s->synth_pending = calloc(L > 0 ? (size_t)L : 1, 1))) {
         st = BN_ERR_NOMEM;
         goto done;
     }
@@ -307,7 +307,7 @@ void bn_session_free(bn_session *s)
         return;
     bn_pool_free(s->pool);
     free(s->block);
-    free(s->synth_todo);
+    free(s->synth_pending);
     for (int k = 0; k < 2; k++) {
         free(s->chain_at[k]);
         free(s->chains[k]);
@@ -354,14 +354,15 @@ static void par_dwconv(void *ctx, int part, int parts)
 /* Synthesizes the layers from..to of the specialist that bn_run_specialist marked, just
  * before they run: their weights are then still in the cache when the convolution reads
  * them, instead of coming back from memory after a synthesis of every layer up front.
- * Adds the time to s->ns_synth. */
-static void synth_due(bn_session *s, int from, int to)
+ * Adds the time to s->ns_synth; returns how many layers it synthesized. */
+static int synth_due(bn_session *s, int from, int to)
 {
+    int done = 0;
     const bn_model *m = s->m;
     const int N = m->info.num_bases;
     for (int i = from; i <= to; i++) {
         const bn_layer *ly = &m->spec.layers[i];
-        if (!ly->synth || !s->synth_todo[ly->synth_index])
+        if (!ly->synth || !s->synth_pending[ly->synth_index])
             continue;
         const int l = ly->synth_index;
         const float *a = s->alpha + (size_t)l * N;
@@ -375,8 +376,10 @@ static void synth_due(bn_session *s, int from, int to)
         if (ly->p32 && s->synth_shared) /* keeps the padding lanes zero, as packing made them */
             bn_p32_zero_padding(ly->g.oc, bn_layer_gemm_k(ly), s->synth_w[l]);
         s->ns_synth += bn_now_ns() - t0;
-        s->synth_todo[l] = 0;
+        s->synth_pending[l] = 0;
+        done++;
     }
+    return done;
 }
 
 static void run_stage(bn_session *s, int stage, const float *input, float **outs, double *prof)
@@ -387,23 +390,16 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
         const int ci = par > 1 ? -1 : s->chain_at[stage][i];
+        /* the specialist's weights for this layer (or chain), outside its profile time */
+        if (stage && synth_due(s, i, ci >= 0 ? s->chains[stage][ci].end : i) && s->profiling)
+            t_prev = bn_now_ns();
         if (ci >= 0) { /* one thread: the chain band by band (chain.h) */
             const bn_chain *c = &s->chains[stage][ci];
-            if (stage) {
-                synth_due(s, i, c->end);
-                if (s->profiling)
-                    t_prev = bn_now_ns();
-            }
             bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
             i = c->end;
             if (s->profiling)
                 t_prev = bn_now_ns();
             continue;
-        }
-        if (stage && ly->synth) {
-            synth_due(s, i, i);
-            if (s->profiling)
-                t_prev = bn_now_ns();
         }
         const float *x = ly->in0 < 0 ? input : outs[ly->in0];
         float *y = outs[i];
@@ -554,11 +550,11 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         float *last = s->alpha_last + (size_t)l * N;
         if (s->reuse_tol > 0 && synth_close(ly->gram, N, a, last, s->reuse_tol)) {
             res->synth_reused++;
-            s->synth_todo[l] = 0;
+            s->synth_pending[l] = 0;
             continue;
         }
         memcpy(last, a, sizeof(float) * (size_t)N);
-        s->synth_todo[l] = 1;
+        s->synth_pending[l] = 1;
     }
     s->ns_synth = bn_now_ns() - t0;
     preprocess_specialist(s);
