@@ -89,16 +89,8 @@ void http_respond_error(SoupServerMessage *msg, guint status, const char *fmt, .
 static void refuse_early(http_server *s, SoupServerMessage *msg, const char *status,
                          const char *extra_headers, const char *text)
 {
-    char body[400], resp[800];
-    json_t *o = proto_error_json(NULL, NULL, text);
-    char *line = o ? proto_dump_line(o, NULL) : NULL;
-    json_decref(o);
-    snprintf(body, sizeof body, "%s", line ? line : "{\"type\":\"error\"}\n");
-    free(line);
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 %s\r\nContent-Type: " CONTENT_TYPE_JSON "\r\nCache-Control: "
-                     "no-store\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
-                     status, extra_headers, strlen(body), body);
+    char resp[800];
+    int n = http_format_refusal(resp, sizeof resp, status, extra_headers, text);
     GIOStream *io = soup_server_message_steal_connection(msg);
     if (!io)
         return;
@@ -248,13 +240,9 @@ static void on_request_finished(SoupServer *soup, SoupServerMessage *msg, gpoint
  * few bytes fit its buffer. */
 static void refuse(http_server *s, int fd)
 {
-    static const char body[] =
-        "{\"type\":\"error\",\"error\":\"too many connections (http.max_clients)\"}\n";
-    char resp[256];
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " CONTENT_TYPE_JSON
-                     "\r\nContent-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
-                     sizeof body - 1, body);
+    char resp[400];
+    int n = http_format_refusal(resp, sizeof resp, "503 Service Unavailable", "Retry-After: 1\r\n",
+                                "too many connections (http.max_clients)");
     if (n > 0 && send(fd, resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         BN_LOGD(MOD, "refusing a connection: %s", strerror(errno));
     shutdown(fd, SHUT_WR);
@@ -262,7 +250,7 @@ static void refuse(http_server *s, int fd)
     s->rejected++;
 }
 
-static void adopt(http_server *s, int fd)
+void http_adopt(http_server *s, int fd)
 {
     GError *e = NULL;
     GSocket *gs = g_socket_new_from_fd(fd, &e);
@@ -309,7 +297,7 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer data)
         if (s->tally->open >= s->max_clients)
             refuse(s, c);
         else
-            adopt(s, c);
+            http_intake_start(s, c);
     }
     return G_SOURCE_CONTINUE;
 }
@@ -419,6 +407,7 @@ bn_status http_open(const http_config *cfg, const http_handlers *h, GMainContext
     t->refs = 1;
     s->tally = t;
     s->fd = -1;
+    s->intake_ep = -1;
     s->h = *h;
     s->ctx = ctx;
     s->max_clients = cfg->max_clients;
@@ -450,6 +439,9 @@ bn_status http_open(const http_config *cfg, const http_handlers *h, GMainContext
     s->soup = soup_server_new("server-header", "basisnetd", NULL);
     if (ctx)
         g_main_context_pop_thread_default(ctx);
+    st = http_intake_open(s, err, errlen);
+    if (st != BN_OK)
+        goto fail;
     soup_server_add_early_handler(s->soup, NULL, on_headers, s, NULL);
     soup_server_add_handler(s->soup, NULL, on_request, s, NULL);
     g_signal_connect(s->soup, "request-finished", G_CALLBACK(on_request_finished), s);
@@ -474,6 +466,7 @@ void http_close(http_server *s)
         s->accept_src = NULL;
     }
     http_media_close(s);
+    http_intake_close(s);
     if (s->soup) {
         g_signal_handlers_disconnect_by_data(s->soup, s);
         soup_server_disconnect(s->soup); /* closes every connection */

@@ -3,6 +3,7 @@
  *   http_media.c  the latest frame as JPEG (/snapshot.jpg), MJPEG (/stream.mjpg), Server-
  *                 Sent Events (/events): long-lived responses fed from the main loop
  *   http_page.c   the live page (/), one self-contained HTML document
+ *   http_intake.c a connection's request head, checked before SoupServer takes it
  * Everything runs on the main context's thread. */
 #ifndef BN_HTTP_INTERNAL_H
 #define BN_HTTP_INTERNAL_H
@@ -30,6 +31,10 @@ typedef struct {
 #define HTTP_PICTURE_CACHE 4
 
 typedef struct http_stream http_stream;
+typedef struct http_intake http_intake;
+
+/* The longest request head taken (request line and headers); longer ones get 431. */
+#define HTTP_HEAD_MAX 32768
 
 struct http_server {
     SoupServer *soup;
@@ -54,6 +59,10 @@ struct http_server {
     uint64_t jpegs, events_lost;
     http_auth *auth;                /* NULL: no authentication */
     uint64_t auth_failed;
+    http_intake *intakes;           /* connections whose request head is not yet checked */
+    int intake_ep;                  /* their edge-triggered epoll set */
+    GSource *intake_src, *intake_sweep;
+    char intake_buf[HTTP_HEAD_MAX]; /* where heads are peeked at (main thread only) */
 };
 
 /* http.c */
@@ -64,6 +73,20 @@ void http_respond_json(SoupServerMessage *msg, guint status, json_t *o);
 __attribute__((format(printf, 3, 4))) void http_respond_error(SoupServerMessage *msg,
                                                               guint status, const char *fmt,
                                                               ...);
+
+/* The connection on to SoupServer (counted in tally->open until it ends). */
+void http_adopt(http_server *s, int fd);
+
+/* http_intake.c */
+/* Takes fd (counted in tally->open meanwhile): its request head is peeked at and checked,
+ * then the connection goes on to http_adopt, or is answered and closed here. */
+bn_status http_intake_open(http_server *s, char *err, size_t errlen);
+void http_intake_start(http_server *s, int fd);
+/* Closes the waiting connections and the epoll set (safe after a failed or no open). */
+void http_intake_close(http_server *s);
+/* A short JSON error answer whole (status line, headers, body) into resp: its length. */
+int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
+                        const char *text);
 
 /* http_media.c */
 void http_serve_snapshot(http_server *s, SoupServerMessage *msg, GHashTable *query);

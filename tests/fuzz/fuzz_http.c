@@ -5,8 +5,10 @@
  * starts with a well-formed status line of a code the server or libsoup can send; a 200
  * answers one of the routes, for a request that carried the right password (or /healthz);
  * no byte of a secret file, one inside events.dir that is not an event and one beside it,
- * ever appears; the connection is released once the client closes; and afterwards an
- * authenticated request for the saved event still gets its exact bytes. The password file
+ * ever appears; the connection is released once the client closes; and after every
+ * GOOD_EVERY-th input (the first included) an authenticated request for the saved event
+ * still gets its exact bytes (a server the inputs broke stays broken, so a failure shows
+ * within GOOD_EVERY inputs; the last of them is the one reported). The password file
  * holds a SHA-512 crypt hash of the fewest rounds libcrypt accepts, so that a wrong password
  * costs one cheap hash, and the right one hits the server's cache of verified headers. */
 #include <crypt.h>
@@ -31,19 +33,9 @@
 #define SECRET_OUT "FZSECRET-beside-the-events-dir-93ab"
 #define SIDECAR "{\"type\":\"change\",\"label\":\"Bag\",\"seq\":42}\n"
 #define USER_PASS "fz:open sesame"
-
-/* libsoup 3.2.3 (Debian 12) loses the request path when soup_headers_parse_request refuses
- * a request after reading it (a Content-Length that is not a number, an unknown
- * Transfer-Encoding): one path-sized allocation per such request, before any handler of ours
- * runs. GLib is built without frame pointers, so the fast unwinder sees such an allocation
- * only as malloc <- g_malloc, and the exact unwinder makes every execution several times
- * slower: leaks of memory from g_malloc are not reported here. Leaks of what the project's
- * code takes from malloc, calloc, strdup or jansson still stop the run. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:g_malloc\n";
-}
+/* The good request costs about as much as an input: asked after every 4th, the fuzzer runs
+ * 1.7x as many inputs a second (3.4k against 2.0k on one core). */
+#define GOOD_EVERY 4
 
 static GMainContext *ctx;
 static http_server *srv;
@@ -266,7 +258,7 @@ static int connect_server(void) { return fuzz_connect(sock_path, ctx); }
 /* A code the server (http.c, http_media.c) or libsoup's request parser can answer. */
 static bool known_status(int code)
 {
-    static const int codes[] = {100, 200, 400, 401, 404, 405, 413, 417, 500, 501, 503, 505};
+    static const int codes[] = {100, 200, 400, 401, 404, 405, 413, 417, 431, 500, 501, 503, 505};
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
         if (codes[i] == code)
             return true;
@@ -402,7 +394,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();    /* 200 without the password */
     }
     settle();
-    check_good_request();
-    settle();
+    static unsigned inputs;
+    if (inputs++ % GOOD_EVERY == 0) {
+        check_good_request();
+        settle();
+    }
     return 0;
 }
