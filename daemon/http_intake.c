@@ -86,12 +86,16 @@ static const char *status_line(guint code)
     }
 }
 
-/* NULL: the head may go to SoupServer. Else the status line of the answer, and why in why. */
-static const char *judge(const char *head, size_t len, char *why, size_t whylen)
+/* NULL: the head may go to SoupServer. Else the status line of the answer, and why in why.
+ * unix: the server listens on a Unix socket, where libsoup 3.2 makes the URI of an HTTP/1.0
+ * request without Host from the local address as if it were an IP one (four GLib-CRITICAL
+ * lines on stderr per request, then 400): answered here instead. */
+static const char *judge(const char *head, size_t len, bool unix_socket, char *why, size_t whylen)
 {
     SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
     char *method = NULL, *path = NULL;
-    guint code = soup_headers_parse_request(head, (int)len, h, &method, &path, NULL);
+    SoupHTTPVersion ver = SOUP_HTTP_1_1;
+    guint code = soup_headers_parse_request(head, (int)len, h, &method, &path, &ver);
     const char *answer = NULL;
     if (!SOUP_STATUS_IS_SUCCESSFUL(code)) {
         snprintf(why, whylen, "malformed request head (%s)",
@@ -109,6 +113,10 @@ static const char *judge(const char *head, size_t len, char *why, size_t whylen)
                      soup_message_headers_get_one(h, "Content-Length"));
             answer = status_line(SOUP_STATUS_BAD_REQUEST);
         }
+    } else if (unix_socket && ver == SOUP_HTTP_1_0 && path[0] == '/' &&
+               strcmp(method, "CONNECT") != 0 && !soup_message_headers_get_one(h, "Host")) {
+        snprintf(why, whylen, "an HTTP/1.0 request on a Unix socket needs a Host header");
+        answer = status_line(SOUP_STATUS_BAD_REQUEST);
     }
     g_free(method);
     g_free(path);
@@ -177,7 +185,8 @@ static void look(http_intake *in, bool rdhup)
         return; /* else the next bytes wake the epoll set */
     }
     char why[200];
-    const char *status = judge(s->intake_buf, (size_t)len, why, sizeof why);
+    const char *status =
+        judge(s->intake_buf, (size_t)len, s->addr.kind == HTTP_LISTEN_UNIX, why, sizeof why);
     if (status) {
         BN_LOGD(MOD, "refused before SoupServer: %s", why);
         answer_and_close(in, status, why, (size_t)n);

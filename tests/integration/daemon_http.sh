@@ -303,9 +303,24 @@ start_daemon "$T/eos.yaml"
 wait_code 503 --unix-socket "$T/http.sock" http://localhost/healthz
 curl -s --unix-socket "$T/http.sock" http://localhost/healthz | grep -q "source ended" || fail "503 reason at EOS"
 [ "$(code --unix-socket "$T/http.sock" http://localhost/metrics)" = 200 ] || fail "/metrics on the Unix socket"
+# HTTP/1.0 without Host: libsoup 3.2 would take the Unix socket's address for an IP one
+# (GLib-CRITICAL lines on stderr for every such request); the daemon answers 400 first.
+"$PY" - "$T/http.sock" <<'PY' || fail "HTTP/1.0 without Host on the Unix socket"
+import socket, sys
+for req in (b'GET /healthz HTTP/1.0\r\n\r\n', b'GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n'):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+    s.sendall(req)
+    out = b''
+    while (b := s.recv(4096)):
+        out += b
+    want = b'HTTP/1.0 503' if b'Host' in req else b'HTTP/1.1 400'
+    assert out.startswith(want), (req, out)
+    assert b'Host' in req or b'needs a Host header' in out, out
+PY
+grep -q CRITICAL "$T/daemon.log" && { grep CRITICAL "$T/daemon.log" | head -3; fail "GLib-CRITICAL in the log"; }
 stop_daemon
 [ ! -e "$T/http.sock" ] || fail "Unix socket left after stop"
-ok "Unix socket (0660, removed at stop); /healthz 503 'source ended' at EOS"
+ok "Unix socket (0660, removed at stop); /healthz 503 'source ended' at EOS; HTTP/1.0 without Host 400"
 
 # /healthz 503 while the camera is missing.
 write_config "$T/lost.yaml" "http:
