@@ -5,6 +5,7 @@
 #include <crypt.h>
 #include <errno.h>
 #include <glib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,55 @@ int http_auth_users(const http_auth *a)
     return a ? a->n : 0;
 }
 
+/* Index of c in crypt's base-64 alphabet, -1 if not in it. */
+static int crypt64(char c)
+{
+    static const char a[] = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const char *p = c ? strchr(a, c) : NULL;
+    return p ? (int)(p - a) : -1;
+}
+
+/* Checking a password costs what its hash's setting asks, on the main loop (the first time
+ * a given header is seen, and once at load to check the hash). The methods taken are those
+ * whose cost the setting states plainly, each capped at about a second on a current core:
+ * SHA-256/512 crypt at most HTTP_AUTH_SHA_ROUNDS_MAX rounds (1,000,000: 0.65 s), bcrypt
+ * at most cost HTTP_AUTH_BCRYPT_COST_MAX (13), yescrypt at most HTTP_AUTH_YESCRYPT_MB_MAX
+ * of memory (128 r N bytes; Debian's default $y$j9T is 16 MB, 0.05 s). */
+#define HTTP_AUTH_SHA_ROUNDS_MAX 1000000L
+#define HTTP_AUTH_BCRYPT_COST_MAX 13
+#define HTTP_AUTH_YESCRYPT_MB_MAX 256
+static const char *cost_problem(const char *hash)
+{
+    if (!strncmp(hash, "$5$", 3) || !strncmp(hash, "$6$", 3)) {
+        if (strncmp(hash + 3, "rounds=", 7) != 0)
+            return NULL; /* the default, 5000 */
+        char *end;
+        long r = strtol(hash + 10, &end, 10);
+        return *end == '$' && r <= HTTP_AUTH_SHA_ROUNDS_MAX
+                   ? NULL
+                   : "asks for more than 1000000 rounds (checking it would stall the daemon)";
+    }
+    if (hash[1] == '2' && hash[2] && strchr("aby", hash[2]) && hash[3] == '$') {
+        int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+        return hash[4] >= '0' && hash[4] <= '9' && hash[5] >= '0' && hash[5] <= '9' &&
+                       hash[6] == '$' && cost <= HTTP_AUTH_BCRYPT_COST_MAX
+                   ? NULL
+                   : "asks for a bcrypt cost over 13 (checking it would stall the daemon)";
+    }
+    const char *y = !strncmp(hash, "$y$", 3) ? hash + 3 : !strncmp(hash, "$gy$", 4) ? hash + 4 : NULL;
+    if (y) { /* flavor, N_log2 - 1, r - 1: one character each when small */
+        int f = crypt64(y[0]), n = crypt64(y[1]), r = crypt64(y[2]);
+        if (f < 0 || f > 47 || n < 0 || n > 47 || r < 0 || r > 47)
+            return "asks for more yescrypt memory than 256 MB (checking it would stall the daemon)";
+        double mb = 128.0 * (r + 1) * ldexp(1.0, n + 1) / (1 << 20);
+        return mb <= HTTP_AUTH_YESCRYPT_MB_MAX
+                   ? NULL
+                   : "asks for more yescrypt memory than 256 MB (checking it would stall the daemon)";
+    }
+    return "uses a crypt(3) method whose cost basisnetd cannot bound (use yescrypt $y$, "
+           "SHA-512 $6$ or bcrypt $2b$)";
+}
+
 /* Why hash is not a hash libcrypt computes and accepts, or NULL when it is. */
 static const char *hash_problem(const char *hash)
 {
@@ -80,6 +130,9 @@ static const char *hash_problem(const char *hash)
     default:
         return "is not a crypt(3) hash (a plain-text password?)";
     }
+    const char *costly = cost_problem(hash);
+    if (costly)
+        return costly;
     /* The setting may be valid while the hash part is cut: hashing anything must give a
      * string of the same length. */
     struct crypt_data cd;

@@ -38,11 +38,22 @@ sed "s|auth_file: .*|auth_file: $T/md5|" "$T/d.yaml" >"$T/md5.yaml"
 "$BND" --check-config "$T/md5.yaml" >"$T/check.out" 2>&1 || true
 grep -qF "$T/md5:1: user 'ann': the password uses a legacy crypt(3) method" "$T/check.out" \
     || fail "an MD5 hash was accepted: $(cat "$T/check.out")"
+# settings whose check would stall the daemon (about a second at most is taken)
+x86=$(printf 'x%.0s' $(seq 86)); x53=$(printf 'x%.0s' $(seq 53)); x43=$(printf 'x%.0s' $(seq 43))
+for line in "dan:\$6\$rounds=2000000\$abcdefgh\$$x86|asks for more than 1000000 rounds" \
+            "eve:\$2b\$15\$$x53|asks for a bcrypt cost over 13" \
+            "fay:\$y\$jET\$abcdefgh\$$x43|asks for more yescrypt memory than 256 MB"; do
+    printf '%s\n' "${line%%|*}" >"$T/costly"
+    sed "s|auth_file: .*|auth_file: $T/costly|" "$T/d.yaml" >"$T/costly.yaml"
+    rc=0; timeout 20 "$BND" --check-config "$T/costly.yaml" >"$T/check.out" 2>&1 || rc=$?
+    [ $rc -eq 1 ] && grep -qF "$T/costly:1: user '${line%%:*}': the password ${line#*|}" "$T/check.out" \
+        || fail "a costly hash (${line%%:*}): exit $rc, $(cat "$T/check.out")"
+done
 sed "s|auth_file: .*|auth_file: $T/none|" "$T/d.yaml" >"$T/none.yaml"
 "$BND" --check-config "$T/none.yaml" >"$T/check.out" 2>&1 || true
 grep -qF "$T/none.yaml:18:3: key 'http.auth_file': cannot read $T/none: No such file or directory" "$T/check.out" \
     || fail "a missing auth file: $(cat "$T/check.out")"
-ok "plain-text, cut and MD5 hashes, a missing file: refused at --check-config and start-up with FILE:LINE:COL and the file's line"
+ok "plain-text, cut, MD5 and too costly hashes, a missing file: refused at --check-config and start-up with FILE:LINE:COL and the file's line"
 
 chmod 0644 "$T/users"
 "$BND" --check-config "$T/d.yaml" >"$T/check.out" 2>&1 || true
