@@ -209,7 +209,7 @@ void app_publish_result(app *a, const infer_result *r)
     a->dropped_frames += r->dropped;
     a->last_frame_us = g_get_monotonic_time();
     if (r->gated)
-        stats_observe_gate(&a->stats, l.ms_gate);
+        stats_observe_gate(&a->stats, r->gate_verdict, l.ms_gate);
     if (r->stage == INFER_STAGE_REUSE) {
         stats_observe_reuse(&a->stats, l.ms_capture_to_publish);
     } else {
@@ -236,10 +236,13 @@ void app_publish_result(app *a, const infer_result *r)
 static json_t *app_gate_json(app *a)
 {
     const gate_config *g = &a->cfg.gate;
-    json_t *o = json_pack("{s:s, s:i, s:f, s:f}", "mode",
+    json_t *o = json_pack("{s:s, s:i, s:f, s:f, s:f}", "mode",
                           g->mode == GATE_MODE_AUTO ? "auto" : "off", "refresh_ms",
                           g->refresh_ms, "cell_sigmas", proto_round(g->cell_sigmas, 4),
-                          "min_area", proto_round(g->min_area, 4));
+                          "min_area", proto_round(g->min_area, 4), "min_score",
+                          proto_round(g->min_score, 4));
+    if (o && g->mode == GATE_MODE_AUTO)
+        json_object_set_new(o, "verdicts", stats_gate_verdicts_json(&a->stats));
     gate_stats gs;
     if (o && a->inf && infer_gate_stats(a->inf, &gs)) {
         json_object_set_new(o, "noise_sigma", json_real(proto_round(gs.sigma, 3)));

@@ -36,8 +36,9 @@ bn_status app_start_infer(app *a, char *err, size_t errlen)
     ip.gate_on = gc->mode == GATE_MODE_AUTO;
     ip.gate = (gate_params){.width = a->info->width, .height = a->info->height,
                             .channels = a->info->channels, .refresh_ms = gc->refresh_ms,
-                            .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area};
-    ip.gate_confirm = a->cfg.publish.change_frames - 1;
+                            .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area,
+                            .min_score = gc->min_score,
+                            .confirm_frames = a->cfg.publish.change_frames};
     ip.frames = app_frame_slot(a);  /* copies only while an HTTP server holds it */
     return infer_start(&ip, &a->inf, err, errlen);
 }

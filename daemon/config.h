@@ -33,6 +33,7 @@ typedef struct {
     int refresh_ms;                 /* classify anyway once the last answer is this old */
     double cell_sigmas;             /* a cell changed: difference > this x the noise sigma */
     double min_area;                /* share of changed cells that makes a frame classified */
+    double min_score;               /* an answer scored below this is never reused */
 } gate_config;
 
 typedef struct {

@@ -94,6 +94,7 @@ static const key_spec keys[] = {
     K_INT(gate.refresh_ms, 1, 600000),
     K_DOUBLE(gate.cell_sigmas, 1, 50),
     K_DOUBLE(gate.min_area, 0.001, 1),
+    K_DOUBLE(gate.min_score, 0, 1),
 
     K_SECTION("publish", 0),
     {FIELD(publish.socket), .type = KEY_STRING, .flags = KF_NONEMPTY, .max_len = SUN_PATH_MAX},
@@ -436,6 +437,7 @@ void config_init(bn_config *cfg)
     cfg->gate.refresh_ms = GATE_REFRESH_MS_DEFAULT;
     cfg->gate.cell_sigmas = GATE_CELL_SIGMAS_DEFAULT;
     cfg->gate.min_area = GATE_MIN_AREA_DEFAULT;
+    cfg->gate.min_score = GATE_MIN_SCORE_DEFAULT;
 
     publish_config *p = &cfg->publish;
     snprintf(p->socket, sizeof p->socket, "/run/basisnetd/basisnetd.sock");

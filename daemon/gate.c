@@ -2,7 +2,7 @@
  * gray copy; the noise of a cell difference from the previous frame (median absolute
  * deviation, a running mean of it); the difference from the last classified frame with the
  * global brightness offset and gain change removed; open when enough cells, or the mean,
- * exceed what the noise explains. */
+ * exceed what the noise explains, or when the last answer is not settled. */
 #include "gate.h"
 
 #include <math.h>
@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "debounce.h"
 
 /* The downsampled grid's longer side stays at or below this. */
 #define GRID_MAX 64
@@ -44,6 +46,9 @@ struct gate {
     uint64_t last_ns, ref_ns;
     float sigma;
     int n_noise;
+    int ref_class;          /* the reference's answer */
+    float ref_score;
+    debounce deb;           /* the publisher's change debounce, fed the same answers */
     uint64_t frames, opened, refreshes;
 };
 
@@ -62,9 +67,11 @@ bn_status gate_new(const gate_params *p, gate **out, char *err, size_t errlen)
                  p->width, p->height, p->channels);
         return BN_ERR_INVALID_ARG;
     }
-    if (p->refresh_ms < 1 || !(p->cell_sigmas > 0) || !(p->min_area > 0 && p->min_area <= 1)) {
-        snprintf(err, errlen, "gate: refresh_ms %d, cell_sigmas %g, min_area %g out of range",
-                 p->refresh_ms, p->cell_sigmas, p->min_area);
+    if (p->refresh_ms < 1 || !(p->cell_sigmas > 0) || !(p->min_area > 0 && p->min_area <= 1) ||
+        !(p->min_score >= 0 && p->min_score <= 1)) {
+        snprintf(err, errlen,
+                 "gate: refresh_ms %d, cell_sigmas %g, min_area %g, min_score %g out of range",
+                 p->refresh_ms, p->cell_sigmas, p->min_area, p->min_score);
         return BN_ERR_INVALID_ARG;
     }
     gate *g = calloc(1, sizeof *g);
@@ -73,6 +80,8 @@ bn_status gate_new(const gate_params *p, gate **out, char *err, size_t errlen)
         return BN_ERR_NOMEM;
     }
     g->p = *p;
+    g->ref_class = -1;
+    debounce_init(&g->deb, p->confirm_frames);
     /* A power of two such that the grid fits GRID_MAX; at least 2x2 boxes when the frame
      * is big enough, which halves the noise for the price of nothing. */
     int cell = 1, longer = p->width > p->height ? p->width : p->height;
@@ -268,6 +277,18 @@ gate_decision gate_decide(gate *g, const uint8_t *data, size_t stride, uint64_t 
         d.verdict = GATE_OPEN_REFRESH;
     else
         d.verdict = compare(g, sigma, &d);
+    /* An unchanged picture reuses only a settled answer: one whose label the debounce has
+     * confirmed (else the change it may start would be confirmed by one answer repeated,
+     * not by independent ones), scored at least min_score (else a first unsure look at a
+     * new scene would stand until the refresh while the engine might do better on the
+     * next frame). The score is compared as a float, so that a score of 0.9 passes
+     * min_score 0.9. */
+    if (d.verdict == GATE_CLOSED) {
+        if (g->ref_class != g->deb.stable)
+            d.verdict = GATE_OPEN_CONFIRM;
+        else if (!(g->ref_score >= (float)g->p.min_score))
+            d.verdict = GATE_OPEN_UNSURE;
+    }
     d.open = d.verdict != GATE_CLOSED;
     /* this frame is the previous one for the next noise sample (and the reference if it
      * gets committed) */
@@ -283,13 +304,16 @@ gate_decision gate_decide(gate *g, const uint8_t *data, size_t stride, uint64_t 
     return d;
 }
 
-void gate_commit(gate *g)
+void gate_commit(gate *g, int class_id, float score)
 {
     if (!g->has_prev)
         return;
     memcpy(g->ref, g->prev, sizeof(float) * (size_t)g->n);
     g->has_ref = true;
     g->ref_ns = g->last_ns;
+    g->ref_class = class_id;
+    g->ref_score = score;
+    debounce_feed(&g->deb, class_id, NULL);
 }
 
 void gate_reset(gate *g)
@@ -305,6 +329,9 @@ const char *gate_verdict_name(gate_verdict v)
     case GATE_OPEN_REFRESH: return "refresh";
     case GATE_OPEN_AREA: return "area";
     case GATE_OPEN_MEAN: return "mean";
+    case GATE_OPEN_CONFIRM: return "confirm";
+    case GATE_OPEN_UNSURE: return "unsure";
+    case GATE_VERDICTS: break;
     }
     return "?";
 }

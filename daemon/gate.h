@@ -1,6 +1,7 @@
 /* The frame-difference gate (docs/gate.md): decides per frame whether the scene changed
  * since the last classified frame, so that an unchanged frame reuses that frame's answer
- * instead of running the engine. Works on the model-sized input (uint8, HWC, 1 to 4
+ * instead of running the engine, and only an answer that is settled (its label confirmed,
+ * its score at least min_score). Works on the model-sized input (uint8, HWC, 1 to 4
  * channels) through a box-downsampled gray copy; the threshold follows the camera's own
  * noise, estimated online from consecutive frames. No allocation after gate_new. */
 #ifndef BN_GATE_H
@@ -16,6 +17,7 @@
 #define GATE_REFRESH_MS_DEFAULT 1000
 #define GATE_CELL_SIGMAS_DEFAULT 4.0
 #define GATE_MIN_AREA_DEFAULT 0.02
+#define GATE_MIN_SCORE_DEFAULT 0.9
 
 typedef struct {
     int width, height, channels;  /* the frames' size (the model input) */
@@ -23,6 +25,10 @@ typedef struct {
                                      is classified anyway */
     double cell_sigmas;           /* a cell changed: |residual| > cell_sigmas x noise sigma */
     double min_area;              /* share of changed cells that opens the gate */
+    double min_score;             /* an answer scored below this is never reused (0 to 1) */
+    int confirm_frames;           /* consecutive answers that confirm a new label, as the
+                                     publisher's change debounce counts them
+                                     (publish.change_frames); <= 1: every answer is confirmed */
 } gate_params;
 
 typedef enum {
@@ -31,6 +37,10 @@ typedef enum {
     GATE_OPEN_REFRESH,   /* the last classification is refresh_ms old */
     GATE_OPEN_AREA,      /* more than min_area of the cells changed */
     GATE_OPEN_MEAN,      /* the mean residual is well above the noise (a diffuse change) */
+    /* Unchanged, but the last answer is not settled, so the frame is classified anyway: */
+    GATE_OPEN_CONFIRM,   /* its label is not yet confirmed (a change still being debounced) */
+    GATE_OPEN_UNSURE,    /* its score is below min_score */
+    GATE_VERDICTS
 } gate_verdict;
 
 typedef struct {
@@ -58,11 +68,17 @@ void gate_free(gate *g);
  * captured at now_ns (any monotonic clock). Updates the noise estimate. A frame that is
  * classified afterwards must be committed with gate_commit. */
 gate_decision gate_decide(gate *g, const uint8_t *data, size_t stride, uint64_t now_ns);
-/* The frame of the last gate_decide was classified: it becomes the reference. */
-void gate_commit(gate *g);
-/* Forget the reference (the next frame is classified). The noise estimate stays. */
+/* The frame of the last gate_decide was classified, with this answer: it becomes the
+ * reference, and the answer the one a closed gate lets the caller reuse. The class feeds
+ * the gate's copy of the change debounce (confirm_frames), which sees the same answers as
+ * the publisher's: every classified one, and reused ones only when they repeat the
+ * confirmed label (no-ops for a debounce). */
+void gate_commit(gate *g, int class_id, float score);
+/* Forget the reference (the next frame is classified). The noise estimate and the
+ * confirmed label stay. */
 void gate_reset(gate *g);
 
+/* "closed", "start", "refresh", "area", "mean", "confirm", "unsure" (the names stats use). */
 const char *gate_verdict_name(gate_verdict v);
 void gate_get_stats(const gate *g, gate_stats *st);
 

@@ -28,7 +28,6 @@ struct infer {
     frame_slot *slot;       /* not owned; NULL: none */
     infer_result last;      /* the last classified frame, for reuse */
     bool have_last;
-    int confirm, confirm_left; /* frames classified after a changed answer, and still due */
     uint64_t owed;          /* frames pulled that got no result (the engine failed on them),
                                with the source drops before them: added to the next
                                result's dropped count, so no frame goes uncounted */
@@ -129,7 +128,8 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
         gate_decision gd = gate_decide(in->gate, fr->data, fr->stride, t_frame);
         r.gated = true;
         r.ns_gate = gd.ns;
-        if (!gd.open && in->have_last && in->confirm_left == 0) {
+        r.gate_verdict = (int)gd.verdict;
+        if (!gd.open && in->have_last) {
             const infer_result *l = &in->last;
             r.class_id = l->class_id;
             r.score = l->score;
@@ -174,13 +174,8 @@ static bn_status classify(infer *in, const capture_frame *fr, const char **stage
     r.madds = res.madds;
     r.synth_layers = r.stage == BN_STAGE_SPECIALIST ? res.synth_layers : 0;
     r.synth_reused = r.stage == BN_STAGE_SPECIALIST ? res.synth_reused : 0;
-    if (gated) {
-        gate_commit(in->gate);
-        if (in->confirm_left > 0)
-            in->confirm_left--;
-        if (in->have_last && r.class_id != in->last.class_id)
-            in->confirm_left = in->confirm;
-    }
+    if (gated)
+        gate_commit(in->gate, r.class_id, r.score);
     in->last = r;
     in->last.capture_mono_ns = t_frame;
     in->have_last = true;
@@ -281,7 +276,6 @@ bn_status infer_start(const infer_params *p, infer **out, char *err, size_t errl
     g_mutex_init(&in->lock);
     if (p->gate_on) {
         in->gp = p->gate;
-        in->confirm = p->gate_confirm > 0 ? p->gate_confirm : 0;
         bn_status gst = gate_new(&p->gate, &in->gate, err, errlen);
         if (gst != BN_OK) {
             infer_free(in);

@@ -41,6 +41,7 @@ typedef struct {
     uint64_t madds;
     int synth_layers, synth_reused; /* specialist frames: layers synthesized / kept */
     bool gated;                 /* the gate ran on this frame (gate.mode auto) */
+    int gate_verdict;           /* gated frames: the gate's gate_verdict (GATE_CLOSED: reused) */
     uint64_t ns_gate;           /* what the gate's decision cost */
     uint64_t reuse_age_ns;      /* reused frames: capture time since the frame answered */
 } infer_result;
@@ -54,10 +55,8 @@ typedef struct {
     int queue;                  /* results buffered for the loop */
     bool gate_on;               /* gate.mode auto: frames the gate closes on reuse the last
                                    answer (the gate is created, with its buffers, at start) */
-    gate_params gate;
-    int gate_confirm;           /* after an answer that differs from the one before, classify
-                                   this many more frames before reusing (publish.change_frames
-                                   - 1: the debounce then sees answers, not one repeated) */
+    gate_params gate;           /* .confirm_frames: publish.change_frames, so that the gate
+                                   reuses only an answer whose label the publisher confirmed */
     frame_slot *frames;         /* not owned, may be NULL: each frame and its answer are
                                    offered to it (copied only while it is held) */
 } infer_params;

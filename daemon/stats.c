@@ -73,9 +73,20 @@ void stats_observe_reuse(daemon_stats *s, double ms_capture_to_publish)
     latency_hist_observe(&s->hist[LAT_CAPTURE_TO_PUBLISH], ms_capture_to_publish);
 }
 
-void stats_observe_gate(daemon_stats *s, double ms_gate)
+void stats_observe_gate(daemon_stats *s, int verdict, double ms_gate)
 {
+    if (verdict >= 0 && verdict < GATE_VERDICTS)
+        s->gate_verdicts[verdict]++;
     latency_hist_observe(&s->hist[LAT_GATE], ms_gate);
+}
+
+json_t *stats_gate_verdicts_json(const daemon_stats *s)
+{
+    json_t *o = json_object();
+    for (int v = 0; o && v < GATE_VERDICTS; v++)
+        json_object_set_new(o, gate_verdict_name((gate_verdict)v),
+                            json_integer((json_int_t)s->gate_verdicts[v]));
+    return o;
 }
 
 uint64_t stats_frames_published(const daemon_stats *s)
@@ -373,6 +384,20 @@ char *stats_to_prometheus(const json_t *stats)
         escape_label(json_string_value(v), val, sizeof val);
         sb_printf(&sb, "# HELP %s %s\n# TYPE %s gauge\n%s{camera=\"%s\",%s=\"%s\"} 1\n",
                   p->metric, p->help, p->metric, p->metric, cam, p->label, val);
+    }
+    /* the gate's verdicts, one sample per verdict */
+    const json_t *verdicts = json_at(stats, "gate.verdicts");
+    if (json_is_object(verdicts)) {
+        const char *gm = "basisnetd_gate_decisions_total";
+        sb_printf(&sb, "# HELP %s Frames the gate decided on, by verdict: closed (reused), or why "
+                       "the frame was classified.\n# TYPE %s counter\n", gm, gm);
+        for (int k = 0; k < GATE_VERDICTS; k++) {
+            const char *name = gate_verdict_name((gate_verdict)k);
+            const json_t *v = json_object_get(verdicts, name);
+            if (json_is_number(v))
+                sb_printf(&sb, "%s{camera=\"%s\",verdict=\"%s\"} %s\n", gm, cam, name,
+                          fmt_value(json_number_value(v), num, sizeof num));
+        }
     }
     const char *hm = "basisnetd_latency_seconds";
     sb_printf(&sb, "# HELP %s Per-stage latency of classified frames.\n# TYPE %s histogram\n", hm,

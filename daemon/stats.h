@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gate.h"
+
 #define STATS_NBUCKETS 15       /* finite bucket bounds; one more bucket for +Inf */
 #define STATS_RECENT 1024       /* latest total latencies kept for exact p50/p99 */
 
@@ -32,6 +34,7 @@ typedef struct {
     uint64_t classified, light, specialist, deadline;
     uint64_t synth_layers, synth_reused; /* layer syntheses due / skipped (engine.synth_reuse) */
     uint64_t gate_reused;       /* frames the gate closed on: the last answer republished */
+    uint64_t gate_verdicts[GATE_VERDICTS]; /* frames the gate decided on, by gate_verdict */
     latency_hist hist[LAT_COUNT];
     double recent_total[STATS_RECENT];
     int recent_n, recent_pos;
@@ -49,8 +52,10 @@ void stats_observe_frame(daemon_stats *s, int stage, bool deadline, double ms_li
                          double ms_capture_to_publish);
 /* A frame the gate closed on (not counted as classified; no stage latencies). */
 void stats_observe_reuse(daemon_stats *s, double ms_capture_to_publish);
-/* The gate's cost on a frame (reused or classified). */
-void stats_observe_gate(daemon_stats *s, double ms_gate);
+/* The gate's verdict and cost on a frame (reused or classified). */
+void stats_observe_gate(daemon_stats *s, int verdict, double ms_gate);
+/* {"closed":N,"start":N,...}: the frames the gate decided on, by verdict. */
+json_t *stats_gate_verdicts_json(const daemon_stats *s);
 /* Frames published: classified plus reused. */
 uint64_t stats_frames_published(const daemon_stats *s);
 /* gate_reused / published, synth_reused / synth_layers (0 when none). */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Cameras per box (docs/gate.md#cameras-per-box): N basisnetd daemons, each on its own
 # 640x480@30 MJPEG clip looping in real time, for the shipped model and a camera-scale
-# model (a random cam96 net until a trained one ships), gate off and on; then the gate
+# model (a random cam96 net until a trained one ships; its scores are about 0.6, so its
+# daemons run with gate.min_score 0), gate off and on; then the gate
 # against a Frigate-style policy on the same clips. `make bench` runs it with the others;
 # a full run takes about 25 minutes and loads both cores.
 #
@@ -30,7 +31,7 @@ fi
 if phase sweep; then
     echo "run.sh: load before the sweep: $(cat /proc/loadavg)"
     "$PY" "$HERE/sweep.py" --clips "$OUT/clips" --out "$OUT" \
-        --model "fmnist=$ROOT/models/fmnist-basisnet.bnm" --model "cam96=$CAM96" \
+        --model "fmnist=$ROOT/models/fmnist-basisnet.bnm" --model "cam96=$CAM96" --min-score cam96=0 \
         --grid "${GRID:-1,8,16,24,32,40,48,56,64}" --rounds "${ROUNDS:-1}" \
         --warmup "${WARMUP:-4}" --seconds "${MEASURE_S:-10}"
     echo "run.sh: load after the sweep: $(cat /proc/loadavg)"
@@ -39,7 +40,7 @@ if phase policy; then
     "$PY" "$HERE/policy.py" --clips "$OUT/clips" --out "$OUT" --name policy-fmnist \
         --model "$ROOT/models/fmnist-basisnet.bnm"
     "$PY" "$HERE/policy.py" --clips "$OUT/clips" --out "$OUT" --name policy-cam96 --model "$CAM96" \
-        --clip-limit "${CAM96_POLICY_CLIPS:-0}"
+        --min-score 0 --clip-limit "${CAM96_POLICY_CLIPS:-0}"
 fi
 if phase report; then
     "$PY" "$HERE/report.py" "$OUT" ${PLOT:+--plot "$PLOT"}

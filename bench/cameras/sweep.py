@@ -27,9 +27,10 @@ FPS = 30
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def config_text(name, model, clip, roi, gate, sock, loop=True):
+def config_text(name, model, clip, roi, gate, sock, loop=True, min_score=None):
     """A camera's config as a user would write it: the mat cropped out of the frame, the
-    budget of configs/camera.yaml (mode mean, 20 ms), the gate as asked."""
+    budget of configs/camera.yaml (mode mean, 20 ms), the gate as asked (min_score None:
+    the default)."""
     return f"""camera: {name}
 model: {model}
 log_level: warn
@@ -46,7 +47,7 @@ budget:
   mode: mean
   latency_ms: 20
 gate:
-  mode: {gate}
+  mode: {gate}{"" if min_score is None else chr(10) + "  min_score: %g" % min_score}
 publish:
   socket: {sock}
   mode: 0666
@@ -105,7 +106,8 @@ def run_point(a, model_name, model, gate, n, clips, work):
             sock = os.path.join(work, name + ".sock")
             cfg = os.path.join(work, name + ".yaml")
             with open(cfg, "w") as f:
-                f.write(config_text(name, model, ev["path"], ev["roi"], gate, sock))
+                f.write(config_text(name, model, ev["path"], ev["roi"], gate, sock,
+                                    min_score=a.min_scores.get(model_name)))
             log = open(os.path.join(work, name + ".log"), "w")
             p = subprocess.Popen([a.basisnetd, "--config", cfg], stdout=subprocess.DEVNULL,
                                  stderr=log)
@@ -190,6 +192,9 @@ def main():
     ap.add_argument("--clips", required=True, help="directory of make-clips.py's output")
     ap.add_argument("--model", action="append", required=True, metavar="NAME=FILE")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--min-score", action="append", default=[], metavar="NAME=S",
+                    help="gate.min_score for model NAME (default: the daemon's); a model whose "
+                         "scores are low, as the random cam96 net's, needs 0")
     ap.add_argument("--gates", default="off,auto")
     ap.add_argument("--grid", default="1,8,16,24,32,40,48,56,64")
     ap.add_argument("--step", type=int, default=4, help="resolution of the search between grid points")
@@ -202,6 +207,7 @@ def main():
     if not clips:
         sys.exit("sweep.py: no clips in %s (run make-clips.py)" % a.clips)
     models = [m.split("=", 1) for m in a.model]
+    a.min_scores = {k: float(v) for k, v in (m.split("=", 1) for m in a.min_score)}
     grid = [int(x) for x in a.grid.split(",")]
     os.makedirs(a.out, exist_ok=True)
     work = os.path.join(a.out, "run")

@@ -3,9 +3,11 @@
 # held 1-1.7 s each, sensor noise sigma 6 gray levels at the model's 28x28, a slow
 # brightness drift, JPEG artefacts) played by two daemons at once, gate off and gate on.
 # With the gate on most frames are "stage":"reuse" with the answer of the last classified
-# frame; every change event of the gate-off run comes with the gate on too, with the same
-# label, at most 2 frames later; stats and Prometheus count the reused frames. A third
-# daemon plays a static clip with noise sigma 8: at least 90% of its frames are reused.
+# frame, and only a settled one (its label the stable one, its score >= gate.min_score);
+# every change event of the gate-off run comes with the gate on too, with the same label,
+# at most 2 frames later; stats and Prometheus count the reused frames and the gate's
+# verdicts. A third daemon plays a static clip with noise sigma 8: at least 90% of its
+# frames are reused.
 source "$(dirname "$0")/daemon_common.bash"
 D=/usr/share/datasets/fashion-mnist
 [ -f "$D/t10k-images-idx3-ubyte.gz" ] || { echo "SKIP: needs $D (make deps)"; exit 77; }
@@ -140,9 +142,18 @@ if start > 0:
 assert share >= 0.7, 'reuse share %.3f < 0.7' % share
 assert not [m for m in off if m['stage'] == 'reuse'], 'reuse with the gate off'
 assert 'gate' not in off[0]['latency_ms']
-# a reused frame repeats the last classified frame's answer and costs only the gate
-last = None
-for m in on:
+# a reused frame repeats the last classified frame's answer and costs only the gate, and
+# that answer was settled: scored at least gate.min_score (0.9, the default) and on the
+# stable label (the last change event's, which the debounce confirmed), never one still
+# being confirmed
+ms_on = [json.loads(l) for l in open('%s/on.jsonl' % t, 'rb')]
+last, stable, unsure_after, pending_after = None, None, 0, 0
+for m in ms_on:
+    if m['type'] == 'change':
+        stable = m['label']
+        continue
+    if m['type'] != 'label':
+        continue
     lat = m['latency_ms']
     assert 'gate' in lat, lat
     if m['stage'] == 'reuse':
@@ -150,7 +161,11 @@ for m in on:
         assert (m['label'], m['class'], m['score']) == (last['label'], last['class'], last['score']), (m, last)
         assert lat['light'] == 0 and lat['specialist'] == 0 and lat['total'] == lat['gate'], lat
         assert m['age_ms'] >= 0
+        assert m['score'] >= 0.9, 'an answer scored %.3f < gate.min_score reused: %s' % (m['score'], m)
+        assert m['label'] == stable, 'a %s answer reused while %s was the stable label: %s' % (m['label'], stable, m)
     else:
+        unsure_after += last is not None and last['score'] < 0.9
+        pending_after += last is not None and stable is not None and last['label'] != stable
         last = m
 gate_ms = sorted(m['latency_ms']['gate'] for m in on)
 assert gate_ms[len(gate_ms) // 2] < 0.05, 'the gate takes %.3f ms (median)' % gate_ms[len(gate_ms) // 2]
@@ -192,10 +207,18 @@ s = json.load(open(t + '/stats.json'))
 fr = s['frames']
 assert fr['gate_reused'] > 0 and fr['gate_reused_share'] > 0.5, fr
 assert s['gate']['mode'] == 'auto' and s['gate']['noise_sigma'] > 0, s['gate']
+assert s['gate']['min_score'] == 0.9, s['gate']
+v = s['gate']['verdicts']
+assert set(v) == {'closed', 'start', 'refresh', 'area', 'mean', 'confirm', 'unsure'}, v
+# one verdict per frame, counted when published, as gate_reused and classified are
+assert v['closed'] == fr['gate_reused'] and sum(v.values()) == fr['gate_reused'] + fr['classified'], (v, fr)
+assert v['start'] >= 3 and v['unsure'] > 0, v
 prom = open(t + '/stats.prom').read()
 m = re.search(r'^basisnetd_gate_reused_total\{camera="on"\} (\d+)$', prom, re.M)
 assert m and int(m.group(1)) > 0, 'no basisnetd_gate_reused_total'
 assert re.search(r'^basisnetd_gate_reused_share\{camera="on"\} 0\.\d+$', prom, re.M)
+pv = dict(re.findall(r'^basisnetd_gate_decisions_total\{camera="on",verdict="(\w+)"\} (\d+)$', prom, re.M))
+assert set(pv) == set(v) and int(pv['closed']) > 0, pv
 # the final count, from the log line at exit
 log = open(t + '/daemon.log').read()
 m = re.search(r'gate: (\d+) frames reused, (\d+) classified', log)
@@ -203,7 +226,9 @@ m = re.search(r'gate: (\d+) frames reused, (\d+) classified', log)
 missed = on[0]['seq'] - 1
 assert m and int(m.group(1)) + int(m.group(2)) == len(on) + missed, (m and m.groups(), len(on), missed)
 assert len(reuse) <= int(m.group(1)) <= len(reuse) + missed, (m.groups(), len(reuse), missed)
-print('stats: %d reused (share %.3f) at 6 s, noise sigma %.2f; at exit %s reused, %s classified'
-      % (fr['gate_reused'], fr['gate_reused_share'], s['gate']['noise_sigma'], m.group(1), m.group(2)))
+print('stats: %d reused (share %.3f) at 6 s, noise sigma %.2f, verdicts %s; at exit %s reused, '
+      '%s classified; classified after an unsure answer %d, after a pending one %d'
+      % (fr['gate_reused'], fr['gate_reused_share'], s['gate']['noise_sigma'],
+         json.dumps(v, separators=(',', ':')), m.group(1), m.group(2), unsure_after, pending_after))
 PY
-ok "gate on: most frames reused, every change event within 2 frames of gate off, counted in stats"
+ok "gate on: most frames reused, only settled answers, every change event within 2 frames of gate off, counted in stats"

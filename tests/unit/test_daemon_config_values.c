@@ -544,9 +544,10 @@ static void test_gate(void **state)
     assert_int_equal(cfg->gate.refresh_ms, 1000);
     assert_float_equal(cfg->gate.cell_sigmas, 4.0, 1e-12);
     assert_float_equal(cfg->gate.min_area, 0.02, 1e-12);
+    assert_float_equal(cfg->gate.min_score, 0.9, 1e-12);
     bn_status st = load_text("mem.yaml",
                              "model: m\nsource: {kind: test}\ngate:\n  mode: auto\n"
-                             "  refresh_ms: 250\n  cell_sigmas: 6\n  min_area: 0.05\n",
+                             "  refresh_ms: 250\n  cell_sigmas: 6\n  min_area: 0.05\n  min_score: 0\n",
                              cfg, err, sizeof err);
     if (st != BN_OK)
         print_error("%s\n", err);
@@ -555,6 +556,7 @@ static void test_gate(void **state)
     assert_int_equal(cfg->gate.refresh_ms, 250);
     assert_float_equal(cfg->gate.cell_sigmas, 6.0, 1e-12);
     assert_float_equal(cfg->gate.min_area, 0.05, 1e-12);
+    assert_float_equal(cfg->gate.min_score, 0.0, 1e-12);
     assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\ngate:\n", cfg, err,
                                sizeof err),
                      BN_OK);

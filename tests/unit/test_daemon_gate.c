@@ -1,7 +1,8 @@
 /* The frame-difference gate on hand-made frames: sensor noise (sigma up to 8 gray levels)
  * and slow brightness drift keep it closed, a small object entering or leaving opens it,
- * refresh_ms forces a classification, a sudden lighting change opens it, nothing is
- * allocated per frame. Prints the per-frame cost (docs/gate.md quotes it). */
+ * refresh_ms forces a classification, a sudden lighting change opens it, an answer that is
+ * unsure (score below min_score) or whose label is still being confirmed is not reused,
+ * nothing is allocated per frame. Prints the per-frame cost (docs/gate.md quotes it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +68,7 @@ static void render(const scene *s, uint8_t *out)
         }
 }
 
+/* A gate on the picture alone: every answer settled (min_score 0, no confirmation). */
 static gate *new_gate(int w, int h, int c, int refresh_ms)
 {
     gate_params p = {.width = w, .height = h, .channels = c, .refresh_ms = refresh_ms,
@@ -77,14 +79,32 @@ static gate *new_gate(int w, int h, int c, int refresh_ms)
     return g;
 }
 
-/* Feeds one frame; commits it when the gate opens (the daemon classifies it then). */
-static gate_decision step(gate *g, const scene *s, uint8_t *buf, uint64_t t)
+/* A 28x28 gray gate as the daemon makes it: min_score and publish.change_frames given. */
+static gate *new_gate_answers(double min_score, int confirm_frames)
+{
+    gate_params p = {.width = 28, .height = 28, .channels = 1, .refresh_ms = 1000,
+                     .cell_sigmas = GATE_CELL_SIGMAS_DEFAULT, .min_area = GATE_MIN_AREA_DEFAULT,
+                     .min_score = min_score, .confirm_frames = confirm_frames};
+    gate *g = NULL;
+    char err[256];
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_OK);
+    return g;
+}
+
+/* Feeds one frame; when the gate opens, the daemon classifies it: commits this answer. */
+static gate_decision step_answer(gate *g, const scene *s, uint8_t *buf, uint64_t t, int class_id,
+                                 float score)
 {
     render(s, buf);
     gate_decision d = gate_decide(g, buf, (size_t)s->w * (size_t)s->c, t);
     if (d.open)
-        gate_commit(g);
+        gate_commit(g, class_id, score);
     return d;
+}
+
+static gate_decision step(gate *g, const scene *s, uint8_t *buf, uint64_t t)
+{
+    return step_answer(g, s, buf, t, 0, 1.0f);
 }
 
 /* Static scene, noise only: closed for >= 90% of frames after the warm-up; the openings
@@ -261,6 +281,130 @@ static void test_rgb_and_no_allocation(void **state)
     gate_free(g);
 }
 
+/* An unsure answer is not reused, however still the picture: with min_score 0.9 and every
+ * answer scored 0.6, each frame of a static noisy scene is classified ("unsure"), not one is
+ * reused; once an answer scores 0.95 the gate closes on the next frame and stays closed. */
+static void test_unsure_answer_not_reused(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 41;
+    gate *g = new_gate_answers(0.9, 3);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 4, .gain = 1};
+    uint64_t t = 0;
+    int unsure = 0;
+    for (int f = 0; f < 60; f++, t += FRAME_NS) {
+        gate_decision d = step_answer(g, &s, buf, t, 3, 0.6f);
+        assert_true(d.open);
+        unsure += d.verdict == GATE_OPEN_UNSURE;
+    }
+    printf("score 0.6 < min_score 0.9: 60 of 60 frames classified, %d of them unsure\n", unsure);
+    /* the warm-up and the confirmation of class 3 come first; every later frame is unsure */
+    assert_true(unsure >= 55);
+    assert_string_equal(gate_verdict_name(GATE_OPEN_UNSURE), "unsure");
+    gate_decision d = step_answer(g, &s, buf, t += FRAME_NS, 3, 0.95f);
+    assert_int_equal(d.verdict, GATE_OPEN_UNSURE); /* the 0.6 answer was the reference */
+    int closed = 0;
+    for (int f = 0; f < 20; f++, t += FRAME_NS)
+        closed += step_answer(g, &s, buf, t, 3, 0.95f).verdict == GATE_CLOSED;
+    assert_int_equal(closed, 20);
+    gate_free(g);
+}
+
+/* Settles a gate on a still, noise-free scene with class 1 at this score, and returns the
+ * verdict on the next (unchanged) frame. */
+static gate_verdict verdict_after(double min_score, float score)
+{
+    static uint8_t buf[MAXPIX];
+    gate *g = new_gate_answers(min_score, 3);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 0, .gain = 1};
+    uint64_t t = 0;
+    gate_decision d = {0};
+    for (int f = 0; f < 10; f++, t += FRAME_NS)
+        d = step_answer(g, &s, buf, t, 1, score);
+    gate_free(g);
+    return d.verdict;
+}
+
+/* The boundary: a score equal to min_score is reused, the float just below it is not;
+ * min_score 0 reuses any answer, even one scored 0. */
+static void test_min_score_boundary(void **state)
+{
+    (void)state;
+    const float s09 = 0.9f, below = nextafterf(0.9f, 0.0f);
+    assert_int_equal(verdict_after(0.9, s09), GATE_CLOSED);
+    assert_int_equal(verdict_after(0.9, below), GATE_OPEN_UNSURE);
+    assert_int_equal(verdict_after(0.5, 0.5f), GATE_CLOSED);
+    assert_int_equal(verdict_after(0.5, nextafterf(0.5f, 0.0f)), GATE_OPEN_UNSURE);
+    assert_int_equal(verdict_after(1.0, 1.0f), GATE_CLOSED);
+    assert_int_equal(verdict_after(1.0, 0.999f), GATE_OPEN_UNSURE);
+    assert_int_equal(verdict_after(0.0, 0.0f), GATE_CLOSED);
+    assert_int_equal(verdict_after(0.0, 0.3f), GATE_CLOSED);
+    assert_int_equal(verdict_after(0.0, NAN), GATE_OPEN_UNSURE); /* never a NaN */
+}
+
+/* A pending confirmation is not reused: with change_frames 3, an answer that differs from
+ * the confirmed label is classified again (verdict "confirm") until 3 answers in a row
+ * confirm it, and only then reused; an answer back on the confirmed label is settled at
+ * once. Scores are all above min_score. */
+static void test_pending_confirmation_not_reused(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 43;
+    gate *g = new_gate_answers(0.9, 3);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 2, .gain = 1};
+    uint64_t t = 0;
+    int confirm = 0;
+    for (int f = 0; f < 20; f++, t += FRAME_NS)
+        confirm += step_answer(g, &s, buf, t, 1, 0.99f).verdict == GATE_OPEN_CONFIRM;
+    /* class 1 confirmed in the warm-up (frames 0-2), closed since */
+    assert_int_equal(confirm, 0);
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 1, 0.99f).verdict, GATE_CLOSED);
+    /* an object enters; the engine answers class 2 on it */
+    s.ox = 4;
+    s.oy = 14;
+    s.os = 9;
+    s.ovalue = scene_px(8, 18, 28, 28) + 60;
+    gate_decision d = step_answer(g, &s, buf, t += FRAME_NS, 2, 0.99f);
+    assert_int_equal(d.verdict, GATE_OPEN_AREA);
+    /* the picture stays; class 2 needs 2 more answers before it is the confirmed label */
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 2, 0.99f).verdict, GATE_OPEN_CONFIRM);
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 2, 0.99f).verdict, GATE_OPEN_CONFIRM);
+    assert_string_equal(gate_verdict_name(GATE_OPEN_CONFIRM), "confirm");
+    int closed = 0;
+    for (int f = 0; f < 10; f++, t += FRAME_NS)
+        closed += step_answer(g, &s, buf, t, 2, 0.99f).verdict == GATE_CLOSED;
+    assert_int_equal(closed, 10);
+    /* the object leaves; the engine answers class 3 once, then class 2 again... */
+    s.os = 0;
+    assert_true(step_answer(g, &s, buf, t += FRAME_NS, 3, 0.99f).open);
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 2, 0.99f).verdict, GATE_OPEN_CONFIRM);
+    /* ...back on the confirmed label 2: settled, reused at once */
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 2, 0.99f).verdict, GATE_CLOSED);
+    gate_free(g);
+}
+
+/* publish.change_frames 1: every answer is its own confirmation. */
+static void test_no_confirmation_with_one_frame(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 44;
+    gate *g = new_gate_answers(0.9, 1);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 2, .gain = 1};
+    uint64_t t = 0;
+    for (int f = 0; f < 10; f++, t += FRAME_NS)
+        step_answer(g, &s, buf, t, 1, 0.99f);
+    s.os = 9;
+    s.ox = 4;
+    s.oy = 14;
+    s.ovalue = scene_px(8, 18, 28, 28) + 60;
+    assert_true(step_answer(g, &s, buf, t += FRAME_NS, 5, 0.99f).open);
+    assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 5, 0.99f).verdict, GATE_CLOSED);
+    gate_free(g);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -274,6 +418,15 @@ static void test_bad_params(void **state)
     p.channels = 1;
     p.min_area = 0;
     assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    p.min_area = 0.02;
+    p.min_score = 1.5;
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "min_score 1.5"));
+    p.min_score = -0.1;
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    p.min_score = NAN;
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_ERR_INVALID_ARG);
+    p.min_score = 0;
     /* a long, thin frame still gets a grid with cells in it */
     p.min_area = 0.02;
     p.width = 1000;
@@ -300,7 +453,7 @@ static double bench_ns(int w, int h, int c, int iters)
     for (int i = 0; i < iters; i++) {
         gate_decision d = gate_decide(g, i & 1 ? a : b, stride, (uint64_t)i * FRAME_NS);
         if (d.open)
-            gate_commit(g);
+            gate_commit(g, 0, 1.0f);
         if (i >= iters / 10)
             sum += d.ns;
     }
@@ -325,6 +478,10 @@ int main(void)
         cmocka_unit_test(test_refresh_forces_classification),
         cmocka_unit_test(test_sudden_lighting_opens),
         cmocka_unit_test(test_rgb_and_no_allocation),
+        cmocka_unit_test(test_unsure_answer_not_reused),
+        cmocka_unit_test(test_min_score_boundary),
+        cmocka_unit_test(test_pending_confirmation_not_reused),
+        cmocka_unit_test(test_no_confirmation_with_one_frame),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_cost),
     };

@@ -217,16 +217,28 @@ static void test_stats_frames_and_quantiles(void **state)
     assert_float_equal(stats_recent_quantile(s, 1.0), 100, 0);
     /* 300 frames the gate reused: not classified, no stage latency, a share of 3/4 */
     for (int i = 0; i < 300; i++) {
-        stats_observe_gate(s, 0.004);
+        stats_observe_gate(s, GATE_CLOSED, 0.004);
         stats_observe_reuse(s, 2.0);
     }
+    /* and the gate's verdicts on the classified frames: why each one ran the engine */
+    for (int i = 0; i < 100; i++)
+        stats_observe_gate(s, i < 3 ? GATE_OPEN_START : i < 40 ? GATE_OPEN_AREA
+                               : i < 60 ? GATE_OPEN_CONFIRM : GATE_OPEN_UNSURE, 0.004);
+    json_t *verdicts = stats_gate_verdicts_json(s);
+    assert_int_equal(json_object_size(verdicts), GATE_VERDICTS);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "closed")), 300);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "start")), 3);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "area")), 37);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "confirm")), 20);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "unsure")), 40);
+    assert_int_equal(json_integer_value(json_object_get(verdicts, "refresh")), 0);
     assert_int_equal(s->classified, 100);
     assert_int_equal(s->gate_reused, 300);
     assert_int_equal(stats_frames_published(s), 400);
     assert_float_equal(stats_gate_reused_share(s), 0.75, 1e-12);
     assert_int_equal(s->hist[LAT_LIGHT].n, 100);
     assert_int_equal(s->hist[LAT_TOTAL].n, 100);
-    assert_int_equal(s->hist[LAT_GATE].n, 300);
+    assert_int_equal(s->hist[LAT_GATE].n, 400);
     assert_int_equal(s->hist[LAT_CAPTURE_TO_PUBLISH].n, 400);
     assert_float_equal(stats_exit_share(s), 0.75, 1e-12);
     s->synth_layers = 40;
@@ -240,6 +252,7 @@ static void test_stats_frames_and_quantiles(void **state)
                            "gate_reused_share", 0.75, "source", "frames_in", (json_int_t)120,
                            "up", 1,
                            "exit_share", 0.75, "latency_ms", stats_latency_json(s));
+    json_object_set_new(st, "gate", json_pack("{s:s, s:o}", "mode", "auto", "verdicts", verdicts));
     char *txt = stats_to_prometheus(st);
     assert_non_null(txt);
     assert_non_null(strstr(txt, "# TYPE basisnetd_frames_classified_total counter\n"
@@ -258,7 +271,12 @@ static void test_stats_frames_and_quantiles(void **state)
     assert_non_null(strstr(txt, "# TYPE basisnetd_gate_reused_total counter\n"
                                 "basisnetd_gate_reused_total{camera=\"door\\\"1\"} 300\n"));
     assert_non_null(strstr(txt, "basisnetd_gate_reused_share{camera=\"door\\\"1\"} 0.75\n"));
-    assert_non_null(strstr(txt, "basisnetd_latency_seconds_count{camera=\"door\\\"1\",stage=\"gate\"} 300\n"));
+    assert_non_null(strstr(txt, "basisnetd_latency_seconds_count{camera=\"door\\\"1\",stage=\"gate\"} 400\n"));
+    assert_non_null(strstr(txt, "# TYPE basisnetd_gate_decisions_total counter\n"
+                                "basisnetd_gate_decisions_total{camera=\"door\\\"1\",verdict=\"closed\"} 300\n"));
+    assert_non_null(strstr(txt, "basisnetd_gate_decisions_total{camera=\"door\\\"1\",verdict=\"unsure\"} 40\n"));
+    assert_non_null(strstr(txt, "basisnetd_gate_decisions_total{camera=\"door\\\"1\",verdict=\"confirm\"} 20\n"));
+    assert_non_null(strstr(txt, "basisnetd_gate_decisions_total{camera=\"door\\\"1\",verdict=\"refresh\"} 0\n"));
     assert_null(strstr(txt, "basisnetd_frames_per_second"));  /* absent members are skipped */
     assert_null(strstr(txt, "basisnetd_stable_label"));
     free(txt);
