@@ -78,11 +78,12 @@ stat_field() {   # stat_field PYTHON-EXPR-ON-s  (s = stats object)
     "$CTL" stats | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
-# frames_advance SECONDS MESSAGE: fails with MESSAGE unless frames.classified grows within
-# SECONDS (the daemon is still classifying).
+# frames_advance SECONDS MESSAGE: fails with MESSAGE unless the frames published (classified,
+# or reused by the gate) grow within SECONDS (the daemon still answers frames).
 frames_advance() {
-    local f0; f0=$(stat_field "s['frames']['classified']"); sleep "$1"
-    [ "$(stat_field "s['frames']['classified']")" -gt "$f0" ] || fail "$2"
+    local e="s['frames']['classified'] + s['frames']['gate_reused']" f0
+    f0=$(stat_field "$e"); sleep "$1"
+    [ "$(stat_field "$e")" -gt "$f0" ] || fail "$2"
 }
 
 # record_socket OUT: a raw subscriber in the background that writes everything the daemon

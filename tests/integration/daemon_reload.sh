@@ -1,5 +1,6 @@
 #!/bin/bash
-# SIGHUP / "reload": a good config (new camera name, new source pattern) is swapped in while
+# SIGHUP / "reload": a good config (new camera name, new source size, the gate turned on
+# with its own gate.min_score) is swapped in while
 # subscribers stay connected and get a fresh hello; a bad config or a bad model is rejected,
 # reported (log, stats, reply, exit code) and the old config keeps running.
 source "$(dirname "$0")/daemon_common.bash"
@@ -10,16 +11,20 @@ start_daemon "$T/d.yaml"
 record_socket "$T/sub.jsonl"
 sleep 0.5
 
+[ "$(stat_field "s['gate']['min_score']")" = 0.9 ] || fail "gate.min_score default"
 sed -i 's/^camera: itest/camera: renamed/; s/width: 160/width: 200/' "$T/d.yaml"
+printf 'gate:\n  mode: auto\n  min_score: 0.25\n' >> "$T/d.yaml"
 kill -HUP "$DPID"
 for _ in $(seq 50); do [ "$(stat_field "s['camera']")" = renamed ] && break; sleep 0.1; done
 [ "$(stat_field "s['camera']")" = renamed ] || fail "SIGHUP did not apply the new config"
 [ "$(stat_field "s['reload']['ok']")" = 1 ] || fail "reload ok count"
-f0=$(stat_field "s['frames']['classified']"); sleep 0.5
-f1=$(stat_field "s['frames']['classified']")
+f0=$(stat_field "s['frames']['classified'] + s['frames']['gate_reused']"); sleep 0.5
+f1=$(stat_field "s['frames']['classified'] + s['frames']['gate_reused']")
 [ "$f1" -gt "$f0" ] || fail "no frames after reload ($f0 -> $f1)"
 stat_field "s['source']['pipeline']" | grep -q 'width=200' || fail "source not reopened: $(stat_field "s['source']['pipeline']")"
-ok "good SIGHUP reload (camera renamed, source reopened, frames flow)"
+[ "$(stat_field "(s['gate']['mode'], s['gate']['min_score'], sum(s['gate']['verdicts'].values()) > 0)")" = "('auto', 0.25, True)" ] ||
+    fail "gate not applied by the reload: $(stat_field "s['gate']")"
+ok "good SIGHUP reload (camera renamed, source reopened, gate on with min_score 0.25, frames flow)"
 
 # bad YAML: rejected, old config runs on
 cp "$T/d.yaml" "$T/good.yaml"
