@@ -163,7 +163,10 @@ static void warn_writable(problems *p, const char *key, const char *path, const 
     char line[3 * BN_PATH_MAX + 256];
     /* The config's own name is already the line's FILE: not printed twice. */
     char name[BN_PATH_MAX + 4];
-    snprintf(name, sizeof name, key ? " '%s'" : "", path);
+    if (key)
+        snprintf(name, sizeof name, " '%s'", path);
+    else
+        name[0] = '\0';
     if (st.st_mode & S_IWOTH)
         snprintf(line, sizeof line,
                  "%s: warning: %s%s is writable by every user (mode %04o): any local account "
