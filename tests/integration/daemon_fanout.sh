@@ -47,6 +47,11 @@ import json, select, socket, subprocess, sys, time
 path, ctl = sys.argv[1], sys.argv[2]
 def stats():
     return json.loads(subprocess.check_output([ctl, 'stats']))
+def share(a, b):  # frames classified per frame taken in, between two stats
+    return ((b['frames']['classified'] - a['frames']['classified']) /
+            max(b['source']['frames_in'] - a['source']['frames_in'], 1))
+# what this machine's load lets inference keep up with, before any client stalls
+b0 = stats(); time.sleep(3); base = share(b0, stats())
 slow = socket.socket(socket.AF_UNIX)
 slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 slow.connect(path)
@@ -71,8 +76,10 @@ for f in fast:
     assert v == list(range(v[0], v[0] + len(v))), 'fast client missed labels'
 rate = (s1['frames']['classified'] - s0['frames']['classified']) / (t1 - t0)
 src = (s1['source']['frames_in'] - s0['source']['frames_in']) / (t1 - t0)
-# inference kept up with the source while the slow client stalled
-assert rate >= 0.9 * src, (rate, src)
+# inference kept up with the source while the slow client stalled (as well as it did
+# before: on a loaded machine, e.g. under ASan beside other suites, it drops some frames
+# anyway)
+assert rate >= min(0.9, base - 0.05) * src, (rate, src, base)
 # now the slow client reads: seq gaps are exactly the reported losses
 slow.settimeout(2)
 buf, last, lost, got, gaps = b'', None, 0, 0, 0

@@ -220,11 +220,10 @@ ok "max_clients 4: the fifth connection gets 503, slots come back"
 # Request heads checked before SoupServer takes the connection (daemon/http_intake.c):
 # libsoup 3.2 leaks the path of a request whose Content-Length is not a number or whose
 # Transfer-Encoding it does not know; such heads get the daemon's own JSON error, a head over
-# 32 KiB 431, a head sent in pieces is still served, and 1,500 such requests with 16 KiB
-# paths (24 MB of paths) leave the daemon's RSS within 6 MB.
-"$PY" - "$PORT" "$DPID" <<'PY' || fail "request heads checked before SoupServer"
+# 32 KiB 431, and a head sent in pieces is still served. (The leak itself: the last section.)
+"$PY" - "$PORT" <<'PY' || fail "request heads checked before SoupServer"
 import socket, sys, time
-port, pid = int(sys.argv[1]), sys.argv[2]
+port = int(sys.argv[1])
 def ask(*parts, pause=0.0):
     s = socket.create_connection(('127.0.0.1', port)); s.settimeout(5)
     for p in parts:
@@ -240,10 +239,6 @@ def ask(*parts, pause=0.0):
         out += b
     s.close()
     return out
-def rss_kb():
-    for line in open(f'/proc/{pid}/status'):
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1])
 r = ask(b'GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n')
 assert r.startswith(b'HTTP/1.1 400') and b"Content-Length '12x' is not a number" in r, r
 r = ask(b'GET /metrics HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n')
@@ -252,17 +247,8 @@ r = ask(b'GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: ' + b'a' * 40000 + b'\r\n\r
 assert r.startswith(b'HTTP/1.1 431') and b'longer than 32768 bytes' in r, r
 r = ask(b'GET /healthz HTTP/1.1\r\nHo', b'st: t\r\n', b'\r\n', pause=0.15)
 assert r.startswith(b'HTTP/1.1 200') and r.endswith(b'\r\n\r\nok\n'), r
-bad = b'GET /' + b'p' * 16384 + b' HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n'
-for _ in range(200):
-    ask(bad)
-before = rss_kb()
-for _ in range(1500):
-    assert ask(bad).startswith(b'HTTP/1.1 400')
-grew = rss_kb() - before
-assert grew < 6 * 1024, f'RSS grew {grew} kB over 1500 refused requests'
-print(f'RSS grew {grew} kB over 1500 refused requests', file=sys.stderr)
 PY
-ok "bad Content-Length 400, unknown Transfer-Encoding 501, head over 32 KiB 431 (JSON errors), no growth"
+ok "bad Content-Length 400, unknown Transfer-Encoding 501, head over 32 KiB 431 (JSON errors), a head in pieces served"
 
 # ---- reload --------------------------------------------------------------------------------
 PORT2=$(free_port)
@@ -331,3 +317,45 @@ wait_code 503 "http://127.0.0.1:$PORT2/healthz"
 curl -s "http://127.0.0.1:$PORT2/healthz" | grep -q "^source lost: " || fail "503 reason with the camera missing"
 stop_daemon
 ok "/healthz 503 'source lost' with the camera missing"
+
+# ---- libsoup's leak of refused requests' paths -----------------------------------------------
+# 1,500 requests with 16 KiB paths and a Content-Length that is not a number (24 MB of paths
+# libsoup 3.2 would lose) leave the daemon's RSS within 6 MB. Under ASan its quarantine of
+# freed memory would grow RSS by itself: off for this daemon.
+write_config "$T/leak.yaml" "http:
+  listen: 127.0.0.1:$PORT"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0" start_daemon "$T/leak.yaml"
+wait_code 200 "$URL/healthz"
+"$PY" - "$PORT" "$DPID" <<'PY' || fail "RSS after refused requests"
+import socket, sys
+port, pid = int(sys.argv[1]), sys.argv[2]
+bad = b'GET /' + b'p' * 16384 + b' HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n'
+def ask():
+    s = socket.create_connection(('127.0.0.1', port)); s.settimeout(5)
+    s.sendall(bad)
+    out = b''
+    while True:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        out += b
+    s.close()
+    return out
+def rss_kb():
+    for line in open(f'/proc/{pid}/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1])
+for _ in range(200):
+    ask()
+before = rss_kb()
+for _ in range(1500):
+    assert ask().startswith(b'HTTP/1.1 400')
+grew = rss_kb() - before
+assert grew < 6 * 1024, f'RSS grew {grew} kB over 1500 refused requests'
+print(f'RSS grew {grew} kB over 1500 refused requests', file=sys.stderr)
+PY
+stop_daemon
+ok "1,500 refused requests with 16 KiB paths: RSS within 6 MB"

@@ -150,8 +150,13 @@ sock_labels = [e for e in sock if e['type'] == 'label']
 assert 10 <= len(labels) <= 4 * 5 + 2, f'{len(labels)} labels in 4 s'
 assert len(sock_labels) > 2 * len(labels), (len(sock_labels), len(labels))
 by_seq = {e['seq']: e for e in sock_labels}
-for e in labels:   # the same messages, field for field
-    assert by_seq.get(e['seq']) == e, f'label {e["seq"]} differs from the socket'
+# the same messages, field for field (a label past the socket recorder's last one: the
+# recorder, stopped 0.3 s after curl, lagged behind on a loaded machine)
+seen = [e for e in labels if e['seq'] <= max(by_seq)]
+assert len(seen) >= 8, f'only {len(seen)} of {len(labels)} /events labels within the socket recording'
+for e in seen:
+    assert e['seq'] in by_seq, f'label {e["seq"]} is not on the socket'
+    assert by_seq[e['seq']] == e, f'label {e["seq"]} differs from the socket: {e} / {by_seq[e["seq"]]}'
 # every change the socket saw while both were connected reaches /events
 first, last = labels[0]['seq'], labels[-1]['seq']
 sock_changes = [e for e in sock if e['type'] == 'change']
