@@ -83,6 +83,21 @@ void http_respond_error(SoupServerMessage *msg, guint status, const char *fmt, .
     http_respond_json(msg, status, proto_error_json(NULL, NULL, text));
 }
 
+int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
+                        const char *text)
+{
+    char body[400];
+    json_t *o = proto_error_json(NULL, NULL, text);
+    char *line = o ? proto_dump_line(o, NULL) : NULL;
+    json_decref(o);
+    snprintf(body, sizeof body, "%s", line ? line : "{\"type\":\"error\"}\n");
+    free(line);
+    return snprintf(resp, cap,
+                    "HTTP/1.1 %s\r\nContent-Type: " CONTENT_TYPE_JSON "\r\nCache-Control: "
+                    "no-store\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
+                    status, extra_headers, strlen(body), body);
+}
+
 /* An answer decided from the headers alone (405, 413). SoupServer would read (and keep) a
  * request body of any size before answering, so the connection is taken from it: the
  * answer is written here and the connection closed, the body unread. */

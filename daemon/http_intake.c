@@ -21,15 +21,14 @@
 
 #include <errno.h>
 #include <glib-unix.h>
-#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bn_log.h"
-#include "protocol.h"
 
 #define MOD "http"
 #define EVENTS_PER_WAKE 64
@@ -40,21 +39,6 @@ struct http_intake {
     gint64 deadline_us;
     http_intake *next;
 };
-
-int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
-                        const char *text)
-{
-    char body[400];
-    json_t *o = proto_error_json(NULL, NULL, text);
-    char *line = o ? proto_dump_line(o, NULL) : NULL;
-    json_decref(o);
-    snprintf(body, sizeof body, "%s", line ? line : "{\"type\":\"error\"}\n");
-    free(line);
-    return snprintf(resp, cap,
-                    "HTTP/1.1 %s\r\nContent-Type: application/json\r\nCache-Control: "
-                    "no-store\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
-                    status, extra_headers, strlen(body), body);
-}
 
 /* Where libsoup's header reader ends a head: at the first empty line ("\n" or "\r\n") that
  * follows at least one byte of head ("\r\n\r\n" at the very start is not an end). Returns the

@@ -76,6 +76,10 @@ __attribute__((format(printf, 3, 4))) void http_respond_error(SoupServerMessage 
 
 /* The connection on to SoupServer (counted in tally->open until it ends). */
 void http_adopt(http_server *s, int fd);
+/* A short JSON error answer whole (status line, headers, body) into resp, for a connection
+ * answered outside SoupServer: its length. */
+int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
+                        const char *text);
 
 /* http_intake.c */
 /* Takes fd (counted in tally->open meanwhile): its request head is peeked at and checked,
@@ -84,9 +88,6 @@ bn_status http_intake_open(http_server *s, char *err, size_t errlen);
 void http_intake_start(http_server *s, int fd);
 /* Closes the waiting connections and the epoll set (safe after a failed or no open). */
 void http_intake_close(http_server *s);
-/* A short JSON error answer whole (status line, headers, body) into resp: its length. */
-int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
-                        const char *text);
 
 /* http_media.c */
 void http_serve_snapshot(http_server *s, SoupServerMessage *msg, GHashTable *query);
