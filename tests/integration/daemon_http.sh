@@ -221,10 +221,10 @@ ok "max_clients 4: the fifth connection gets 503, slots come back"
 # libsoup 3.2 leaks the path of a request whose Content-Length is not a number or whose
 # Transfer-Encoding it does not know; such heads get the daemon's own JSON error, a head over
 # 32 KiB 431, and a head sent in pieces is still served. (The leak itself: the last section.)
-"$PY" - "$PORT" <<'PY' || fail "request heads checked before SoupServer"
-import socket, sys, time
-port = int(sys.argv[1])
-def ask(*parts, pause=0.0):
+# ask(port, parts..., pause=S): one connection, the parts sent S apart, everything read back
+cat > "$T/http_ask.py" <<'PY'
+import socket, time
+def ask(port, *parts, pause=0.0):
     s = socket.create_connection(('127.0.0.1', port)); s.settimeout(5)
     for p in parts:
         s.sendall(p); time.sleep(pause)
@@ -239,6 +239,12 @@ def ask(*parts, pause=0.0):
         out += b
     s.close()
     return out
+PY
+"$PY" - "$PORT" "$T" <<'PY' || fail "request heads checked before SoupServer"
+import functools, sys
+sys.path.insert(0, sys.argv[2])
+from http_ask import ask
+ask = functools.partial(ask, int(sys.argv[1]))
 r = ask(b'GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n')
 assert r.startswith(b'HTTP/1.1 400') and b"Content-Length '12x' is not a number" in r, r
 r = ask(b'GET /metrics HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n')
@@ -326,24 +332,14 @@ write_config "$T/leak.yaml" "http:
   listen: 127.0.0.1:$PORT"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0" start_daemon "$T/leak.yaml"
 wait_code 200 "$URL/healthz"
-"$PY" - "$PORT" "$DPID" <<'PY' || fail "RSS after refused requests"
-import socket, sys
+"$PY" - "$PORT" "$DPID" "$T" <<'PY' || fail "RSS after refused requests"
+import sys
 port, pid = int(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from http_ask import ask as ask_port
 bad = b'GET /' + b'p' * 16384 + b' HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n'
 def ask():
-    s = socket.create_connection(('127.0.0.1', port)); s.settimeout(5)
-    s.sendall(bad)
-    out = b''
-    while True:
-        try:
-            b = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not b:
-            break
-        out += b
-    s.close()
-    return out
+    return ask_port(port, bad)
 def rss_kb():
     for line in open(f'/proc/{pid}/status'):
         if line.startswith('VmRSS:'):
