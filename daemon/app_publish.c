@@ -199,6 +199,7 @@ void app_publish_result(app *a, const infer_result *r)
     l.ms_specialist = (double)r->ns_specialist / 1e6;
     l.gated = r->gated;
     l.ms_gate = (double)r->ns_gate / 1e6;
+    l.gate = r->gated ? gate_verdict_name((gate_verdict)r->gate_verdict) : NULL;
     /* the compute the frame cost: the gate's decision and what ran after it */
     l.ms_total = (double)(r->ns_gate + r->ns_light + r->ns_synth + r->ns_specialist) / 1e6;
     l.ms_age = (double)r->reuse_age_ns / 1e6;
@@ -236,11 +237,11 @@ void app_publish_result(app *a, const infer_result *r)
 static json_t *app_gate_json(app *a)
 {
     const gate_config *g = &a->cfg.gate;
-    json_t *o = json_pack("{s:s, s:i, s:f, s:f, s:f}", "mode",
+    json_t *o = json_pack("{s:s, s:i, s:f, s:f, s:f, s:i}", "mode",
                           g->mode == GATE_MODE_AUTO ? "auto" : "off", "refresh_ms",
                           g->refresh_ms, "cell_sigmas", proto_round(g->cell_sigmas, 4),
                           "min_area", proto_round(g->min_area, 4), "min_score",
-                          proto_round(g->min_score, 4));
+                          proto_round(g->min_score, 4), "hold_frames", g->hold_frames);
     if (o && g->mode == GATE_MODE_AUTO)
         json_object_set_new(o, "verdicts", stats_gate_verdicts_json(&a->stats));
     gate_stats gs;

@@ -37,7 +37,7 @@ bn_status app_start_infer(app *a, char *err, size_t errlen)
     ip.gate = (gate_params){.width = a->info->width, .height = a->info->height,
                             .channels = a->info->channels, .refresh_ms = gc->refresh_ms,
                             .cell_sigmas = gc->cell_sigmas, .min_area = gc->min_area,
-                            .min_score = gc->min_score,
+                            .min_score = gc->min_score, .hold_frames = gc->hold_frames,
                             .confirm_frames = a->cfg.publish.change_frames};
     ip.frames = app_frame_slot(a);  /* copies only while an HTTP server holds it */
     return infer_start(&ip, &a->inf, err, errlen);

@@ -33,7 +33,8 @@ typedef struct {
     int refresh_ms;                 /* classify anyway once the last answer is this old */
     double cell_sigmas;             /* a cell changed: difference > this x the noise sigma */
     double min_area;                /* share of changed cells that makes a frame classified */
-    double min_score;               /* an answer scored below this is never reused */
+    double min_score;               /* an answer scored below this is not reused by a closed gate */
+    int hold_frames;                /* frames held between classified ones while it changes */
 } gate_config;
 
 typedef struct {

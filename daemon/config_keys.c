@@ -95,6 +95,7 @@ static const key_spec keys[] = {
     K_DOUBLE(gate.cell_sigmas, 1, 50),
     K_DOUBLE(gate.min_area, 0.001, 1),
     K_DOUBLE(gate.min_score, 0, 1),
+    K_INT(gate.hold_frames, 0, 300),
 
     K_SECTION("publish", 0),
     {FIELD(publish.socket), .type = KEY_STRING, .flags = KF_NONEMPTY, .max_len = SUN_PATH_MAX},
@@ -438,6 +439,7 @@ void config_init(bn_config *cfg)
     cfg->gate.cell_sigmas = GATE_CELL_SIGMAS_DEFAULT;
     cfg->gate.min_area = GATE_MIN_AREA_DEFAULT;
     cfg->gate.min_score = GATE_MIN_SCORE_DEFAULT;
+    cfg->gate.hold_frames = GATE_HOLD_FRAMES_DEFAULT;
 
     publish_config *p = &cfg->publish;
     snprintf(p->socket, sizeof p->socket, "/run/basisnetd/basisnetd.sock");

@@ -49,6 +49,8 @@ struct gate {
     int ref_class;          /* the reference's answer */
     float ref_score;
     debounce deb;           /* the publisher's change debounce, fed the same answers */
+    int held;               /* frames held (GATE_HELD) since the last classified one */
+    bool prev_changing;     /* the frame before differed from the reference (area, mean) */
     uint64_t frames, opened, refreshes;
 };
 
@@ -68,10 +70,11 @@ bn_status gate_new(const gate_params *p, gate **out, char *err, size_t errlen)
         return BN_ERR_INVALID_ARG;
     }
     if (p->refresh_ms < 1 || !(p->cell_sigmas > 0) || !(p->min_area > 0 && p->min_area <= 1) ||
-        !(p->min_score >= 0 && p->min_score <= 1)) {
+        !(p->min_score >= 0 && p->min_score <= 1) || p->hold_frames < 0) {
         snprintf(err, errlen,
-                 "gate: refresh_ms %d, cell_sigmas %g, min_area %g, min_score %g out of range",
-                 p->refresh_ms, p->cell_sigmas, p->min_area, p->min_score);
+                 "gate: refresh_ms %d, cell_sigmas %g, min_area %g, min_score %g, hold_frames %d "
+                 "out of range",
+                 p->refresh_ms, p->cell_sigmas, p->min_area, p->min_score, p->hold_frames);
         return BN_ERR_INVALID_ARG;
     }
     gate *g = calloc(1, sizeof *g);
@@ -289,7 +292,20 @@ gate_decision gate_decide(gate *g, const uint8_t *data, size_t stride, uint64_t 
         else if (!(g->ref_score >= (float)g->p.min_score))
             d.verdict = GATE_OPEN_UNSURE;
     }
-    d.open = d.verdict != GATE_CLOSED;
+    /* While the picture keeps changing (it did on the frame before too: the first frame of
+     * a change is classified at once) or the answer stays unsure, only every
+     * (hold_frames + 1)-th frame is classified; the ones between reuse the last answer,
+     * provided its label is confirmed (a change being confirmed is classified frame by
+     * frame, as with the gate off). The first answer that differs, and so the change event,
+     * comes at most hold_frames frames later than with the gate off. */
+    bool changing = d.verdict == GATE_OPEN_AREA || d.verdict == GATE_OPEN_MEAN;
+    if (((changing && g->prev_changing) || d.verdict == GATE_OPEN_UNSURE) &&
+        g->held < g->p.hold_frames && g->ref_class == g->deb.stable) {
+        d.verdict = GATE_HELD;
+        g->held++;
+    }
+    g->prev_changing = changing;
+    d.open = d.verdict != GATE_CLOSED && d.verdict != GATE_HELD;
     /* this frame is the previous one for the next noise sample (and the reference if it
      * gets committed) */
     float *t = g->prev;
@@ -313,12 +329,15 @@ void gate_commit(gate *g, int class_id, float score)
     g->ref_ns = g->last_ns;
     g->ref_class = class_id;
     g->ref_score = score;
+    g->held = 0;
     debounce_feed(&g->deb, class_id, NULL);
 }
 
 void gate_reset(gate *g)
 {
     g->has_ref = false;
+    g->held = 0;
+    g->prev_changing = false;
 }
 
 const char *gate_verdict_name(gate_verdict v)
@@ -331,6 +350,7 @@ const char *gate_verdict_name(gate_verdict v)
     case GATE_OPEN_MEAN: return "mean";
     case GATE_OPEN_CONFIRM: return "confirm";
     case GATE_OPEN_UNSURE: return "unsure";
+    case GATE_HELD: return "held";
     case GATE_VERDICTS: break;
     }
     return "?";

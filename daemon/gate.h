@@ -1,7 +1,8 @@
 /* The frame-difference gate (docs/gate.md): decides per frame whether the scene changed
  * since the last classified frame, so that an unchanged frame reuses that frame's answer
  * instead of running the engine, and only an answer that is settled (its label confirmed,
- * its score at least min_score). Works on the model-sized input (uint8, HWC, 1 to 4
+ * its score at least min_score); while the picture keeps changing, or the answer stays
+ * unsure, every (hold_frames + 1)-th frame is classified. Works on the model-sized input (uint8, HWC, 1 to 4
  * channels) through a box-downsampled gray copy; the threshold follows the camera's own
  * noise, estimated online from consecutive frames. No allocation after gate_new. */
 #ifndef BN_GATE_H
@@ -18,6 +19,7 @@
 #define GATE_CELL_SIGMAS_DEFAULT 4.0
 #define GATE_MIN_AREA_DEFAULT 0.02
 #define GATE_MIN_SCORE_DEFAULT 0.9
+#define GATE_HOLD_FRAMES_DEFAULT 2
 
 typedef struct {
     int width, height, channels;  /* the frames' size (the model input) */
@@ -25,10 +27,14 @@ typedef struct {
                                      is classified anyway */
     double cell_sigmas;           /* a cell changed: |residual| > cell_sigmas x noise sigma */
     double min_area;              /* share of changed cells that opens the gate */
-    double min_score;             /* an answer scored below this is never reused (0 to 1) */
+    double min_score;             /* an answer scored below this is reused only while held
+                                     (hold_frames), never by a closed gate (0 to 1) */
     int confirm_frames;           /* consecutive answers that confirm a new label, as the
                                      publisher's change debounce counts them
                                      (publish.change_frames); <= 1: every answer is confirmed */
+    int hold_frames;              /* while the picture keeps changing, or stays on an unsure
+                                     answer, at most this many frames in a row reuse the last
+                                     (confirmed) answer before one is classified; 0: none */
 } gate_params;
 
 typedef enum {
@@ -40,12 +46,16 @@ typedef enum {
     /* Unchanged, but the last answer is not settled, so the frame is classified anyway: */
     GATE_OPEN_CONFIRM,   /* its label is not yet confirmed (a change still being debounced) */
     GATE_OPEN_UNSURE,    /* its score is below min_score */
+    /* The picture still changing since the frame before (area or mean), or the answer
+     * unsure, but its label confirmed and fewer than hold_frames frames held since the last
+     * classified one: reuse it (a change event at most hold_frames frames late). */
+    GATE_HELD,
     GATE_VERDICTS
 } gate_verdict;
 
 typedef struct {
     gate_verdict verdict;
-    bool open;           /* verdict != GATE_CLOSED */
+    bool open;           /* classify: verdict is neither GATE_CLOSED nor GATE_HELD */
     float changed_share; /* share of cells over the threshold (0 when not compared) */
     float mean_residual; /* mean |residual| over the cells, gray levels */
     float sigma;         /* noise sigma of a cell difference used for this frame */
@@ -78,7 +88,8 @@ void gate_commit(gate *g, int class_id, float score);
  * confirmed label stay. */
 void gate_reset(gate *g);
 
-/* "closed", "start", "refresh", "area", "mean", "confirm", "unsure" (the names stats use). */
+/* "closed", "start", "refresh", "area", "mean", "confirm", "unsure", "held" (the names
+ * stats use). */
 const char *gate_verdict_name(gate_verdict v);
 void gate_get_stats(const gate *g, gate_stats *st);
 

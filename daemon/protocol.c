@@ -104,6 +104,8 @@ json_t *proto_label_json(const proto_label *m)
         json_object_set_new(o, "reason", json_string(m->reason));
     if (m->stage == PROTO_STAGE_REUSE)
         json_object_set_new(o, "age_ms", json_real(proto_round(m->ms_age, 3)));
+    if (m->gated && m->gate)
+        json_object_set_new(o, "gate", json_string(m->gate));
     json_object_set_new(o, "threshold", json_real(proto_round(m->threshold, 4)));
     json_object_set_new(o, "latency_ms", lat);
     if (m->synth_reuse_on && m->stage == BN_STAGE_SPECIALIST)

@@ -29,8 +29,9 @@ typedef struct {
     const char *reason;         /* NULL, or why the stage was chosen ("deadline") */
     double threshold;
     double ms_light, ms_synth, ms_specialist, ms_total, ms_capture_to_publish;
-    bool gated;                 /* the gate ran: latency_ms.gate is present */
+    bool gated;                 /* the gate ran: latency_ms.gate and "gate" are present */
     double ms_gate;
+    const char *gate;           /* gated: the gate's verdict ("closed", "held", "area", ...) */
     double ms_age;              /* stage reuse: age of the reused answer ("age_ms") */
     uint64_t dropped_frames;    /* frames since the previous label with no label of their own */
     int synth_reused;           /* specialist frames with engine.synth_reuse on: layers kept */

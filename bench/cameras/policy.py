@@ -29,7 +29,7 @@ compared with the gate-off one's (issue 28: at most 2 frames later). Accuracy: t
 the last change event) is the truth's, and of frames whose last answer is.
 
   policy.py --clips DIR --model FILE --out OUT [--name NAME] [--parallel 2] [--clip-limit K]
-            [--min-score S]
+            [--min-score S] [--hold-frames H]
 """
 import argparse
 import json
@@ -56,7 +56,7 @@ def play(a, evs, work):
             cfg = os.path.join(work, name + ".yaml")
             with open(cfg, "w") as f:
                 f.write(config_text(name, os.path.abspath(a.model), ev["path"], ev["roi"], gate, sock,
-                                    loop=False, min_score=a.min_score))
+                                    loop=False, min_score=a.min_score, hold_frames=a.hold_frames))
             rec = os.path.join(work, name + ".jsonl")
             for p in (rec, rec + ".ready"):
                 if os.path.exists(p):
@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--min-score", type=float, default=None,
                     help="gate.min_score of the gate-on daemon (default: the daemon's); a model "
                          "whose scores are low, as the random cam96 net's, needs 0")
+    ap.add_argument("--hold-frames", type=int, default=None,
+                    help="gate.hold_frames of the gate-on daemon (default: the daemon's)")
     ap.add_argument("--clip-limit", type=int, default=0, help="use only the first K clips")
     ap.add_argument("--name", default="policy", help="writes OUT/NAME.json (default policy)")
     ap.add_argument("--basisnetd", default=os.path.join(ROOT, "build/basisnetd"))

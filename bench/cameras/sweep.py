@@ -27,10 +27,10 @@ FPS = 30
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def config_text(name, model, clip, roi, gate, sock, loop=True, min_score=None):
+def config_text(name, model, clip, roi, gate, sock, loop=True, min_score=None, hold_frames=None):
     """A camera's config as a user would write it: the mat cropped out of the frame, the
-    budget of configs/camera.yaml (mode mean, 20 ms), the gate as asked (min_score None:
-    the default)."""
+    budget of configs/camera.yaml (mode mean, 20 ms), the gate as asked (min_score,
+    hold_frames None: the defaults)."""
     return f"""camera: {name}
 model: {model}
 log_level: warn
@@ -47,7 +47,8 @@ budget:
   mode: mean
   latency_ms: 20
 gate:
-  mode: {gate}{"" if min_score is None else chr(10) + "  min_score: %g" % min_score}
+  mode: {gate}{"" if min_score is None else chr(10) + "  min_score: %g" % min_score}{
+    "" if hold_frames is None else chr(10) + "  hold_frames: %d" % hold_frames}
 publish:
   socket: {sock}
   mode: 0666

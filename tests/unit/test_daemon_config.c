@@ -224,6 +224,10 @@ static const struct {
      "4:14: key 'gate.min_score': expected a number from 0 to 1, got \"1.5\""},
     {"model: m\nsource: {kind: test}\ngate:\n  min_score: -0.1\n",
      "4:14: key 'gate.min_score': expected a number from 0 to 1, got \"-0.1\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  hold_frames: -1\n",
+     "4:16: key 'gate.hold_frames': expected an integer from 0 to 300, got \"-1\""},
+    {"model: m\nsource: {kind: test}\ngate:\n  hold_frames: 2.5\n",
+     "4:16: key 'gate.hold_frames': expected an integer from 0 to 300, got \"2.5\""},
     {"model: m\nsource: {kind: test}\ngate:\n  refresh_s: 100\n",
      "4:3: unknown key 'gate.refresh_s' (did you mean 'gate.refresh_ms'?)"},
     /* http */

@@ -545,9 +545,11 @@ static void test_gate(void **state)
     assert_float_equal(cfg->gate.cell_sigmas, 4.0, 1e-12);
     assert_float_equal(cfg->gate.min_area, 0.02, 1e-12);
     assert_float_equal(cfg->gate.min_score, 0.9, 1e-12);
+    assert_int_equal(cfg->gate.hold_frames, 2);
     bn_status st = load_text("mem.yaml",
                              "model: m\nsource: {kind: test}\ngate:\n  mode: auto\n"
-                             "  refresh_ms: 250\n  cell_sigmas: 6\n  min_area: 0.05\n  min_score: 0\n",
+                             "  refresh_ms: 250\n  cell_sigmas: 6\n  min_area: 0.05\n  min_score: 0\n"
+                             "  hold_frames: 0\n",
                              cfg, err, sizeof err);
     if (st != BN_OK)
         print_error("%s\n", err);
@@ -557,6 +559,7 @@ static void test_gate(void **state)
     assert_float_equal(cfg->gate.cell_sigmas, 6.0, 1e-12);
     assert_float_equal(cfg->gate.min_area, 0.05, 1e-12);
     assert_float_equal(cfg->gate.min_score, 0.0, 1e-12);
+    assert_int_equal(cfg->gate.hold_frames, 0);
     assert_int_equal(load_text("mem.yaml", "model: m\nsource: {kind: test}\ngate:\n", cfg, err,
                                sizeof err),
                      BN_OK);

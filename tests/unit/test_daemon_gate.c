@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "debounce.h"
 #include "gate.h"
 
 #define FRAME_NS 33333333ull   /* 30 fps */
@@ -405,6 +406,138 @@ static void test_no_confirmation_with_one_frame(void **state)
     gate_free(g);
 }
 
+/* A 28x28 gray gate with min_score 0.9, change_frames 3 and this hold_frames. */
+static gate *new_gate_hold(int hold_frames)
+{
+    gate_params p = {.width = 28, .height = 28, .channels = 1, .refresh_ms = 1000,
+                     .cell_sigmas = GATE_CELL_SIGMAS_DEFAULT, .min_area = GATE_MIN_AREA_DEFAULT,
+                     .min_score = 0.9, .confirm_frames = 3, .hold_frames = hold_frames};
+    gate *g = NULL;
+    char err[256];
+    assert_int_equal(gate_new(&p, &g, err, sizeof err), BN_OK);
+    return g;
+}
+
+/* An object moving across a settled scene (class 1 confirmed, scores 0.99): the first
+ * moving frame is classified at once (verdict "area"); after it, with hold_frames 2, two
+ * frames in three are held and one is classified; with hold_frames 0 every one is. Once the
+ * object stops, the frame after the next classification closes. */
+static void test_moving_picture_held(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    const int holds[] = {0, 2, 5};
+    for (size_t hi = 0; hi < sizeof holds / sizeof holds[0]; hi++) {
+        rng_state = 45;
+        gate *g = new_gate_hold(holds[hi]);
+        scene s = {.w = 28, .h = 28, .c = 1, .sigma = 2, .gain = 1};
+        uint64_t t = 0;
+        for (int f = 0; f < 10; f++, t += FRAME_NS)
+            step_answer(g, &s, buf, t, 1, 0.99f);
+        assert_int_equal(step_answer(g, &s, buf, t += FRAME_NS, 1, 0.99f).verdict, GATE_CLOSED);
+        s.os = 8;
+        s.oy = 10;
+        s.ovalue = scene_px(4, 14, 28, 28) + 70;
+        int classified = 0, held = 0, run = 0, longest = 0;
+        for (int f = 0; f < 18; f++, t += FRAME_NS) {
+            s.ox = 1 + f;    /* one pixel a frame */
+            gate_decision d = step_answer(g, &s, buf, t, 1, 0.99f);
+            if (f == 0)
+                assert_int_equal(d.verdict, GATE_OPEN_AREA);
+            classified += d.open;
+            held += d.verdict == GATE_HELD;
+            run = d.verdict == GATE_HELD ? run + 1 : 0;
+            longest = run > longest ? run : longest;
+            assert_true(d.open || d.verdict == GATE_HELD);
+        }
+        printf("hold_frames %d: an object moving for 18 frames, %d classified, %d held, at most "
+               "%d in a row\n", holds[hi], classified, held, longest);
+        assert_int_equal(longest, holds[hi]);
+        /* frame 0 at once, then one in (hold + 1) */
+        assert_int_equal(classified, 1 + 17 / (holds[hi] + 1));
+        /* the object stops: the picture is classified within hold_frames + 1 frames (it
+         * still differs from the reference), then the gate closes */
+        int opened_after = 0;
+        for (int f = 0; f < 10; f++, t += FRAME_NS) {
+            gate_decision d = step_answer(g, &s, buf, t, 1, 0.99f);
+            opened_after += d.open;
+            if (f > holds[hi] + 1)
+                assert_int_equal(d.verdict, GATE_CLOSED);
+        }
+        assert_true(opened_after >= 0 && opened_after <= 1);
+        gate_free(g);
+    }
+    assert_string_equal(gate_verdict_name(GATE_HELD), "held");
+}
+
+/* The answer changes while the picture keeps changing (the engine says class 2 from frame
+ * k of the motion on): for every phase k of the hold cycle, the first answer of class 2
+ * comes at most hold_frames frames after k, the frames after it are classified (a new
+ * label being confirmed is never held), and so the change event (3 identical answers) fires
+ * at most hold_frames frames later than with every frame classified (k + 2). */
+static void test_change_while_held(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    for (int k = 1; k <= 6; k++) {
+        rng_state = 46;
+        gate *g = new_gate_hold(2);
+        debounce deb;
+        debounce_init(&deb, 3);
+        scene s = {.w = 28, .h = 28, .c = 1, .sigma = 2, .gain = 1};
+        uint64_t t = 0;
+        for (int f = 0; f < 10; f++, t += FRAME_NS)
+            debounce_feed(&deb, 1, NULL), step_answer(g, &s, buf, t, 1, 0.99f);
+        assert_int_equal(deb.stable, 1);
+        s.os = 8;
+        s.oy = 10;
+        s.ovalue = scene_px(4, 14, 28, 28) + 70;
+        int first = -1, event = -1;
+        for (int f = 0; f < 20 && event < 0; f++, t += FRAME_NS) {
+            s.ox = 1 + f;
+            int answer = f >= k ? 2 : 1;
+            gate_decision d = step_answer(g, &s, buf, t, answer, 0.99f);
+            if (first >= 0)
+                assert_true(d.open);       /* class 2 pending: classified frame by frame */
+            if (d.open && answer == 2 && first < 0)
+                first = f;
+            int previous;
+            if (d.open && debounce_feed(&deb, answer, &previous))
+                event = f;
+        }
+        printf("answer 2 from motion frame %d: first classified at %d, change event at %d "
+               "(every frame classified: %d)\n", k, first, event, k + 2);
+        assert_true(first >= k && first <= k + 2);
+        assert_true(event >= k + 2 && event <= k + 2 + 2);
+        gate_free(g);
+    }
+}
+
+/* An unsure answer on an unchanged picture, hold_frames 2: one frame in three is classified
+ * (verdict "unsure"), the two after it reuse the answer ("held"). */
+static void test_unsure_answer_held(void **state)
+{
+    (void)state;
+    static uint8_t buf[MAXPIX];
+    rng_state = 47;
+    gate *g = new_gate_hold(2);
+    scene s = {.w = 28, .h = 28, .c = 1, .sigma = 4, .gain = 1};
+    uint64_t t = 0;
+    for (int f = 0; f < 10; f++, t += FRAME_NS)
+        step_answer(g, &s, buf, t, 3, 0.6f);
+    int unsure = 0, held = 0;
+    for (int f = 0; f < 30; f++, t += FRAME_NS) {
+        gate_verdict v = step_answer(g, &s, buf, t, 3, 0.6f).verdict;
+        unsure += v == GATE_OPEN_UNSURE;
+        held += v == GATE_HELD;
+        assert_true(v == GATE_OPEN_UNSURE || v == GATE_HELD || v == GATE_OPEN_REFRESH);
+    }
+    printf("score 0.6, hold_frames 2: of 30 frames %d classified unsure, %d held\n", unsure, held);
+    assert_int_equal(unsure, 10);
+    assert_int_equal(held, 20);
+    gate_free(g);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -482,6 +615,9 @@ int main(void)
         cmocka_unit_test(test_min_score_boundary),
         cmocka_unit_test(test_pending_confirmation_not_reused),
         cmocka_unit_test(test_no_confirmation_with_one_frame),
+        cmocka_unit_test(test_moving_picture_held),
+        cmocka_unit_test(test_change_while_held),
+        cmocka_unit_test(test_unsure_answer_held),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_cost),
     };

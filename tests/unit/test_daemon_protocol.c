@@ -78,6 +78,7 @@ static void test_label_message(void **state)
     assert_null(json_object_get(json_object_get(o, "latency_ms"), "gate")); /* gate off */
     assert_null(json_object_get(o, "age_ms"));
     assert_null(json_object_get(o, "synth_reused")); /* the specialist did not run */
+    assert_null(json_object_get(o, "gate"));
     json_decref(o);
 
     /* the gate closed: the last answer, "stage":"reuse", its age, the gate's cost */
@@ -87,7 +88,9 @@ static void test_label_message(void **state)
     m.ms_light = m.ms_synth = m.ms_specialist = 0;
     m.ms_gate = m.ms_total = 0.0042;
     m.ms_age = 233.3334;
+    m.gate = "held";
     o = reparse(proto_label_json(&m), NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "gate")), "held");
     assert_string_equal(json_string_value(json_object_get(o, "stage")), "reuse");
     assert_string_equal(json_string_value(json_object_get(o, "label")), "Sneaker");
     assert_float_equal(json_real_value(json_object_get(o, "age_ms")), 233.333, 1e-9);
