@@ -165,13 +165,16 @@ FUZZ_CFLAGS = -std=c17 -g -O1 $(ARCH_FLAGS) -D_GNU_SOURCE -I. -Iengine -Ipipelin
                $(PKG_CFLAGS) $(BLAS_CFLAGS) -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRCS := $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+# A fuzzer's own libFuzzer flags (tests/fuzz/NAME.flags, lines not starting with #) and the
+# caller's (FUZZ_ARGS), for every run of it below.
+FUZZ_FLAGS = $$(grep -v '^\#' tests/fuzz/$$n.flags 2>/dev/null) $(FUZZ_ARGS)
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(ENGINE_SRCS) $(PIPELINE_SRCS) $(DAEMON_SRCS) $(wildcard engine/*.h engine/isa/*.inc daemon/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -pthread
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+	  $$f $(FUZZ_FLAGS) -max_total_time=$${FUZZ_SECONDS:-300} build/fuzz-corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
 # Every fuzzer (or the ones named in FUZZERS_ONLY, e.g. "fuzz_model fuzz_config") on its kept
 # corpus and the seeds, until FUZZ_EXECS executions each (e.g. 10000000) or for FUZZ_SECONDS
 # each (default 600 when FUZZ_EXECS is not given; with both, whichever comes first). The
@@ -181,14 +184,14 @@ FUZZ_LONG_LIMIT = $(if $(FUZZ_EXECS),-runs=$(FUZZ_EXECS) -max_total_time=$(or $(
 fuzz-long: $(FUZZERS)
 	$(Q)for f in $(if $(FUZZERS_ONLY),$(addprefix $(FUZZ_BUILD)/,$(FUZZERS_ONLY)),$(FUZZERS)); do n=$$(basename $$f); \
 	  mkdir -p build/fuzz-corpus/$$n; t0=$$(date +%s); \
-	  $$f $(FUZZ_LONG_LIMIT) -rss_limit_mb=$${FUZZ_RSS_MB:-2048} -print_final_stats=1 \
+	  $$f $(FUZZ_FLAGS) $(FUZZ_LONG_LIMIT) -rss_limit_mb=$${FUZZ_RSS_MB:-2048} -print_final_stats=1 \
 	    build/fuzz-corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.long.log 2>&1 \
 	  && echo "fuzz $$n: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') executions in $$(( $$(date +%s) - t0 )) s, peak RSS $$(grep -o 'stat::peak_rss_mb: *[0-9]*' $(FUZZ_BUILD)/$$n.long.log | grep -o '[0-9]*$$') MB, corpus $$(ls build/fuzz-corpus/$$n | wc -l) inputs, no crash" \
 	  || { tail -40 $(FUZZ_BUILD)/$$n.long.log; echo "fuzz $$n: FAILED"; exit 1; }; done
 # Bounded run used by `make check`.
 fuzz-check: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
-	  $$f -runs=$${FUZZ_RUNS:-20000} -max_total_time=60 $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1 \
+	  $$f $(FUZZ_FLAGS) -runs=$${FUZZ_RUNS:-20000} -max_total_time=60 $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1 \
 	  && echo "fuzz $$n: ok ($$(grep -o 'Done [0-9]* runs' $(FUZZ_BUILD)/$$n.log))" \
 	  || { tail -40 $(FUZZ_BUILD)/$$n.log; echo "fuzz $$n: FAILED"; exit 1; }; done
 
