@@ -293,7 +293,8 @@ sed -i "s|^  kind: test|  kind: file\\n  path: $T/short.mkv|; /^  pattern:/d" "$
 start_daemon "$T/eos.yaml"
 [ "$(stat -c %a "$T/http.sock")" = 660 ] || fail "Unix socket mode $(stat -c %a "$T/http.sock")"
 wait_code 503 --unix-socket "$T/http.sock" http://localhost/healthz
-curl -s --unix-socket "$T/http.sock" http://localhost/healthz | grep -q "source ended" || fail "503 reason at EOS"
+body=$(curl -s --unix-socket "$T/http.sock" http://localhost/healthz)
+grep -q "source ended" <<<"$body" || fail "503 reason at EOS: $body"
 [ "$(code --unix-socket "$T/http.sock" http://localhost/metrics)" = 200 ] || fail "/metrics on the Unix socket"
 # HTTP/1.0 without Host: libsoup 3.2 would take the Unix socket's address for an IP one
 # (GLib-CRITICAL lines on stderr for every such request); the daemon answers 400 first.
@@ -320,7 +321,8 @@ write_config "$T/lost.yaml" "http:
 sed -i 's|^  kind: test|  kind: v4l2\n  device: /dev/video-bn-missing|' "$T/lost.yaml"
 start_daemon "$T/lost.yaml"
 wait_code 503 "http://127.0.0.1:$PORT2/healthz"
-curl -s "http://127.0.0.1:$PORT2/healthz" | grep -q "^source lost: " || fail "503 reason with the camera missing"
+body=$(curl -s "http://127.0.0.1:$PORT2/healthz")
+grep -q "^source lost: " <<<"$body" || fail "503 reason with the camera missing: $body"
 stop_daemon
 ok "/healthz 503 'source lost' with the camera missing"
 
