@@ -123,7 +123,7 @@ static void refuse_early(http_server *s, SoupServerMessage *msg, const char *sta
     s->requests++;
 }
 
-static bool method_allowed(const char *m)
+bool http_method_allowed(const char *m)
 {
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
@@ -137,7 +137,7 @@ static void on_headers(SoupServer *soup, SoupServerMessage *msg, const char *pat
     http_server *s = data;
     char text[200];
     const char *method = soup_server_message_get_method(msg);
-    if (!method_allowed(method)) {
+    if (!http_method_allowed(method)) {
         snprintf(text, sizeof text, "method %.32s is not allowed; the endpoints answer GET",
                  method);
         refuse_early(s, msg, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", text);
@@ -215,7 +215,7 @@ static void on_request(SoupServer *soup, SoupServerMessage *msg, const char *pat
 {
     (void)soup;
     http_server *s = data;
-    if (!method_allowed(soup_server_message_get_method(msg))) {
+    if (!http_method_allowed(soup_server_message_get_method(msg))) {
         http_respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
         return; /* not reached: on_headers took the connection */
     }

@@ -70,12 +70,18 @@ static const char *status_line(guint code)
     }
 }
 
-/* NULL: the head may go to SoupServer. Else the status line of the answer, and why in why.
+/* NULL: the head may go to SoupServer. Else the status line of the answer, and why in why
+ * (and *allow: the answer names the allowed methods). A method other than GET and HEAD is
+ * answered here because libsoup 3.2 interns the method of every request it reads
+ * (g_intern_string: kept until exit), so distinct methods from clients would grow the
+ * daemon's memory without bound.
  * unix: the server listens on a Unix socket, where libsoup 3.2 makes the URI of an HTTP/1.0
  * request without Host from the local address as if it were an IP one (four GLib-CRITICAL
  * lines on stderr per request, then 400): answered here instead. */
-static const char *judge(const char *head, size_t len, bool unix_socket, char *why, size_t whylen)
+static const char *judge(const char *head, size_t len, bool unix_socket, char *why, size_t whylen,
+                         bool *allow)
 {
+    *allow = false;
     SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
     char *method = NULL, *path = NULL;
     SoupHTTPVersion ver = SOUP_HTTP_1_1;
@@ -97,6 +103,10 @@ static const char *judge(const char *head, size_t len, bool unix_socket, char *w
                      soup_message_headers_get_one(h, "Content-Length"));
             answer = status_line(SOUP_STATUS_BAD_REQUEST);
         }
+    } else if (!http_method_allowed(method)) {
+        snprintf(why, whylen, "method %.32s is not allowed; the endpoints answer GET", method);
+        answer = "405 Method Not Allowed";
+        *allow = true;
     } else if (unix_socket && ver == SOUP_HTTP_1_0 && path[0] == '/' &&
                strcmp(method, "CONNECT") != 0 && !soup_message_headers_get_one(h, "Host")) {
         snprintf(why, whylen, "an HTTP/1.0 request on a Unix socket needs a Host header");
@@ -130,11 +140,11 @@ static void intake_free(http_intake *in, bool close_fd)
 
 /* The answer, best effort (a fresh socket's buffer takes it), then the head is read off so
  * that closing does not reset the connection before the client reads the answer. */
-static void answer_and_close(http_intake *in, const char *status, const char *text,
-                             size_t head_bytes)
+static void answer_and_close(http_intake *in, const char *status, const char *extra_headers,
+                             const char *text, size_t head_bytes)
 {
     char resp[800];
-    int n = http_format_refusal(resp, sizeof resp, status, "", text);
+    int n = http_format_refusal(resp, sizeof resp, status, extra_headers, text);
     if (n > 0 && send(in->fd, resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         BN_LOGD(MOD, "%s: the client is gone", status);
     while (head_bytes > 0) {
@@ -162,18 +172,19 @@ static void look(http_intake *in, bool rdhup)
         if (n == HTTP_HEAD_MAX) {
             char text[160];
             snprintf(text, sizeof text, "request head longer than %d bytes", HTTP_HEAD_MAX);
-            answer_and_close(in, "431 Request Header Fields Too Large", text, (size_t)n);
+            answer_and_close(in, "431 Request Header Fields Too Large", "", text, (size_t)n);
         } else if (rdhup) {
             intake_free(in, true); /* closed before the head was complete */
         }
         return; /* else the next bytes wake the epoll set */
     }
     char why[200];
-    const char *status =
-        judge(s->intake_buf, (size_t)len, s->addr.kind == HTTP_LISTEN_UNIX, why, sizeof why);
+    bool allow;
+    const char *status = judge(s->intake_buf, (size_t)len, s->addr.kind == HTTP_LISTEN_UNIX,
+                               why, sizeof why, &allow);
     if (status) {
         BN_LOGD(MOD, "refused before SoupServer: %s", why);
-        answer_and_close(in, status, why, (size_t)n);
+        answer_and_close(in, status, allow ? "Allow: GET, HEAD\r\n" : "", why, (size_t)n);
         return;
     }
     int fd = in->fd;

@@ -80,6 +80,8 @@ void http_adopt(http_server *s, int fd);
  * answered outside SoupServer: its length. */
 int http_format_refusal(char *resp, size_t cap, const char *status, const char *extra_headers,
                         const char *text);
+/* GET and HEAD: the methods the endpoints answer. */
+bool http_method_allowed(const char *m);
 
 /* http_intake.c */
 /* Takes fd (counted in tally->open meanwhile): its request head is peeked at and checked,

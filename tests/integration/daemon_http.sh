@@ -326,9 +326,10 @@ grep -q "^source lost: " <<<"$body" || fail "503 reason with the camera missing:
 stop_daemon
 ok "/healthz 503 'source lost' with the camera missing"
 
-# ---- libsoup's leak of refused requests' paths -----------------------------------------------
+# ---- libsoup's leak of refused requests' paths, and its interned methods ---------------------
 # 1,500 requests with 16 KiB paths and a Content-Length that is not a number (24 MB of paths
-# libsoup 3.2 would lose) leave the daemon's RSS within 6 MB. Under ASan its quarantine of
+# libsoup 3.2 would lose), then 1,500 with distinct 16 KiB methods (24 MB libsoup would
+# intern for good), leave the daemon's RSS within 6 MB each. Under ASan its quarantine of
 # freed memory would grow RSS by itself: off for this daemon.
 write_config "$T/leak.yaml" "http:
   listen: 127.0.0.1:$PORT"
@@ -354,6 +355,14 @@ for _ in range(1500):
 grew = rss_kb() - before
 assert grew < 6 * 1024, f'RSS grew {grew} kB over 1500 refused requests'
 print(f'RSS grew {grew} kB over 1500 refused requests', file=sys.stderr)
+before = rss_kb()
+for i in range(1500):
+    m = b'M%05d' % i + b'X' * 16378
+    r = ask_port(port, m + b' /healthz HTTP/1.1\r\nHost: t\r\n\r\n')
+    assert r.startswith(b'HTTP/1.1 405') and b'\r\nAllow: GET, HEAD\r\n' in r, r[:200]
+grew = rss_kb() - before
+assert grew < 6 * 1024, f'RSS grew {grew} kB over 1500 requests with distinct methods'
+print(f'RSS grew {grew} kB over 1500 requests with distinct 16 KiB methods', file=sys.stderr)
 PY
 stop_daemon
-ok "1,500 refused requests with 16 KiB paths: RSS within 6 MB"
+ok "1,500 refused requests with 16 KiB paths, 1,500 with distinct 16 KiB methods (405): RSS within 6 MB"
