@@ -98,7 +98,7 @@ int http_format_refusal(char *resp, size_t cap, const char *status, const char *
                     status, extra_headers, strlen(body), body);
 }
 
-/* An answer decided from the headers alone (405, 413). SoupServer would read (and keep) a
+/* An answer decided from the headers alone (413, 401). SoupServer would read (and keep) a
  * request body of any size before answering, so the connection is taken from it: the
  * answer is written here and the connection closed, the body unread. */
 static void refuse_early(http_server *s, SoupServerMessage *msg, const char *status,
@@ -136,13 +136,6 @@ static void on_headers(SoupServer *soup, SoupServerMessage *msg, const char *pat
     (void)soup, (void)query;
     http_server *s = data;
     char text[200];
-    const char *method = soup_server_message_get_method(msg);
-    if (!http_method_allowed(method)) {
-        snprintf(text, sizeof text, "method %.32s is not allowed; the endpoints answer GET",
-                 method);
-        refuse_early(s, msg, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", text);
-        return;
-    }
     SoupMessageHeaders *rh = soup_server_message_get_request_headers(msg);
     SoupEncoding enc = soup_message_headers_get_encoding(rh);
     if (enc == SOUP_ENCODING_CHUNKED || enc == SOUP_ENCODING_EOF ||
@@ -217,7 +210,7 @@ static void on_request(SoupServer *soup, SoupServerMessage *msg, const char *pat
     http_server *s = data;
     if (!http_method_allowed(soup_server_message_get_method(msg))) {
         http_respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
-        return; /* not reached: on_headers took the connection */
+        return; /* not reached: the intake answered it (http_intake.c) */
     }
     if (strcmp(path, "/metrics") == 0)
         serve_metrics(s, msg);
