@@ -627,8 +627,10 @@ static void test_pointwise_packed(void **state)
 {
     (void)state;
     rng r = {.s = 0x9e3779b97f4a7c15ull};
+    /* last panels of 17-24 live columns (N = 17, 24, 56, 120) run the 24-column AVX2 tile */
     static const int shapes[][3] = {{1, 1, 1},   {13, 7, 33},  {12, 16, 32},  {49, 160, 960},
-                                    {25, 3, 17}, {7, 64, 100}, {196, 40, 72}, {3, 200, 1}};
+                                    {25, 3, 17}, {7, 64, 100}, {196, 40, 72}, {3, 200, 1},
+                                    {31, 24, 24}, {11, 40, 120}, {5, 9, 56}, {7, 5, 22}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int v = 0; v < 4; v++) {
             const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
