@@ -378,9 +378,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drain(fd, &r);
     close(fd);
 
-    /* a file that is no saved event was served (an error message may echo the input) */
-    if ((leaks(r.buf, r.len, SECRET_IN) && !leaks(data, size, SECRET_IN)) ||
-        (leaks(r.buf, r.len, SECRET_OUT) && !leaks(data, size, SECRET_OUT)))
+    /* a file that is no saved event was served: its content ends in a raw newline, which no
+     * echo of the input in an error message carries (JSON escapes it; a request line cannot
+     * hold it), while an echo can rebuild the bare secret (\u000F + ZSECRET...) */
+    if ((leaks(r.buf, r.len, SECRET_IN "\n") && !leaks(data, size, SECRET_IN "\n")) ||
+        (leaks(r.buf, r.len, SECRET_OUT "\n") && !leaks(data, size, SECRET_OUT "\n")))
         abort();
     const char *body = NULL;
     int code = final_status(r.buf, r.len, &body);
