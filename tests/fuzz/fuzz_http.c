@@ -29,8 +29,12 @@
 #include "http_internal.h"
 
 #define EVENT "20261207T021500.123Z-42"
-#define SECRET_IN "FZSECRET-inside-the-events-dir-7c1f"
-#define SECRET_OUT "FZSECRET-beside-the-events-dir-93ab"
+/* The content of two files the server must never serve. Each starts with a letter that no
+ * JSON escape ends in (not a hex digit, not b f n r t " \ /): an error message that echoes
+ * the input escaped can then hold a secret only if the input held it ("\017ZSECRET..."
+ * echoed as "\u000FZSECRET..." once rebuilt an "FZSECRET..."). */
+#define SECRET_IN "QZSECRET-inside-the-events-dir-7c1f"
+#define SECRET_OUT "QZSECRET-beside-the-events-dir-93ab"
 #define SIDECAR "{\"type\":\"change\",\"label\":\"Bag\",\"seq\":42}\n"
 #define USER_PASS "fz:open sesame"
 /* The good request costs about as much as an input: asked after every 4th, the fuzzer runs
@@ -378,11 +382,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drain(fd, &r);
     close(fd);
 
-    /* a file that is no saved event was served: its content ends in a raw newline, which no
-     * echo of the input in an error message carries (JSON escapes it; a request line cannot
-     * hold it), while an echo can rebuild the bare secret (\u000F + ZSECRET...) */
-    if ((leaks(r.buf, r.len, SECRET_IN "\n") && !leaks(data, size, SECRET_IN "\n")) ||
-        (leaks(r.buf, r.len, SECRET_OUT "\n") && !leaks(data, size, SECRET_OUT "\n")))
+    /* a file that is no saved event was served (an error message may echo the input) */
+    if ((leaks(r.buf, r.len, SECRET_IN) && !leaks(data, size, SECRET_IN)) ||
+        (leaks(r.buf, r.len, SECRET_OUT) && !leaks(data, size, SECRET_OUT)))
         abort();
     const char *body = NULL;
     int code = final_status(r.buf, r.len, &body);
