@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu.h"
 #include "engine_internal.h"
@@ -64,6 +65,28 @@ static int worth_it(const bn_stage_def *sd, const bn_chain *c)
     return inter >= CHAIN_MIN_BYTES && wbytes * bands * 4 <= inter;
 }
 
+/* 1 when layer `reader` is the only reader of layer i's output. */
+static int read_only_by(const bn_stage_def *sd, int i, int reader)
+{
+    if (i == sd->logits || i == sd->coeffs)
+        return 0;
+    for (int j = 0; j < sd->n; j++) {
+        const bn_layer *ly = &sd->layers[j];
+        if (j != reader && (ly->in0 == i || ly->in1 == i || (ly->fuse_add && ly->fuse_res == i)))
+            return 0;
+    }
+    return 1;
+}
+
+size_t bn_chain_out_floats(const bn_stage_def *sd, const bn_chain *chains, int nchains, int i)
+{
+    for (int k = 0; k < nchains; k++)
+        if (chains[k].window && chains[k].conv[0] == i)
+            return chains[k].window;
+    const bn_conv_shape *g = &sd->layers[i].g;
+    return (size_t)g->oc * g->oh * g->ow;
+}
+
 size_t bn_chain_band_bytes(void)
 {
     const char *on = getenv("BN_CHAIN");
@@ -95,6 +118,11 @@ int bn_chain_plan(const bn_stage_def *sd, size_t band_bytes, int *chain_at, bn_c
         c.band = band < 1 ? 1 : band > (size_t)last_oh ? last_oh : (int)band;
         if (c.band >= last_oh || !worth_it(sd, &c))
             continue;
+        if (read_only_by(sd, i, i + 1) && !pw->fuse_add) {
+            const bn_conv_shape *g = &dw->g;
+            const size_t rows = (size_t)c.band * (size_t)g->sh + (size_t)g->kh;
+            c.window = rows * (size_t)g->w * (size_t)g->c;
+        }
         chain_at[i] = nc;
         chains[nc++] = c;
         i = c.end;
@@ -123,9 +151,60 @@ static int dw_input_rows(const bn_conv_shape *g, int rows)
     return hi < 0 ? 0 : hi > g->h ? g->h : hi;
 }
 
+/* A pair whose intermediate lives in a window: win[0] holds the expansion's output row lo.
+ * Each band's depthwise rows [r0, r1) read input rows [lo, hi); the rows [lo, hi_prev) the
+ * previous band computed move to the window's start, the pointwise fills [hi_prev, hi), and
+ * the depthwise runs on the window as an image of hi - lo rows whose top padding is what is
+ * left of the real one (ph + lo - r0 * sh: ph at the top of the image, else 0). */
+static void run_window(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
+                       float *const *synth_w, double *prof)
+{
+    const bn_kern_ops *k = bn_kern();
+    const bn_layer *pw = &sd->layers[c->conv[0]], *dw = &sd->layers[c->conv[1]];
+    const bn_conv_shape *g = &dw->g;
+    const float *x = pw->in0 < 0 ? input : outs[pw->in0];
+    const float *wp = pw->synth ? synth_w[pw->synth_index] : pw->weight;
+    const float *wd = dw->synth ? synth_w[dw->synth_index] : dw->weight;
+    float *win = outs[c->conv[0]], *y = outs[c->conv[1]];
+    const size_t row = (size_t)g->w * (size_t)g->c; /* floats of one intermediate row */
+    int lo = 0, hi = 0;
+    for (int r0 = 0; r0 < g->oh; r0 += c->band) {
+        const int r1 = r0 + c->band < g->oh ? r0 + c->band : g->oh;
+        const int nlo = r0 * g->sh - g->ph > 0 ? r0 * g->sh - g->ph : 0;
+        int nhi = (r1 - 1) * g->sh - g->ph + g->kh;
+        nhi = nhi > g->h ? g->h : nhi;
+        uint64_t t0 = prof ? bn_now_ns() : 0;
+        if (nlo < hi && nlo > lo)
+            memmove(win, win + (size_t)(nlo - lo) * row, sizeof(float) * (size_t)(hi - nlo) * row);
+        if (hi < nlo)
+            hi = nlo;
+        lo = nlo;
+        if (nhi > hi)
+            k->pointwise(0, (nhi - hi) * g->w, pw->g.c, pw->g.oc, x + (size_t)hi * g->w * pw->g.c, wp, pw->bias,
+                         NULL, pw->act, win + (size_t)(hi - lo) * row);
+        hi = nhi;
+        if (prof) {
+            const uint64_t t1 = bn_now_ns();
+            prof[c->conv[0]] += (double)(t1 - t0);
+            t0 = t1;
+        }
+        bn_conv_shape sub = *g;
+        sub.h = hi - lo;
+        sub.ph = g->ph + lo - r0 * g->sh;
+        sub.oh = r1 - r0;
+        k->dwconv(&sub, win, wd, dw->bias, dw->act, y + (size_t)r0 * g->ow * g->oc, 0, r1 - r0);
+        if (prof)
+            prof[c->conv[1]] += (double)(bn_now_ns() - t0);
+    }
+}
+
 void bn_chain_run(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
                   float *const *synth_w, double *prof)
 {
+    if (c->window) {
+        run_window(sd, c, input, outs, synth_w, prof);
+        return;
+    }
     const bn_kern_ops *k = bn_kern();
     int done[BN_CHAIN_MAX] = {0}, need[BN_CHAIN_MAX];
     const int last_rows = sd->layers[c->conv[c->n - 1]].g.oh;

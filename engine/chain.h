@@ -1,8 +1,10 @@
 /* Row-banded chains: consecutive convolutions computed band by band of output rows instead
  * of layer by layer, so that the rows one layer writes are still in the core's cache when
- * the next one reads them. Each layer's output keeps its own full buffer (the kernels and the
- * results are those of the layer-by-layer order, bit for bit); only the order of the work
- * changes. The runner takes any run of pointwise and depthwise convolutions (residuals
+ * the next one reads them. The kernels and the results are those of the layer-by-layer
+ * order, bit for bit; only the order of the work and where the intermediate rows live change:
+ * an expansion read by nothing but its depthwise convolution is written into a window of
+ * rows (the current band's input rows, the rows the next band shares moved to its start)
+ * instead of a whole tensor that would leave the cache; other layers keep full buffers. The runner takes any run of pointwise and depthwise convolutions (residuals
  * included); the planner forms only what measured faster: an expansion (pointwise) whose
  * output leaves the cache, with the depthwise convolution that reads it.
  * docs/engine.md, "Row-banded chains". */
@@ -20,6 +22,9 @@ typedef struct {
     int n;                    /* convolutions in it */
     int conv[BN_CHAIN_MAX];   /* their layer indices, in order */
     int band;                 /* output rows of the last convolution per band */
+    size_t window;            /* > 0: floats of the window that holds conv[0]'s output rows
+                               * (a pair whose intermediate nothing else reads), else 0: every
+                               * layer writes its full output buffer */
 } bn_chain;
 
 /* Default working set of one band (all of the chain's layers' rows of it) in bytes; the
@@ -32,6 +37,10 @@ typedef struct {
  * the chain that starts at layer i, else -1 (sd->n entries); chains has room for
  * sd->n / 2 + 1. Returns how many. */
 int bn_chain_plan(const bn_stage_def *sd, size_t band_bytes, int *chain_at, bn_chain *chains);
+
+/* Floats layer i's output needs in the stage's buffers: its window if it is the windowed
+ * intermediate of one of the chains, else its whole tensor. */
+size_t bn_chain_out_floats(const bn_stage_def *sd, const bn_chain *chains, int nchains, int i);
 
 /* Extends last_use (planning of buffers by liveness) so that everything a chain reads stays
  * live until the chain's last layer: a band reads its inputs while later layers of the chain

@@ -27,7 +27,7 @@ struct bn_session {
     float *mean_row, *std_row;      /* mean[x % C], std[x % C] over one image row */
     float *prep_tmp;                /* preprocessing scratch (bn_prep_scratch) */
     float **synth_w;                /* L synthesized weight tensors, packed like weights */
-    float *alpha, *light_probs, *spec_probs;
+    float *alpha, *light_probs, *spec_probs, *light_logits;
     double *prof[2];                /* per-layer ns sums when profiling (light, specialist) */
     int profiling;
     void *block;                    /* the one allocation behind all of the above */
@@ -90,7 +90,7 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
             owner[buf_of[i]] = i;
             continue;
         }
-        size_t need = layer_out_floats(&sd->layers[i]);
+        size_t need = bn_chain_out_floats(sd, chains, nchains, i);
         int best = -1;
         for (int b = 0; b < nbuf; b++) {
             if (owner[b] >= 0)
@@ -142,7 +142,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         goto done;
     const bn_stage_def *stages[2] = {&m->light, &m->spec};
     int *nchains = s->nchains;
-    const size_t band_bytes = bn_chain_band_bytes();
+    /* chains run on one thread only (run_stage): with more, every layer has its full output */
+    const size_t band_bytes = threads == 1 ? bn_chain_band_bytes() : 0;
     for (int k = 0; k < 2; k++) {
         s->chain_at[k] = malloc(sizeof(int) * (size_t)(stages[k]->n + 1));
         s->chains[k] = malloc(sizeof(bn_chain) * (size_t)(stages[k]->n / 2 + 1));
@@ -227,6 +228,8 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     off += round_up((size_t)L * N);
     size_t o_lp = off;
     off += round_up((size_t)nc);
+    size_t o_ll = off; /* the light logits, kept: the specialist may reuse their buffer */
+    off += round_up((size_t)nc);
     size_t o_sp = off;
     off += round_up((size_t)nc);
     size_t o_ptr = off; /* pointer arrays after the floats */
@@ -264,6 +267,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->prof[1] = s->prof[0] + m->light.n;
     s->alpha = f + o_alpha;
     s->light_probs = f + o_lp;
+    s->light_logits = f + o_ll;
     s->spec_probs = f + o_sp;
     /* touch everything once so that the first classify does not page-fault */
     memset(s->block, 0, off * sizeof(float));
@@ -517,7 +521,8 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     preprocess(s, image, stride);
     run_stage(s, 0, s->light_in, s->light_out, s->prof[0]);
     const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
-    bn_softmax(s->light_out[m->light.logits], nc, s->light_probs);
+    memcpy(s->light_logits, s->light_out[m->light.logits], sizeof(float) * (size_t)nc);
+    bn_softmax(s->light_logits, nc, s->light_probs);
     const float *coef = s->light_out[m->light.coeffs];
     for (int l = 0; l < L; l++)
         bn_softmax(coef + (size_t)l * N, N, s->alpha + (size_t)l * N);
@@ -587,7 +592,7 @@ const float *bn_session_logits(const bn_session *s, bn_stage stage)
     if (!s)
         return NULL;
     if (stage == BN_STAGE_LIGHT)
-        return s->light_out[s->m->light.logits];
+        return s->light_logits;
     return s->spec_out[s->m->spec.logits];
 }
 

@@ -45,13 +45,18 @@ static const char *act_name(bn_act a)
     return a == BN_ACT_HSWISH ? "hswish" : a == BN_ACT_RELU ? "relu" : "none";
 }
 
-/* (c, h = w, k, stride, activation) of the specialist's depthwise layers */
+/* (c, h = w, k, stride, activation) of the specialist's depthwise layers, then the light
+ * stage's (MobileNetV3-Small at 128x128) */
 static const struct {
     int c, h, k, s;
     bn_act act;
-} DW[] = {{64, 112, 3, 2, BN_ACT_RELU},    {72, 56, 3, 1, BN_ACT_RELU},    {72, 56, 5, 2, BN_ACT_RELU},
-          {120, 28, 5, 1, BN_ACT_RELU},    {240, 28, 3, 2, BN_ACT_HSWISH}, {200, 14, 3, 1, BN_ACT_HSWISH},
-          {672, 14, 3, 1, BN_ACT_HSWISH},  {672, 14, 5, 2, BN_ACT_HSWISH}, {960, 7, 5, 1, BN_ACT_HSWISH}};
+    int light;
+} DW[] = {{64, 112, 3, 2, BN_ACT_RELU, 0},    {72, 56, 3, 1, BN_ACT_RELU, 0},    {72, 56, 5, 2, BN_ACT_RELU, 0},
+          {120, 28, 5, 1, BN_ACT_RELU, 0},    {240, 28, 3, 2, BN_ACT_HSWISH, 0}, {200, 14, 3, 1, BN_ACT_HSWISH, 0},
+          {672, 14, 3, 1, BN_ACT_HSWISH, 0},  {672, 14, 5, 2, BN_ACT_HSWISH, 0}, {960, 7, 5, 1, BN_ACT_HSWISH, 0},
+          {16, 64, 3, 2, BN_ACT_RELU, 1},     {72, 32, 3, 2, BN_ACT_RELU, 1},    {88, 16, 3, 1, BN_ACT_RELU, 1},
+          {96, 16, 5, 2, BN_ACT_HSWISH, 1},   {240, 8, 5, 1, BN_ACT_HSWISH, 1},  {144, 8, 5, 1, BN_ACT_HSWISH, 1},
+          {288, 8, 5, 2, BN_ACT_HSWISH, 1},   {576, 4, 5, 1, BN_ACT_HSWISH, 1}};
 
 /* (pixels, K, N, activation, residual) of its pointwise layers */
 static const struct {
@@ -71,7 +76,7 @@ static double median_of(double *t)
 
 static double run_depthwise(const bn_kern_ops *k, int reps)
 {
-    double sum = 0;
+    double sum[2] = {0, 0};
     for (size_t i = 0; i < sizeof DW / sizeof DW[0]; i++) {
         bn_conv_shape s = {.c = DW[i].c, .oc = DW[i].c, .groups = DW[i].c, .h = DW[i].h, .w = DW[i].h,
                            .kh = DW[i].k, .kw = DW[i].k, .sh = DW[i].s, .sw = DW[i].s, .ph = DW[i].k / 2,
@@ -89,13 +94,13 @@ static double run_depthwise(const bn_kern_ops *k, int reps)
             t[x] = (now_s() - t0) / reps;
         }
         const double med = median_of(t), madds = (double)s.c * s.oh * s.ow * s.kh * s.kw;
-        printf("depthwise %4dx%3dx%-3d k%d s%d %-6s %8.4f ms %6.1f GFLOP/s\n", s.c, s.h, s.w, s.kh, s.sh,
-               act_name(DW[i].act), med * 1e3, 2 * madds / med / 1e9);
-        sum += med;
+        printf("depthwise %-5s %4dx%3dx%-3d k%d s%d %-6s %8.4f ms %6.1f GFLOP/s\n", DW[i].light ? "light" : "spec",
+               s.c, s.h, s.w, s.kh, s.sh, act_name(DW[i].act), med * 1e3, 2 * madds / med / 1e9);
+        sum[DW[i].light] += med;
         free(in), free(w), free(b), free(o);
     }
-    printf("depthwise total %.4f ms\n", sum * 1e3);
-    return sum;
+    printf("depthwise total specialist %.4f ms, light %.4f ms\n", sum[0] * 1e3, sum[1] * 1e3);
+    return sum[0] + sum[1];
 }
 
 static double run_pointwise(const bn_kern_ops *k, int reps)

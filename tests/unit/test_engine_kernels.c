@@ -146,6 +146,19 @@ static void run_conv_case(rng *r, bn_conv_shape s, bn_act act, int with_bias)
     snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%dx%d s%dx%d p%dx%d g%d %s", s.c, s.h, s.w, s.oc, s.kh,
              s.kw, s.sh, s.sw, s.ph, s.pw, s.groups, bn_act_name(act));
     expect_close(out, refh, nout, TOL, what);
+    if (bn_conv_is_depthwise(&s) && s.oh >= 3) {
+        /* bands of output rows, as the thread pool and the row-banded chains call it: rows
+         * [0, 1), [1, oh - 1), [oh - 1, oh) (a band that does not start at the top reads
+         * shifted input rows; the small-map tiles are built per band), last band first so
+         * that a band writing past its end spoils rows already done */
+        for (size_t i = 0; i < nout; i++)
+            out[i] = NAN;
+        const int cut[] = {0, 1, s.oh - 1, s.oh};
+        for (int band = 2; band >= 0; band--)
+            bn_kern()->dwconv(&s, xh, wp, b, act, out, cut[band], cut[band + 1]);
+        strncat(what, " (row bands)", sizeof what - strlen(what) - 1);
+        expect_close(out, refh, nout, TOL, what);
+    }
     if (bn_conv_is_gemm(&s)) { /* the session's path: im2col + packed GEMM (conv_gemm) */
         const int K = s.kh * s.kw * s.c;
         float *w32 = malloc(sizeof(float) * bn_p32_floats(s.oc, K));
@@ -236,7 +249,13 @@ static void test_conv_depthwise(void **state)
      * between the borders, channel counts on and off the 16-lane blocks */
     const int mb[][6] = {/* c, h, w, k, stride, pad */
                          {16, 9, 40, 3, 2, 1}, {72, 7, 29, 5, 1, 2}, {24, 6, 17, 5, 2, 2}, {40, 5, 23, 3, 1, 1},
-                         {120, 4, 14, 5, 1, 2}, {20, 8, 31, 3, 2, 0}, {48, 5, 12, 5, 2, 1}};
+                         {120, 4, 14, 5, 1, 2}, {20, 8, 31, 3, 2, 0}, {48, 5, 12, 5, 2, 1},
+                         /* small maps (<= 16 output columns: the zero-padded tiles), widths on
+                          * and off the 4-pixel groups, 16-channel blocks with an 8 tail at
+                          * stride 2, odd and even row counts, no padding */
+                         {24, 8, 8, 5, 1, 2}, {40, 7, 7, 5, 1, 2}, {24, 14, 14, 5, 2, 2}, {8, 4, 4, 3, 1, 1},
+                         {56, 13, 11, 3, 2, 1}, {16, 16, 16, 3, 1, 1}, {32, 9, 6, 3, 2, 0}, {72, 3, 5, 5, 1, 2},
+                         {48, 33, 31, 3, 2, 1}, {8, 40, 14, 5, 1, 2}};
     for (size_t i = 0; i < sizeof mb / sizeof mb[0]; i++) {
         const int *v = mb[i];
         run_conv_case(&r, (bn_conv_shape){.c = v[0], .oc = v[0], .groups = v[0], .h = v[1], .w = v[2], .kh = v[3],
