@@ -141,7 +141,7 @@ ubsan: asan
 
 # ThreadSanitizer build into build-tsan of the threaded tests (tests/tsan/run.sh says which);
 # fails on a test failure or on any report tests/tsan.supp does not cover. Not in `make check`.
-TSAN_UNIT := test_daemon_infer test_daemon_picture test_daemon_event_store test_engine_pool test_daemon_mqtt \
+TSAN_UNIT := test_daemon_infer test_daemon_picture test_daemon_event_store test_engine_pool test_engine_parity test_daemon_mqtt \
              test_pipeline_capture test_pipeline_capture_errors
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan TSAN=1 OPT=-O1 all \

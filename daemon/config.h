@@ -13,7 +13,7 @@
 #include "source_config.h"
 
 typedef struct {
-    int threads;        /* BLAS threads (1 recommended on 2 cores) */
+    int threads;        /* engine threads (1 recommended on 2 cores) */
     double threshold;   /* fixed early-exit threshold when budget.mode is off */
     double synth_reuse; /* 0 = off; relative weight change under which synthesis is skipped */
 } engine_config;

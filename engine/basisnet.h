@@ -81,7 +81,9 @@ typedef struct {
     float light_score;          /* max softmax of the lightweight model */
     const float *probs;         /* num_classes probabilities of the answering stage, owned by the session */
     const float *alpha;         /* L*N coefficients (valid after the light stage), owned by the session */
-    uint64_t ns_light, ns_synth, ns_specialist; /* CLOCK_MONOTONIC ns per stage; 0 if not run */
+    uint64_t ns_light, ns_synth, ns_specialist; /* CLOCK_MONOTONIC ns per stage; 0 if not run
+                                                 * (ns_synth with threads > 1: the time the
+                                                 * convolutions waited for synthesis) */
     uint64_t madds;             /* multiply-adds spent on this input (light + synth + specialist) */
     int synth_layers, synth_reused; /* specialist runs: layers synthesized / kept (synth_reuse) */
 } bn_result;

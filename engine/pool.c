@@ -36,13 +36,6 @@ struct bn_pool {
     void *ctx;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 /* Returns the next generation after `seen` (spinning, then sleeping). */
 static unsigned long wait_job(struct bn_pool *p, unsigned long seen)
 {
@@ -51,7 +44,7 @@ static unsigned long wait_job(struct bn_pool *p, unsigned long seen)
         unsigned long g = atomic_load(&p->gen);
         if (g != seen)
             return g;
-        cpu_relax();
+        bn_cpu_relax();
         if ((i & 63) == 63 && bn_now_ns() - t0 > SPIN_NS)
             break;
     }
@@ -154,7 +147,7 @@ void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
     publish(p, parts);
     fn(ctx, 0, parts);
     for (int i = 0; atomic_load(&p->pending) > 0; i++) {
-        cpu_relax();
+        bn_cpu_relax();
         if ((i & 1023) == 1023)
             sched_yield(); /* a worker was descheduled: let it run */
     }

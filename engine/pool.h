@@ -8,6 +8,14 @@
 typedef struct bn_pool bn_pool;
 typedef void (*bn_pool_fn)(void *ctx, int part, int nparts);
 
+/* One iteration of a spin-wait loop (the pause hint on x86). */
+static inline void bn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* NULL on failure (then callers run single-threaded). threads <= 1 gives a 1-thread pool. */
 bn_pool *bn_pool_new(int threads);
 void bn_pool_free(bn_pool *p);

@@ -3,6 +3,8 @@
  * stage, the synthesis and the specialist without allocating. */
 #include <cblas.h>
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,7 +38,10 @@ struct bn_session {
     float reuse_tol;                /* params.synth_reuse */
     unsigned char *synth_pending;   /* L: layer l is to be synthesized before it runs */
     int synth_shared;               /* synth_w share one scratch (no reuse: nothing is kept) */
-    uint64_t ns_synth;              /* synthesis time inside the last specialist run */
+    uint64_t ns_synth;              /* synthesis time inside the last specialist run (pipelined:
+                                     * the time the convolutions waited for it) */
+    int pipelined;                  /* this specialist run: a worker synthesizes ahead */
+    _Atomic int synth_upto;         /* pipelined: layers [0, synth_upto) have their weights */
     float *alpha_last;              /* L*N: the alpha each synth_w[l] was synthesized from;
                                      * NaN until its first synthesis (never "close") */
     size_t bytes;
@@ -142,8 +147,7 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
         goto done;
     const bn_stage_def *stages[2] = {&m->light, &m->spec};
     int *nchains = s->nchains;
-    /* chains run on one thread only (run_stage): with more, every layer has its full output */
-    const size_t band_bytes = threads == 1 ? bn_chain_band_bytes() : 0;
+    const size_t band_bytes = bn_chain_band_bytes();
     for (int k = 0; k < 2; k++) {
         s->chain_at[k] = malloc(sizeof(int) * (size_t)(stages[k]->n + 1));
         s->chains[k] = malloc(sizeof(bn_chain) * (size_t)(stages[k]->n / 2 + 1));
@@ -197,10 +201,12 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     size_t o_se = off;
     off += round_up(se);
     /* Synthesized weights: with synthesis reuse each layer keeps its own buffer across
-     * frames. Without it nothing outlives the layer's run, so every layer is synthesized
-     * into one scratch (the layers of a chain side by side) just before it runs, and the
-     * weights are written to and read from the cache instead of memory. */
-    const int shared = !(params.synth_reuse > 0);
+     * frames, and so it does with more than one thread (a worker synthesizes the layers
+     * ahead of the convolutions, bn_run_specialist). Otherwise nothing outlives the layer's
+     * run, so every layer is synthesized into one scratch (the layers of a chain side by
+     * side) just before it runs, and the weights are written to and read from the cache
+     * instead of memory. */
+    const int shared = !(params.synth_reuse > 0) && threads == 1;
     size_t synth_floats = 0;
     if (!(synth_off = calloc(L > 0 ? (size_t)L : 1, sizeof(size_t))))
         goto done;
@@ -359,28 +365,50 @@ static void par_dwconv(void *ctx, int part, int parts)
  * before they run: their weights are then still in the cache when the convolution reads
  * them, instead of coming back from memory after a synthesis of every layer up front.
  * Adds the time to s->ns_synth; returns how many layers it synthesized. */
+static void synth_layer(bn_session *s, const bn_layer *ly)
+{
+    const int N = s->m->info.num_bases, l = ly->synth_index;
+    const float *a = s->alpha + (size_t)l * N;
+    if (ly->p32)
+        bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly), a, s->synth_w[l]);
+    else if (ly->bases16)
+        bn_synthesize_f16(ly->bases16, N, ly->wstore, a, s->synth_w[l]);
+    else
+        bn_synthesize(ly->bases, N, ly->wstore, a, s->synth_w[l]);
+    if (ly->p32 && s->synth_shared) /* keeps the padding lanes zero, as packing made them */
+        bn_p32_zero_padding(ly->g.oc, bn_layer_gemm_k(ly), s->synth_w[l]);
+    s->synth_pending[l] = 0;
+}
+
+/* Pipelined (bn_run_specialist): waits until the worker has synthesized layers 0..to;
+ * the time waited counts as synthesis. Returns 1 when it waited. */
+static int synth_wait(bn_session *s, int to)
+{
+    if (atomic_load_explicit(&s->synth_upto, memory_order_acquire) > to)
+        return 0;
+    const uint64_t t0 = bn_now_ns();
+    for (int i = 0; atomic_load_explicit(&s->synth_upto, memory_order_acquire) <= to; i++) {
+        bn_cpu_relax();
+        if ((i & 1023) == 1023)
+            sched_yield(); /* the worker was descheduled: let it run */
+    }
+    s->ns_synth += bn_now_ns() - t0;
+    return 1;
+}
+
 static int synth_due(bn_session *s, int from, int to)
 {
+    if (s->pipelined)
+        return synth_wait(s, to);
     int done = 0;
     const bn_model *m = s->m;
-    const int N = m->info.num_bases;
     for (int i = from; i <= to; i++) {
         const bn_layer *ly = &m->spec.layers[i];
         if (!ly->synth || !s->synth_pending[ly->synth_index])
             continue;
-        const int l = ly->synth_index;
-        const float *a = s->alpha + (size_t)l * N;
         uint64_t t0 = bn_now_ns();
-        if (ly->p32)
-            bn_synthesize_p32(ly->bases, ly->bases16, N, ly->g.oc, bn_layer_gemm_k(ly), a, s->synth_w[l]);
-        else if (ly->bases16)
-            bn_synthesize_f16(ly->bases16, N, ly->wstore, a, s->synth_w[l]);
-        else
-            bn_synthesize(ly->bases, N, ly->wstore, a, s->synth_w[l]);
-        if (ly->p32 && s->synth_shared) /* keeps the padding lanes zero, as packing made them */
-            bn_p32_zero_padding(ly->g.oc, bn_layer_gemm_k(ly), s->synth_w[l]);
+        synth_layer(s, ly);
         s->ns_synth += bn_now_ns() - t0;
-        s->synth_pending[l] = 0;
         done++;
     }
     return done;
@@ -389,11 +417,12 @@ static int synth_due(bn_session *s, int from, int to)
 static void run_stage(bn_session *s, int stage, const float *input, float **outs, double *prof)
 {
     const bn_stage_def *sd = stage ? &s->m->spec : &s->m->light;
-    const int par = bn_pool_threads(s->pool);
+    /* pipelined, this is part 0 of the pool's run: one thread */
+    const int par = s->pipelined ? 1 : bn_pool_threads(s->pool);
     uint64_t t_prev = s->profiling ? bn_now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
-        const int ci = par > 1 ? -1 : s->chain_at[stage][i];
+        const int ci = s->chain_at[stage][i]; /* a chain runs on the caller (chain.h) */
         /* the specialist's weights for this layer (or chain), outside its profile time */
         if (stage && synth_due(s, i, ci >= 0 ? s->chains[stage][ci].end : i) && s->profiling)
             t_prev = bn_now_ns();
@@ -538,6 +567,26 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     return BN_OK;
 }
 
+/* bn_run_specialist with two threads: part 0 the specialist stage, part 1 the synthesis of
+ * its pending layers in layer order, publishing how far it got. */
+static void pipeline_part(void *ctx, int part, int parts)
+{
+    (void)parts;
+    bn_session *s = ctx;
+    if (part == 0) {
+        preprocess_specialist(s);
+        run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
+        return;
+    }
+    const bn_stage_def *sd = &s->m->spec;
+    for (int i = 0; i < sd->n; i++) {
+        const bn_layer *ly = &sd->layers[i];
+        if (ly->synth && s->synth_pending[ly->synth_index])
+            synth_layer(s, ly);
+        atomic_store_explicit(&s->synth_upto, i + 1, memory_order_release);
+    }
+}
+
 bn_status bn_run_specialist(bn_session *s, bn_result *res)
 {
     if (!s || !res || !s->light_done)
@@ -562,8 +611,20 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         s->synth_pending[l] = 1;
     }
     s->ns_synth = bn_now_ns() - t0;
-    preprocess_specialist(s);
-    run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
+    int pending = 0;
+    for (int l = 0; l < info->num_synth_layers; l++)
+        pending += s->synth_pending[l];
+    if (pending && bn_pool_threads(s->pool) > 1) {
+        /* two threads: part 1 synthesizes the layers in order while part 0 runs the
+         * convolutions, each waiting only for its own layer's weights */
+        atomic_store_explicit(&s->synth_upto, 0, memory_order_relaxed);
+        s->pipelined = 1;
+        bn_pool_run(s->pool, 2, pipeline_part, s);
+        s->pipelined = 0;
+    } else {
+        preprocess_specialist(s);
+        run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
+    }
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);
     res->score = s->spec_probs[res->class_id];

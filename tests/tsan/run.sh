@@ -14,7 +14,7 @@ rm -rf "$LOGS" && mkdir -p "$LOGS"
 export TSAN_OPTIONS="ignore_noninstrumented_modules=1:suppressions=$ROOT/tests/tsan.supp:log_path=$ROOT/$LOGS/tsan:halt_on_error=0:second_deadlock_stack=1:history_size=4:print_suppressions=0"
 export BUILD PYTHON=${PYTHON:-/usr/bin/python3} OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 export FANOUT_FPS=${FANOUT_FPS:-25}  # daemon_fanout's source rate: the daemon is 5-15x slower
-UNIT=${TSAN_UNIT:-test_daemon_infer test_daemon_picture test_daemon_event_store test_engine_pool test_daemon_mqtt test_pipeline_capture test_pipeline_capture_errors}
+UNIT=${TSAN_UNIT:-test_daemon_infer test_daemon_picture test_daemon_event_store test_engine_pool test_engine_parity test_daemon_mqtt test_pipeline_capture test_pipeline_capture_errors}
 INTEGRATION=${TSAN_INTEGRATION:-daemon_basic daemon_fanout daemon_reload daemon_reload_faults daemon_nosource daemon_source_file daemon_mqtt daemon_events}
 passed=0 failed=0 failed_names=()
 run_one() {   # name, command...

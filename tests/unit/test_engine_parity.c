@@ -167,6 +167,55 @@ static void check_chains_identical(const char *model_path)
     bn_model_close(m);
 }
 
+/* Two threads answer bit for bit what one does, with synthesis reuse off (a worker
+ * synthesizes every layer ahead of the convolutions) and on (the same image again keeps
+ * every layer: the convolutions split across the pool instead), and report the same reuse. */
+static void check_threads_identical(const char *model_path)
+{
+    char err[512] = "";
+    bn_model *m = NULL;
+    if (bn_model_open(model_path, &m, err, sizeof err) != BN_OK)
+        fail_msg("%s", err);
+    const bn_model_info *info = bn_model_get_info(m);
+    const size_t n = (size_t)info->height * info->width * info->channels;
+    const size_t stride = (size_t)info->width * info->channels;
+    uint8_t *img[2] = {malloc(n), malloc(n)};
+    assert_true(img[0] && img[1]);
+    uint32_t x = 777;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < n; i++)
+            img[k][i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
+    setenv("BN_PAR_MIN_MADDS", "0", 1); /* split every pointwise and depthwise layer */
+    for (int r = 0; r < 2; r++) {
+        const float reuse = r ? 0.01f : 0.0f;
+        bn_session *one = NULL, *two = NULL;
+        assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1, .synth_reuse = reuse}, &one, err,
+                                        sizeof err), BN_OK);
+        assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 2, .synth_reuse = reuse}, &two, err,
+                                        sizeof err), BN_OK);
+        static const int frames[] = {0, 0, 1, 0};
+        for (size_t f = 0; f < sizeof frames / sizeof frames[0]; f++) {
+            bn_result a, b;
+            assert_int_equal(bn_classify(one, img[frames[f]], stride, 2.0f, &a), BN_OK);
+            assert_int_equal(bn_classify(two, img[frames[f]], stride, 2.0f, &b), BN_OK);
+            assert_int_equal(a.synth_reused, b.synth_reused);
+            if (r && f == 1)
+                assert_int_equal(b.synth_reused, b.synth_layers); /* the same image: all kept */
+            for (int st = 0; st < 2; st++)
+                assert_memory_equal(bn_session_logits(one, (bn_stage)st), bn_session_logits(two, (bn_stage)st),
+                                    sizeof(float) * (size_t)info->num_classes);
+        }
+        bn_session_free(one);
+        bn_session_free(two);
+    }
+    unsetenv("BN_PAR_MIN_MADDS");
+    printf("threads %s (%s): 2 threads bit-identical to 1, synthesis reuse off and on\n", model_path,
+           bn_isa_name(bn_kern_isa()));
+    free(img[0]);
+    free(img[1]);
+    bn_model_close(m);
+}
+
 /* One thread, then two (layers split across the session's worker pool). */
 static void check_parity(const char *model_path, const char *golden_path)
 {
@@ -175,6 +224,7 @@ static void check_parity(const char *model_path, const char *golden_path)
     check_parity_threads(model_path, golden_path, 2);
     unsetenv("BN_PAR_MIN_MADDS");
     check_chains_identical(model_path);
+    check_threads_identical(model_path);
 }
 
 static void test_random_tiny(void **state)

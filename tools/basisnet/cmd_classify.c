@@ -21,7 +21,7 @@ static int cmd_classify_help(FILE *f)
             "Options:\n"
             "  --threshold T  early-exit threshold in [0, 2]: > 1 always runs the specialist, 0\n"
             "                 never does (default: the threshold stored in the model, else 0.9)\n"
-            "  --threads N    OpenBLAS threads (default 1)\n\n"
+            "  --threads N    engine threads (default 1)\n\n"
             "Exit status: 0 all images classified, 1 a model or image could not be read, 2 bad usage.\n");
     return 0;
 }

@@ -102,7 +102,7 @@ static int cmd_eval_help(FILE *f)
             "  --threshold T  early-exit threshold in [0, 2]\n"
             "  --sweep        table over thresholds instead of one threshold\n"
             "  --limit N      only the first N images (with --folder: in the order read)\n"
-            "  --threads N    OpenBLAS threads (default 1)\n\n"
+            "  --threads N    engine threads (default 1)\n\n"
             "Exit status: 0 success, 1 a file could not be read or does not fit the model (also a\n"
             "folder that is no label, an empty class folder, a corrupt image), 2 bad usage.\n");
     return 0;
