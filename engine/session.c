@@ -361,10 +361,7 @@ static void par_dwconv(void *ctx, int part, int parts)
         bn_kern()->dwconv(g, j->x, j->w, j->ly->bias, j->ly->act, j->y, y0, y1);
 }
 
-/* Synthesizes the layers from..to of the specialist that bn_run_specialist marked, just
- * before they run: their weights are then still in the cache when the convolution reads
- * them, instead of coming back from memory after a synthesis of every layer up front.
- * Adds the time to s->ns_synth; returns how many layers it synthesized. */
+/* Synthesizes one marked layer's weights from the session's alpha and unmarks it. */
 static void synth_layer(bn_session *s, const bn_layer *ly)
 {
     const int N = s->m->info.num_bases, l = ly->synth_index;
@@ -396,6 +393,11 @@ static int synth_wait(bn_session *s, int to)
     return 1;
 }
 
+/* Synthesizes the layers from..to of the specialist that bn_run_specialist marked, just
+ * before they run: their weights are then still in the cache when the convolution reads
+ * them, instead of coming back from memory after a synthesis of every layer up front.
+ * Adds the time to s->ns_synth; returns how many layers it synthesized (pipelined: waits
+ * for the worker instead, synth_wait). */
 static int synth_due(bn_session *s, int from, int to)
 {
     if (s->pipelined)
