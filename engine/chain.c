@@ -78,13 +78,12 @@ static int read_only_by(const bn_stage_def *sd, int i, int reader)
     return 1;
 }
 
-size_t bn_chain_out_floats(const bn_stage_def *sd, const bn_chain *chains, int nchains, int i)
+size_t bn_chain_window(const bn_chain *chains, int nchains, int i)
 {
     for (int k = 0; k < nchains; k++)
         if (chains[k].window && chains[k].conv[0] == i)
             return chains[k].window;
-    const bn_conv_shape *g = &sd->layers[i].g;
-    return (size_t)g->oc * g->oh * g->ow;
+    return 0;
 }
 
 size_t bn_chain_band_bytes(void)

@@ -38,9 +38,9 @@ typedef struct {
  * sd->n / 2 + 1. Returns how many. */
 int bn_chain_plan(const bn_stage_def *sd, size_t band_bytes, int *chain_at, bn_chain *chains);
 
-/* Floats layer i's output needs in the stage's buffers: its window if it is the windowed
- * intermediate of one of the chains, else its whole tensor. */
-size_t bn_chain_out_floats(const bn_stage_def *sd, const bn_chain *chains, int nchains, int i);
+/* The floats of layer i's window if it is the windowed intermediate of one of the chains
+ * (its output buffer needs only that much), else 0 (its whole tensor). */
+size_t bn_chain_window(const bn_chain *chains, int nchains, int i);
 
 /* Extends last_use (planning of buffers by liveness) so that everything a chain reads stays
  * live until the chain's last layer: a band reads its inputs while later layers of the chain

@@ -95,7 +95,8 @@ static int plan_stage(const bn_stage_def *sd, int *buf_of, size_t *buf_size, int
             owner[buf_of[i]] = i;
             continue;
         }
-        size_t need = bn_chain_out_floats(sd, chains, nchains, i);
+        const size_t window = bn_chain_window(chains, nchains, i);
+        size_t need = window ? window : layer_out_floats(&sd->layers[i]);
         int best = -1;
         for (int b = 0; b < nbuf; b++) {
             if (owner[b] >= 0)
@@ -613,10 +614,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         s->synth_pending[l] = 1;
     }
     s->ns_synth = bn_now_ns() - t0;
-    int pending = 0;
-    for (int l = 0; l < info->num_synth_layers; l++)
-        pending += s->synth_pending[l];
-    if (pending && bn_pool_threads(s->pool) > 1) {
+    if (res->synth_reused < info->num_synth_layers && bn_pool_threads(s->pool) > 1) {
         /* two threads: part 1 synthesizes the layers in order while part 0 runs the
          * convolutions, each waiting only for its own layer's weights */
         atomic_store_explicit(&s->synth_upto, 0, memory_order_relaxed);
