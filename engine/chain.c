@@ -155,8 +155,8 @@ static int dw_input_rows(const bn_conv_shape *g, int rows)
  * previous band computed move to the window's start, the pointwise fills [hi_prev, hi), and
  * the depthwise runs on the window as an image of hi - lo rows whose top padding is what is
  * left of the real one (ph + lo - r0 * sh: ph at the top of the image, else 0). */
-static void run_window(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
-                       float *const *synth_w, double *prof)
+void bn_chain_run_rows(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
+                       float *const *synth_w, double *prof, int row0, int row1, float *win)
 {
     const bn_kern_ops *k = bn_kern();
     const bn_layer *pw = &sd->layers[c->conv[0]], *dw = &sd->layers[c->conv[1]];
@@ -164,11 +164,11 @@ static void run_window(const bn_stage_def *sd, const bn_chain *c, const float *i
     const float *x = pw->in0 < 0 ? input : outs[pw->in0];
     const float *wp = pw->synth ? synth_w[pw->synth_index] : pw->weight;
     const float *wd = dw->synth ? synth_w[dw->synth_index] : dw->weight;
-    float *win = outs[c->conv[0]], *y = outs[c->conv[1]];
+    float *y = outs[c->conv[1]];
     const size_t row = (size_t)g->w * (size_t)g->c; /* floats of one intermediate row */
     int lo = 0, hi = 0;
-    for (int r0 = 0; r0 < g->oh; r0 += c->band) {
-        const int r1 = r0 + c->band < g->oh ? r0 + c->band : g->oh;
+    for (int r0 = row0; r0 < row1; r0 += c->band) {
+        const int r1 = r0 + c->band < row1 ? r0 + c->band : row1;
         const int nlo = r0 * g->sh - g->ph > 0 ? r0 * g->sh - g->ph : 0;
         int nhi = (r1 - 1) * g->sh - g->ph + g->kh;
         nhi = nhi > g->h ? g->h : nhi;
@@ -201,7 +201,7 @@ void bn_chain_run(const bn_stage_def *sd, const bn_chain *c, const float *input,
                   float *const *synth_w, double *prof)
 {
     if (c->window) {
-        run_window(sd, c, input, outs, synth_w, prof);
+        bn_chain_run_rows(sd, c, input, outs, synth_w, prof, 0, sd->layers[c->conv[1]].g.oh, outs[c->conv[0]]);
         return;
     }
     const bn_kern_ops *k = bn_kern();

@@ -52,6 +52,12 @@ void bn_chain_liveness(const bn_stage_def *sd, const bn_chain *chains, int nchai
 void bn_chain_run(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
                   float *const *synth_w, double *prof);
 
+/* Runs output rows [row0, row1) of a windowed chain (c->window > 0) with win (c->window
+ * floats) as its window: a pool splits one chain by rows, each part with a window of its
+ * own (the parts recompute the few expansion rows their bands share). */
+void bn_chain_run_rows(const bn_stage_def *sd, const bn_chain *c, const float *input, float *const *outs,
+                       float *const *synth_w, double *prof, int row0, int row1, float *win);
+
 /* The band budget in bytes from the environment (0 = chains off). */
 size_t bn_chain_band_bytes(void);
 

@@ -1,10 +1,12 @@
 /* Session worker pool (pool.h). The caller publishes a job (fn, ctx, parts), bumps the atomic
  * generation (which carries the job's part count) and runs part 0; each worker with an
  * index below that part count runs its part and counts down `pending`, which the caller
- * waits on. Between jobs a worker spins on the
- * generation for up to SPIN_NS (the layers of one inference follow each other within
- * microseconds, and a futex wake-up costs ~20 us here) and then sleeps on a condition
- * variable, so an idle pool costs no CPU time. `sleepers` tells the caller whether a
+ * waits on (bn_pool_start returns instead of running part 0, bn_pool_wait waits). Between
+ * jobs a worker spins on the generation for up to SPIN_NS (the layers of one inference
+ * follow each other within microseconds; the gaps where only the caller works, such as
+ * squeeze-excite and the head's matrix-vector products, last up to ~0.2 ms; waking a
+ * sleeping worker took 37-46 us here, on a VM) and then sleeps on a condition variable, so
+ * an idle pool costs no CPU time. `sleepers` tells the caller whether a
  * wake-up is needed; both sides use sequentially consistent atomics, so a worker going to
  * sleep either sees the new generation or is counted in `sleepers` before the caller looks. */
 #include "pool.h"
@@ -16,7 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define SPIN_NS 50000u
+#define SPIN_NS 200000u
 
 struct worker {
     struct bn_pool *p;
@@ -133,6 +135,38 @@ void bn_pool_free(bn_pool *p)
 
 int bn_pool_threads(const bn_pool *p) { return p ? p->threads : 1; }
 
+/* Parts in [2, threads] (callers clamp): publishes the job for parts 1.. on the workers. */
+static void start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
+{
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store(&p->pending, parts - 1);
+    publish(p, parts);
+}
+
+void bn_pool_wait(bn_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; atomic_load(&p->pending) > 0; i++) {
+        bn_cpu_relax();
+        if ((i & 1023) == 1023)
+            sched_yield(); /* a worker was descheduled: let it run */
+    }
+}
+
+int bn_pool_busy(const bn_pool *p) { return p && atomic_load(&p->pending) > 0; }
+
+int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
+{
+    if (!p || p->threads < 2 || parts < 2)
+        return 0;
+    if (parts > p->threads)
+        parts = p->threads;
+    start(p, parts, fn, ctx);
+    return 1;
+}
+
 void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
 {
     if (!p || parts > p->threads)
@@ -141,14 +175,7 @@ void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store(&p->pending, parts - 1);
-    publish(p, parts);
+    start(p, parts, fn, ctx);
     fn(ctx, 0, parts);
-    for (int i = 0; atomic_load(&p->pending) > 0; i++) {
-        bn_cpu_relax();
-        if ((i & 1023) == 1023)
-            sched_yield(); /* a worker was descheduled: let it run */
-    }
+    bn_pool_wait(p);
 }

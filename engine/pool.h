@@ -13,6 +13,16 @@ static inline void bn_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+/* Starts parts 1..min(parts, threads)-1 of fn on the workers and returns at once (part 0 is
+ * not run: the caller does other work meanwhile). Returns 0, starting nothing, when the
+ * pool has no workers or parts < 2. Until bn_pool_wait returns (or bn_pool_busy reads 0)
+ * the caller must not start or run another job. */
+int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
+/* 1 while a started job's parts are still running. */
+int bn_pool_busy(const bn_pool *p);
+/* Waits until the started job's parts are done. */
+void bn_pool_wait(bn_pool *p);
+
 #endif
 }
 
@@ -22,5 +32,15 @@ void bn_pool_free(bn_pool *p);
 int bn_pool_threads(const bn_pool *p);
 /* Runs fn on min(parts, threads) parts; parts <= 1 (or p == NULL) runs fn(ctx, 0, 1) inline. */
 void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
+
+/* Starts parts 1..min(parts, threads)-1 of fn on the workers and returns at once (part 0 is
+ * not run: the caller does other work meanwhile). Returns 0, starting nothing, when the
+ * pool has no workers or parts < 2. Until bn_pool_wait returns (or bn_pool_busy reads 0)
+ * the caller must not start or run another job. */
+int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
+/* 1 while a started job's parts are still running. */
+int bn_pool_busy(const bn_pool *p);
+/* Waits until the started job's parts are done. */
+void bn_pool_wait(bn_pool *p);
 
 #endif

@@ -19,13 +19,16 @@
 /* Layers below this many MAdds run on the caller alone: splitting a layer of a few
  * microseconds costs more than it saves (docs/engine.md, threads). BN_PAR_MIN_MADDS
  * overrides it (tests split every layer with 0). */
-#define PAR_MIN_MADDS 2000000ull
+#define PAR_MIN_MADDS 200000ull
 
 struct bn_session {
     const bn_model *m;
     float **light_out, **spec_out;  /* per layer output, pointers into the pool */
     float *light_in, *spec_in;      /* stage inputs (HWC) */
-    float *col, *se_tmp;            /* scratch */
+    float *col, *se_tmp;            /* scratch (col: one per pool thread, col_floats apart) */
+    size_t col_floats;
+    float *win;                     /* chain windows of pool parts 1.. (win_floats apart) */
+    size_t win_floats;
     float *mean_row, *std_row;      /* mean[x % C], std[x % C] over one image row */
     float *prep_tmp;                /* preprocessing scratch (bn_prep_scratch) */
     float **synth_w;                /* L synthesized weight tensors, packed like weights */
@@ -182,6 +185,10 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
                 se = t > se ? t : se;
             }
         }
+    size_t win = 0; /* the largest chain window: pool parts 1.. each have one */
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < nchains[k]; c++)
+            win = s->chains[k][c].window > win ? s->chains[k][c].window : win;
     const int L = info->num_synth_layers, N = info->num_bases, nc = info->num_classes;
     /* float layout of the block */
     size_t off = 0, o_buf[BN_MAX_LAYERS];
@@ -194,7 +201,9 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     size_t o_sin = off;
     off += round_up((size_t)info->channels * info->height * info->width);
     size_t o_col = off;
-    off += round_up(col);
+    off += round_up(col) * (size_t)threads;
+    size_t o_win = off;
+    off += round_up(win) * (size_t)(threads - 1);
     size_t o_norm = off;
     off += 2 * round_up((size_t)info->width * info->channels);
     size_t o_prep = off;
@@ -261,6 +270,9 @@ bn_status bn_session_new(const bn_model *m, bn_session_params params, bn_session
     s->light_in = f + o_lin;
     s->spec_in = f + o_sin;
     s->col = f + o_col;
+    s->col_floats = round_up(col);
+    s->win = f + o_win;
+    s->win_floats = round_up(win);
     s->mean_row = f + o_norm;
     s->std_row = f + o_norm + round_up((size_t)info->width * info->channels);
     s->se_tmp = f + o_se;
@@ -353,13 +365,68 @@ static void par_pointwise(void *ctx, int part, int parts)
         bn_kern()->pointwise(m0, m1, g->c, g->oc, j->x, j->w, j->ly->bias, j->res, j->act, j->y);
 }
 
-static void par_dwconv(void *ctx, int part, int parts)
+/* Any other convolution (thin stem, im2col + GEMM, depthwise) split by output rows: a part
+ * runs the layer on the sub-image its rows read, whose top padding is what is left of the
+ * real one, with its own scratch. */
+typedef struct {
+    const bn_layer *ly;
+    const float *x, *w;
+    float *y;
+    const bn_session *s;
+} par_conv;
+
+/* Convolutions whose output rows come out the same whichever rows a call computes: the
+ * engine's own kernels (depthwise, the thin stem kernel, im2col + the packed GEMM), not
+ * OpenBLAS's sgemm (the generic table's thin and im2col path), whose sums can depend on
+ * the number of rows. */
+static int rows_split_exact(const bn_layer *ly)
 {
-    const par_layer *j = ctx;
-    const bn_conv_shape *g = &j->ly->g;
-    int y0 = split_at(g->oh, 1, part, parts), y1 = split_at(g->oh, 1, part + 1, parts);
-    if (y0 < y1)
-        bn_kern()->dwconv(g, j->x, j->w, j->ly->bias, j->ly->act, j->y, y0, y1);
+    return bn_conv_is_depthwise(&ly->g) || ly->gemm || (bn_conv_is_thin(&ly->g) && bn_kern_isa() != BN_ISA_GENERIC);
+}
+
+static void par_conv_rows(void *ctx, int part, int parts)
+{
+    const par_conv *j = ctx;
+    const bn_layer *ly = j->ly;
+    const bn_conv_shape *g = &ly->g;
+    const int y0 = split_at(g->oh, 1, part, parts), y1 = split_at(g->oh, 1, part + 1, parts);
+    if (y0 >= y1)
+        return;
+    if (bn_conv_is_depthwise(g)) {
+        bn_kern()->dwconv(g, j->x, j->w, ly->bias, ly->act, j->y, y0, y1);
+        return;
+    }
+    const int lo = y0 * g->sh - g->ph > 0 ? y0 * g->sh - g->ph : 0;
+    bn_conv_shape sub = *g;
+    sub.h = g->h - lo;
+    sub.ph = g->ph + lo - y0 * g->sh;
+    sub.oh = y1 - y0;
+    const float *x = j->x + (size_t)lo * g->w * g->c;
+    float *y = j->y + (size_t)y0 * g->ow * g->oc, *col = j->s->col + (size_t)part * j->s->col_floats;
+    if (ly->gemm)
+        bn_kern()->conv_gemm(&sub, x, j->w, ly->bias, ly->act, y, col);
+    else
+        bn_conv2d(&sub, x, j->w, ly->bias, ly->act, y, col);
+}
+
+/* A windowed chain split by output rows, each part in a window of its own. */
+typedef struct {
+    const bn_session *s;
+    const bn_stage_def *sd;
+    const bn_chain *c;
+    const float *input;
+    float *const *outs;
+    double *prof;
+} par_chain;
+
+static void par_chain_rows(void *ctx, int part, int parts)
+{
+    const par_chain *j = ctx;
+    const int oh = j->sd->layers[j->c->conv[1]].g.oh;
+    const int r0 = split_at(oh, 1, part, parts), r1 = split_at(oh, 1, part + 1, parts);
+    float *win = part ? j->s->win + (size_t)(part - 1) * j->s->win_floats : j->outs[j->c->conv[0]];
+    if (r0 < r1) /* the profile is part 0's time */
+        bn_chain_run_rows(j->sd, j->c, j->input, j->outs, j->s->synth_w, part ? NULL : j->prof, r0, r1, win);
 }
 
 /* Synthesizes one marked layer's weights from the session's alpha and unmarks it. */
@@ -420,18 +487,26 @@ static int synth_due(bn_session *s, int from, int to)
 static void run_stage(bn_session *s, int stage, const float *input, float **outs, double *prof)
 {
     const bn_stage_def *sd = stage ? &s->m->spec : &s->m->light;
-    /* pipelined, this is part 0 of the pool's run: one thread */
-    const int par = s->pipelined ? 1 : bn_pool_threads(s->pool);
+    const int threads = bn_pool_threads(s->pool);
     uint64_t t_prev = s->profiling ? bn_now_ns() : 0;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
-        const int ci = s->chain_at[stage][i]; /* a chain runs on the caller (chain.h) */
+        const int ci = s->chain_at[stage][i];
         /* the specialist's weights for this layer (or chain), outside its profile time */
         if (stage && synth_due(s, i, ci >= 0 ? s->chains[stage][ci].end : i) && s->profiling)
             t_prev = bn_now_ns();
-        if (ci >= 0) { /* one thread: the chain band by band (chain.h) */
+        /* while a worker synthesizes ahead, the layers run on this thread; once it is done,
+         * split across the pool */
+        if (s->pipelined && !bn_pool_busy(s->pool))
+            s->pipelined = 0;
+        const int par = s->pipelined ? 1 : threads;
+        if (ci >= 0) { /* the chain band by band (chain.h); windowed ones split by rows */
             const bn_chain *c = &s->chains[stage][ci];
-            bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
+            if (par > 1 && c->window) {
+                par_chain j = {s, sd, c, input, outs, s->profiling ? prof : NULL};
+                bn_pool_run(s->pool, par, par_chain_rows, &j);
+            } else
+                bn_chain_run(sd, c, input, outs, s->synth_w, s->profiling ? prof : NULL);
             i = c->end;
             if (s->profiling)
                 t_prev = bn_now_ns();
@@ -447,11 +522,11 @@ static void run_stage(bn_session *s, int stage, const float *input, float **outs
                 par_layer j = {ly, x, w, !ly->fuse_add ? NULL : ly->fuse_res < 0 ? input : outs[ly->fuse_res],
                                ly->fuse_add ? ly->fuse_act : ly->act, y};
                 bn_pool_run(s->pool, ly->madds >= s->par_min_madds ? par : 1, par_pointwise, &j);
+            } else if (par > 1 && ly->madds >= s->par_min_madds && rows_split_exact(ly)) {
+                par_conv j = {ly, x, w, y, s};
+                bn_pool_run(s->pool, par, par_conv_rows, &j);
             } else if (ly->gemm) {
                 bn_kern()->conv_gemm(g, x, w, ly->bias, ly->act, y, s->col);
-            } else if (par > 1 && ly->madds >= s->par_min_madds && bn_conv_is_depthwise(g)) {
-                par_layer j = {ly, x, w, NULL, ly->act, y};
-                bn_pool_run(s->pool, par, par_dwconv, &j);
             } else
                 bn_conv2d(g, x, w, ly->bias, ly->act, y, s->col);
             break;
@@ -570,17 +645,14 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     return BN_OK;
 }
 
-/* bn_run_specialist with two threads: part 0 the specialist stage, part 1 the synthesis of
- * its pending layers in layer order, publishing how far it got. */
-static void pipeline_part(void *ctx, int part, int parts)
+/* Synthesis ahead (bn_run_specialist with threads): part 1 synthesizes the pending layers
+ * in layer order, publishing how far it got. */
+static void synth_ahead(void *ctx, int part, int parts)
 {
     (void)parts;
     bn_session *s = ctx;
-    if (part == 0) {
-        preprocess_specialist(s);
-        run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
+    if (part != 1)
         return;
-    }
     const bn_stage_def *sd = &s->m->spec;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
@@ -614,16 +686,19 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         s->synth_pending[l] = 1;
     }
     s->ns_synth = bn_now_ns() - t0;
-    if (res->synth_reused < info->num_synth_layers && bn_pool_threads(s->pool) > 1) {
-        /* two threads: part 1 synthesizes the layers in order while part 0 runs the
-         * convolutions, each waiting only for its own layer's weights */
+    if (res->synth_reused < info->num_synth_layers) {
+        /* with threads: a worker synthesizes the layers in order while this thread runs the
+         * convolutions, each waiting only for its own layer's weights; once the worker is
+         * done the remaining layers are split across the pool. Synthesis streams the bases
+         * from memory and gains little from a second thread; the convolutions do. */
         atomic_store_explicit(&s->synth_upto, 0, memory_order_relaxed);
-        s->pipelined = 1;
-        bn_pool_run(s->pool, 2, pipeline_part, s);
+        s->pipelined = bn_pool_start(s->pool, 2, synth_ahead, s);
+    }
+    preprocess_specialist(s);
+    run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
+    if (s->pipelined) {
+        bn_pool_wait(s->pool);
         s->pipelined = 0;
-    } else {
-        preprocess_specialist(s);
-        run_stage(s, 1, s->spec_in, s->spec_out, s->prof[1]);
     }
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);

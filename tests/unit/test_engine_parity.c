@@ -167,9 +167,11 @@ static void check_chains_identical(const char *model_path)
     bn_model_close(m);
 }
 
-/* Two threads answer bit for bit what one does, with synthesis reuse off (a worker
- * synthesizes every layer ahead of the convolutions) and on (the same image again keeps
- * every layer: the convolutions split across the pool instead), and report the same reuse. */
+/* Two and three threads answer bit for bit what one does, with synthesis reuse off (a
+ * worker synthesizes the layers ahead of the convolutions, which split across the pool once
+ * it is done) and on (the same image again keeps every layer: everything splits), and report
+ * the same reuse; with the planned chains and with every pair chained in bands of one row
+ * (each part of a split chain then runs several bands in a window of its own). */
 static void check_threads_identical(const char *model_path)
 {
     char err[512] = "";
@@ -185,21 +187,30 @@ static void check_threads_identical(const char *model_path)
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < n; i++)
             img[k][i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
-    setenv("BN_PAR_MIN_MADDS", "0", 1); /* split every pointwise and depthwise layer */
-    for (int r = 0; r < 2; r++) {
-        const float reuse = r ? 0.01f : 0.0f;
+    setenv("BN_PAR_MIN_MADDS", "0", 1); /* split every layer that can be */
+    for (int r = 0; r < 8; r++) {
+        const float reuse = r & 1 ? 0.01f : 0.0f;
+        const int threads = r & 2 ? 3 : 2, banded = r & 4;
+        if (banded) {
+            setenv("BN_CHAIN_MIN_KB", "0", 1);
+            setenv("BN_BAND_KB", "1", 1);
+        }
         bn_session *one = NULL, *two = NULL;
         assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 1, .synth_reuse = reuse}, &one, err,
                                         sizeof err), BN_OK);
-        assert_int_equal(bn_session_new(m, (bn_session_params){.threads = 2, .synth_reuse = reuse}, &two, err,
-                                        sizeof err), BN_OK);
+        assert_int_equal(bn_session_new(m, (bn_session_params){.threads = threads, .synth_reuse = reuse}, &two,
+                                        err, sizeof err), BN_OK);
+        unsetenv("BN_CHAIN_MIN_KB");
+        unsetenv("BN_BAND_KB");
+        if (banded)
+            assert_true(bn_session_chains(two, BN_STAGE_LIGHT) + bn_session_chains(two, BN_STAGE_SPECIALIST) > 0);
         static const int frames[] = {0, 0, 1, 0};
         for (size_t f = 0; f < sizeof frames / sizeof frames[0]; f++) {
             bn_result a, b;
             assert_int_equal(bn_classify(one, img[frames[f]], stride, 2.0f, &a), BN_OK);
             assert_int_equal(bn_classify(two, img[frames[f]], stride, 2.0f, &b), BN_OK);
             assert_int_equal(a.synth_reused, b.synth_reused);
-            if (r && f == 1)
+            if ((r & 1) && f == 1)
                 assert_int_equal(b.synth_reused, b.synth_layers); /* the same image: all kept */
             for (int st = 0; st < 2; st++)
                 assert_memory_equal(bn_session_logits(one, (bn_stage)st), bn_session_logits(two, (bn_stage)st),
@@ -209,7 +220,8 @@ static void check_threads_identical(const char *model_path)
         bn_session_free(two);
     }
     unsetenv("BN_PAR_MIN_MADDS");
-    printf("threads %s (%s): 2 threads bit-identical to 1, synthesis reuse off and on\n", model_path,
+    printf("threads %s (%s): 2 and 3 threads bit-identical to 1, synthesis reuse off and on, chains as planned "
+           "and in bands of one row\n", model_path,
            bn_isa_name(bn_kern_isa()));
     free(img[0]);
     free(img[1]);

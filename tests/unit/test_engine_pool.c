@@ -1,5 +1,6 @@
 /* The session worker pool: every part of every job runs exactly once, on distinct threads,
- * whether the workers are spinning between jobs or asleep after an idle pause. */
+ * whether the workers are spinning between jobs or asleep after an idle pause, and a job
+ * started in the background is busy until its parts are done. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +72,64 @@ static void test_after_sleep(void **state)
     bn_pool_free(p); /* joins sleeping workers */
 }
 
+/* A started job runs parts 1.. on the workers while the caller goes on: the job is busy
+ * until its parts are done (here: until the caller lets them finish), then not; the caller
+ * never runs part 0 of it; runs that follow reach the same workers. */
+typedef struct {
+    atomic_int go, ran[4], calls;
+    pthread_t who[4];
+} held_job;
+
+static void held(void *ctx, int part, int nparts)
+{
+    (void)nparts;
+    held_job *j = ctx;
+    while (!atomic_load(&j->go))
+        ;
+    j->who[part] = pthread_self();
+    atomic_fetch_add(&j->ran[part], 1);
+    atomic_fetch_add(&j->calls, 1);
+}
+
+static void test_start_wait(void **state)
+{
+    (void)state;
+    for (int threads = 2; threads <= 3; threads++) {
+        bn_pool *p = bn_pool_new(threads);
+        assert_non_null(p);
+        for (int it = 0; it < 200; it++) {
+            held_job j;
+            memset(&j, 0, sizeof j);
+            const int parts = 2 + it % 3, want = parts > threads ? threads : parts;
+            assert_int_equal(bn_pool_start(p, parts, held, &j), 1);
+            assert_true(bn_pool_busy(p)); /* the parts wait for go */
+            atomic_store(&j.go, 1);
+            bn_pool_wait(p);
+            assert_false(bn_pool_busy(p));
+            assert_int_equal(atomic_load(&j.ran[0]), 0);
+            assert_int_equal(atomic_load(&j.calls), want - 1);
+            for (int i = 1; i < want; i++) {
+                assert_int_equal(atomic_load(&j.ran[i]), 1);
+                assert_false(pthread_equal(j.who[i], pthread_self()));
+            }
+            run_and_check(p, threads, threads);
+        }
+        bn_pool_free(p);
+    }
+    /* no workers: nothing starts, nothing is busy */
+    bn_pool *one = bn_pool_new(1);
+    held_job j;
+    memset(&j, 0, sizeof j);
+    assert_int_equal(bn_pool_start(one, 2, held, &j), 0);
+    assert_int_equal(bn_pool_start(NULL, 2, held, &j), 0);
+    assert_false(bn_pool_busy(one));
+    assert_false(bn_pool_busy(NULL));
+    bn_pool_wait(one);
+    bn_pool_wait(NULL);
+    assert_int_equal(atomic_load(&j.calls), 0);
+    bn_pool_free(one);
+}
+
 static void test_null_pool(void **state)
 {
     (void)state;
@@ -84,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts_once),
         cmocka_unit_test(test_after_sleep),
+        cmocka_unit_test(test_start_wait),
         cmocka_unit_test(test_null_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

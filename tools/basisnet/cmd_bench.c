@@ -68,7 +68,8 @@ static int cmd_bench_help(FILE *f)
             "the stages light (preprocessing + light network), synth (weight synthesis), specialist\n"
             "and total, plus the specialist's GFLOP/s (2 x MAdds / time), the synthesis bandwidth\n"
             "(bases bytes read / time), the synthesis share of specialist time and the session's\n"
-            "bytes.\n\n"
+            "bytes. With more than one thread a worker synthesizes ahead of the convolutions and\n"
+            "synth is the time they waited for it (no bandwidth is printed).\n\n"
             "Options:\n"
             "  --threads N   engine threads (default 1; 1 is the safe choice on 2 cores)\n"
             "  --light-only  run only the light stage (preprocessing + light network) every\n"
@@ -196,8 +197,12 @@ int cmd_bench(int argc, char **argv)
             printf("%-11s %9.4f %9.4f %9.4f\n", names[k], p50[k], p99[k], mean[k]);
         printf("\nlight       %llu MAdds, %.2f GFLOP/s at p50\n", (unsigned long long)in->madds_light, light_gflops);
         printf("specialist  %llu MAdds, %.2f GFLOP/s at p50\n", (unsigned long long)in->madds_specialist, gflops);
-        printf("synthesis   %.0f bytes of bases read, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes, gbs,
-               100.0 * synth_share);
+        if (threads > 1) /* a worker synthesizes ahead: synth is the time the convolutions waited */
+            printf("synthesis   %.0f bytes of bases read by a worker ahead of the convolutions, which waited "
+                   "%.1f%% of synth + specialist time\n", synth_bytes, 100.0 * synth_share);
+        else
+            printf("synthesis   %.0f bytes of bases read, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes,
+                   gbs, 100.0 * synth_share);
         printf("session     %zu bytes\n", bn_session_bytes(s));
         printf("cpu time    %.4f ms per inference (process CPU time / iterations); kernels %s\n", cpu_ms,
                bn_engine_kernels());
