@@ -89,11 +89,20 @@ for net in $NETS; do
             "$BUILD/basisnet" bench "$model" --threads "$th" --seconds "$SECS" --json 2>/dev/null \
                 | "$PYTHON" -c 'import json,sys
 d=json.loads(sys.stdin.read())
-for g,k in (("light_loop","light"),("specialist","synth_specialist"),("full","total"),("specialist_only","specialist"),("synth","synth")):
+for g,k in (("light_loop","light"),("specialist","synth_specialist"),("full","total"),("specialist_synth_run","specialist"),("synth","synth")):
     r=dict(d[k]); r.update(runtime="basisnet", graph=g, kernels=d["kernels"], cpu_ms_per_inference=d["cpu_ms_per_inference"],
         specialist_gflops=d["specialist_gflops"], light_gflops=d["light_gflops"], synth_gbytes_per_s=d["synth_gbytes_per_s"],
         synth_share_of_specialist=d["synth_share_of_specialist"], session_bytes=d["session_bytes"], madds=d["madds"])
     print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
+            # the specialist on reused weights: synthesis reuse on the fixed image keeps every layer
+            "$BUILD/basisnet" bench "$model" --threads "$th" --seconds "$SECS" --json --synth-reuse 0.01 2>/dev/null \
+                | "$PYTHON" -c 'import json,sys
+d=json.loads(sys.stdin.read())
+if d["layers_kept"] < 0.99:
+    sys.exit("synthesis reuse kept only %.1f%% of the layers" % (100 * d["layers_kept"]))
+r=dict(d["specialist"]); r.update(runtime="basisnet", graph="specialist_only", kernels=d["kernels"],
+    specialist_gflops=d["specialist_gflops"], cpu_ms_per_inference=d["cpu_ms_per_inference"], layers_kept=d["layers_kept"])
+print(json.dumps(r))' | tag "$net" "$th" "$round" >> "$RES"
             "$BUILD/basisnet" bench "$model" --threads "$th" --seconds "$SECS" --json --light-only 2>/dev/null \
                 | "$PYTHON" -c 'import json,sys
 d=json.loads(sys.stdin.read()); r=dict(d["light"]); r.update(runtime="basisnet", graph="light", kernels=d["kernels"])

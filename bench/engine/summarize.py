@@ -47,20 +47,25 @@ def main():
             print("| %s | %s | %s |" % (title, " | ".join(cells), " | ".join(ratios)))
         e = extra[(net, th)]
         m = lambda k: statistics.median(r[k] for r in e)
-        so = [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
-              and r["graph"] == "specialist_only"]
-        sy = [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
-              and r["graph"] == "synth"]
-        lo = [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
-              and r["graph"] == "light_loop"]
+        sel = lambda g: [r for r in rows if r["runtime"] == "basisnet" and r["net"] == net and r["threads"] == th
+                         and r["graph"] == g]
+        p50 = lambda g: statistics.median(r["p50_ms"] for r in sel(g))
+        so, sr = sel("specialist_only"), sel("specialist_synth_run")
+        if th > 1:
+            synth = ("synthesis ahead on a worker, waited for p50 %.3f ms (%.1f%% of synthesis + specialist)"
+                     % (p50("synth"), 100 * m("synth_share_of_specialist")))
+        else:
+            synth = ("synthesis p50 %.3f ms (%.1f GB/s of bases, %.1f%% of synthesis + specialist)"
+                     % (p50("synth"), m("synth_gbytes_per_s"), 100 * m("synth_share_of_specialist")))
         print("\nbasisnet detail: light inside the two-stage loop p50 %.3f ms (the synthesis streams the "
-              "bases through the cache between light runs); specialist alone p50 %.3f ms (%.1f GFLOP/s), synthesis p50 %.3f ms "
-              "(%.1f GB/s of bases, %.1f%% of synthesis + specialist), light %.1f GFLOP/s, CPU time %.3f ms "
-              "per inference, session %d bytes, kernels %s, MAdds light %d / synth %d / specialist %d.\n"
-              % (statistics.median(r["p50_ms"] for r in lo), statistics.median(r["p50_ms"] for r in so),
-                 m("specialist_gflops"),
-                 statistics.median(r["p50_ms"] for r in sy), m("synth_gbytes_per_s"),
-                 100 * m("synth_share_of_specialist"), m("light_gflops"), m("cpu_ms_per_inference"),
+              "bases through the cache between light runs); specialist on reused weights p50 %.3f ms (%.1f GFLOP/s), "
+              "in the synthesis run p50 %.3f ms (%.1f GFLOP/s); %s; light %.1f GFLOP/s, CPU time %.3f ms "
+              "per inference (reused weights: %.3f), session %d bytes, kernels %s, MAdds light %d / synth %d / "
+              "specialist %d.\n"
+              % (p50("light_loop"), p50("specialist_only"), statistics.median(r["specialist_gflops"] for r in so),
+                 p50("specialist_synth_run") if sr else float("nan"), m("specialist_gflops"), synth,
+                 m("light_gflops"), m("cpu_ms_per_inference"),
+                 statistics.median(r["cpu_ms_per_inference"] for r in so),
                  e[0]["session_bytes"], e[0]["kernels"], e[0]["madds"]["light"], e[0]["madds"]["synth"],
                  e[0]["madds"]["specialist"]))
     if not extra:

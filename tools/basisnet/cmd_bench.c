@@ -61,7 +61,8 @@ static void print_profile(const bn_model *m, const bn_session *s, size_t n, int 
 static int cmd_bench_help(FILE *f)
 {
     fprintf(f,
-            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--light-only] [--json] [--profile]\n\n"
+            "Usage: basisnet bench MODEL [--threads N] [--seconds S] [--light-only] [--synth-reuse T]\n"
+            "                      [--json] [--profile]\n\n"
             "Measures per-stage latency at batch 1 on a fixed pseudo-random image: both stages run\n"
             "every iteration (as with threshold > 1), or the light stage alone. After 10 warm-up\n"
             "runs it loops for S seconds (at least 20 iterations) and prints p50, p99 and mean for\n"
@@ -76,6 +77,11 @@ static int cmd_bench_help(FILE *f)
             "                iteration, as a peer runs the light network alone; synth and\n"
             "                specialist then read 0\n"
             "  --seconds S   measuring time (default 5)\n"
+            "  --synth-reuse T\n"
+            "                synthesis reuse tolerance (engine.synth_reuse, 0 - 0.5; default 0:\n"
+            "                off). The image is the same every time, so after the first run every\n"
+            "                layer keeps its weights: synth reads ~0 and specialist is the cost of\n"
+            "                a frame whose weights are all reused\n"
             "  --json        one JSON object instead of the table\n"
             "  --profile     also print the time per layer (mean ms) and per op type\n\n"
             "Exit status: 0 success, 1 the model cannot be loaded or run, 2 bad usage.\n");
@@ -86,7 +92,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
     long threads = 1;
-    double seconds = 5;
+    double seconds = 5, reuse = 0;
     int json = 0, profile = 0, light_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -95,6 +101,8 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(a, "--threads") && v && !tool_parse_long(v, 1, 64, &threads))
             i++;
         else if (!strcmp(a, "--seconds") && v && !tool_parse_double(v, 0.01, 3600, &seconds))
+            i++;
+        else if (!strcmp(a, "--synth-reuse") && v && !tool_parse_double(v, 0, 0.5, &reuse))
             i++;
         else if (!strcmp(a, "--json"))
             json = 1;
@@ -118,7 +126,7 @@ int cmd_bench(int argc, char **argv)
     if (!m)
         return 1;
     const bn_model_info *in = bn_model_get_info(m);
-    bn_session *s = tool_open_session("bench", m, (int)threads);
+    bn_session *s = tool_open_session("bench", m, (int)threads, (float)reuse);
     size_t cap = 1 << 16, n = 0;
     uint64_t *t[5] = {0};
     uint8_t *img = malloc((size_t)in->width * in->height * in->channels);
@@ -141,7 +149,7 @@ int cmd_bench(int argc, char **argv)
     if (profile)
         bn_session_set_profiling(s, 1);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-    uint64_t end = tool_mono_ns() + (uint64_t)(seconds * 1e9);
+    uint64_t end = tool_mono_ns() + (uint64_t)(seconds * 1e9), kept = 0, layers = 0;
     while (n < cap && (n < 20 || tool_mono_ns() < end)) {
         uint64_t t0 = tool_mono_ns();
         if (light_only)
@@ -151,6 +159,10 @@ int cmd_bench(int argc, char **argv)
         uint64_t tot = tool_mono_ns() - t0;
         t[0][n] = r.ns_light, t[1][n] = r.ns_synth, t[2][n] = r.ns_specialist, t[3][n] = tot;
         t[4][n] = r.ns_synth + r.ns_specialist;
+        if (r.stage == BN_STAGE_SPECIALIST) {
+            kept += (uint64_t)r.synth_reused;
+            layers += (uint64_t)r.synth_layers;
+        }
         n++;
     }
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
@@ -177,6 +189,7 @@ int cmd_bench(int argc, char **argv)
     double light_gflops = 2.0 * (double)in->madds_light / (p50[0] * 1e6);
     double gbs = p50[1] > 0 ? synth_bytes / (p50[1] * 1e6) : 0;
     double synth_share = p50[1] + p50[2] > 0 ? p50[1] / (p50[1] + p50[2]) : 0;
+    const double kept_share = layers ? (double)kept / (double)layers : 0;
     static const char *const names[5] = {"light", "synth", "specialist", "total", "synth_specialist"};
     if (json) {
         printf("{\"model\":\"%s\",\"threads\":%ld,\"light_only\":%s,\"iterations\":%zu", in->name, threads,
@@ -185,10 +198,11 @@ int cmd_bench(int argc, char **argv)
             printf(",\"%s\":{\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f}", names[k], p50[k], p99[k], mean[k]);
         printf(",\"madds\":{\"light\":%llu,\"synth\":%llu,\"specialist\":%llu},\"specialist_gflops\":%.2f,"
                "\"light_gflops\":%.2f,\"synth_bytes\":%.0f,\"synth_gbytes_per_s\":%.2f,\"synth_share_of_specialist\":%.4f,"
-               "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"kernels\":\"%s\"}\n",
+               "\"session_bytes\":%zu,\"cpu_ms_per_inference\":%.4f,\"kernels\":\"%s\",\"synth_reuse\":%g,"
+               "\"layers_kept\":%.4f}\n",
                (unsigned long long)in->madds_light, (unsigned long long)in->madds_synth,
                (unsigned long long)in->madds_specialist, gflops, light_gflops, synth_bytes, gbs, synth_share,
-               bn_session_bytes(s), cpu_ms, bn_engine_kernels());
+               bn_session_bytes(s), cpu_ms, bn_engine_kernels(), reuse, kept_share);
     } else {
         printf("model %s, %ld thread%s, %zu iterations (batch 1, %s)\n", in->name, threads,
                threads > 1 ? "s" : "", n, light_only ? "light stage only" : "both stages every time");
@@ -203,6 +217,8 @@ int cmd_bench(int argc, char **argv)
         else
             printf("synthesis   %.0f bytes of bases read, %.2f GB/s, %.1f%% of synth + specialist time\n", synth_bytes,
                    gbs, 100.0 * synth_share);
+        if (reuse > 0)
+            printf("reuse       tolerance %g: %.1f%% of the synthesized layers kept\n", reuse, 100.0 * kept_share);
         printf("session     %zu bytes\n", bn_session_bytes(s));
         printf("cpu time    %.4f ms per inference (process CPU time / iterations); kernels %s\n", cpu_ms,
                bn_engine_kernels());

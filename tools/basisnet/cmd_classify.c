@@ -54,7 +54,7 @@ int cmd_classify(int argc, char **argv)
     const bn_model_info *in = bn_model_get_info(m);
     if (isnan(threshold))
         threshold = tool_default_threshold(in);
-    bn_session *s = tool_open_session("classify", m, (int)threads);
+    bn_session *s = tool_open_session("classify", m, (int)threads, 0);
     if (!s) {
         bn_model_close(m);
         return 1;

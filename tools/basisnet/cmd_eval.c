@@ -299,7 +299,7 @@ int cmd_eval(int argc, char **argv)
         goto out;
     const uint32_t n = es.n;
     const int *truth = es.truth;
-    if (!(s = tool_open_session("eval", m, (int)threads)))
+    if (!(s = tool_open_session("eval", m, (int)threads, 0)))
         goto out;
     pred = malloc(sizeof(int) * n), exited = malloc(n);
     light_pred = malloc(sizeof(int) * n), spec_pred = malloc(sizeof(int) * n), light_score = malloc(sizeof(float) * n);

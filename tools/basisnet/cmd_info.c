@@ -119,7 +119,7 @@ int cmd_info(int argc, char **argv)
     }
     if (in->n_val_light_confidence)
         printf("calibration %d validation light confidences\n", in->n_val_light_confidence);
-    bn_session *s = tool_open_session("info", m, 1);
+    bn_session *s = tool_open_session("info", m, 1, 0);
     if (!s) {
         bn_model_close(m);
         return 1;

@@ -29,7 +29,8 @@ double tool_ms(uint64_t ns);             /* ns -> ms */
 /* The model at path, or NULL after printing "basisnet CMD: <reason naming the file>". */
 bn_model *tool_open_model(const char *cmd, const char *path);
 /* A session with `threads` engine threads, or NULL after printing why. */
-bn_session *tool_open_session(const char *cmd, const bn_model *m, int threads);
+/* synth_reuse: bn_session_params.synth_reuse (0: off) */
+bn_session *tool_open_session(const char *cmd, const bn_model *m, int threads, float synth_reuse);
 /* Default early-exit threshold: the one the exporter measured accuracy at, else 0.9. */
 double tool_default_threshold(const bn_model_info *in);
 /* The name of a layer op (bn_op of model.h) as info and bench print it. */

@@ -65,11 +65,11 @@ bn_model *tool_open_model(const char *cmd, const char *path)
     return m;
 }
 
-bn_session *tool_open_session(const char *cmd, const bn_model *m, int threads)
+bn_session *tool_open_session(const char *cmd, const bn_model *m, int threads, float synth_reuse)
 {
     char err[512] = "";
     bn_session *s = NULL;
-    if (bn_session_new(m, (bn_session_params){.threads = threads}, &s, err, sizeof err) != BN_OK) {
+    if (bn_session_new(m, (bn_session_params){.threads = threads, .synth_reuse = synth_reuse}, &s, err, sizeof err) != BN_OK) {
         fprintf(stderr, "basisnet %s: %s\n", cmd, err[0] ? err : "cannot create a session");
         return NULL;
     }
