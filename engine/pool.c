@@ -8,7 +8,8 @@
  * sleeping worker took 37-46 us here, on a VM) and then sleeps on a condition variable, so
  * an idle pool costs no CPU time. `sleepers` tells the caller whether a
  * wake-up is needed; both sides use sequentially consistent atomics, so a worker going to
- * sleep either sees the new generation or is counted in `sleepers` before the caller looks. */
+ * sleep either sees the new generation or is counted in `sleepers` before the caller looks
+ * (and the same for `hold`). While the pool is held (bn_pool_hold) the workers do not sleep. */
 #include "pool.h"
 
 #include "engine_internal.h"
@@ -32,32 +33,52 @@ struct bn_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     atomic_ulong gen; /* job word: (job number << 16) | parts of that job */
-    atomic_int sleepers, pending, stop;
+    atomic_int sleepers, pending, stop, hold;
     unsigned long jobs;   /* jobs published (caller only) */
     bn_pool_fn fn;
     void *ctx;
 };
 
-/* Returns the next generation after `seen` (spinning, then sleeping). */
+/* Returns the next generation after `seen`: spins, without a time limit while the pool is
+ * held (bn_pool_hold), then sleeps until a job or a hold comes. */
 static unsigned long wait_job(struct bn_pool *p, unsigned long seen)
 {
-    uint64_t t0 = bn_now_ns();
-    for (int i = 0;; i++) {
-        unsigned long g = atomic_load(&p->gen);
+    for (;;) {
+        uint64_t t0 = bn_now_ns();
+        for (int i = 0;; i++) {
+            unsigned long g = atomic_load(&p->gen);
+            if (g != seen)
+                return g;
+            bn_cpu_relax();
+            if ((i & 63) == 63) {
+                if (atomic_load(&p->hold))
+                    t0 = bn_now_ns();
+                else if (bn_now_ns() - t0 > SPIN_NS)
+                    break;
+            }
+        }
+        pthread_mutex_lock(&p->mu);
+        atomic_fetch_add(&p->sleepers, 1);
+        unsigned long g;
+        while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->hold))
+            pthread_cond_wait(&p->wake, &p->mu);
+        atomic_fetch_sub(&p->sleepers, 1);
+        pthread_mutex_unlock(&p->mu);
         if (g != seen)
             return g;
-        bn_cpu_relax();
-        if ((i & 63) == 63 && bn_now_ns() - t0 > SPIN_NS)
-            break;
     }
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->sleepers, 1);
-    unsigned long g;
-    while ((g = atomic_load(&p->gen)) == seen)
-        pthread_cond_wait(&p->wake, &p->mu);
-    atomic_fetch_sub(&p->sleepers, 1);
-    pthread_mutex_unlock(&p->mu);
-    return g;
+}
+
+void bn_pool_hold(bn_pool *p, int on)
+{
+    if (!p || p->threads < 2)
+        return;
+    atomic_store(&p->hold, on ? 1 : 0);
+    if (on && atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 static void *worker_main(void *arg)

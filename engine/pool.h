@@ -33,5 +33,10 @@ int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
 int bn_pool_busy(const bn_pool *p);
 /* Waits until the started job's parts are done. */
 void bn_pool_wait(bn_pool *p);
+/* on: the workers stay awake (spinning) until hold is turned off, and sleeping ones are woken
+ * now, so that the jobs of an inference about to run do not each wait for a wake-up (the
+ * session holds its pool through each stage); off: they spin for the usual time after
+ * their last job and then sleep. */
+void bn_pool_hold(bn_pool *p, int on);
 
 #endif

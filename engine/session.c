@@ -625,8 +625,12 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     if (stride < (size_t)info->width * info->channels)
         return BN_ERR_INVALID_ARG;
     uint64_t t0 = bn_now_ns();
+    /* the workers stay awake through the stage (one that slept since the last frame wakes
+     * during the preprocessing, not at the first split layer) */
+    bn_pool_hold(s->pool, 1);
     preprocess(s, image, stride);
     run_stage(s, 0, s->light_in, s->light_out, s->prof[0]);
+    bn_pool_hold(s->pool, 0);
     const int nc = info->num_classes, L = info->num_synth_layers, N = info->num_bases;
     memcpy(s->light_logits, s->light_out[m->light.logits], sizeof(float) * (size_t)nc);
     bn_softmax(s->light_logits, nc, s->light_probs);
@@ -670,6 +674,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
     const bn_model_info *info = &m->info;
     const int N = info->num_bases;
     uint64_t t0 = bn_now_ns();
+    bn_pool_hold(s->pool, 1);
     res->synth_layers = info->num_synth_layers;
     res->synth_reused = 0;
     /* which layers need new weights; run_stage synthesizes each just before it runs */
@@ -700,6 +705,7 @@ bn_status bn_run_specialist(bn_session *s, bn_result *res)
         bn_pool_wait(s->pool);
         s->pipelined = 0;
     }
+    bn_pool_hold(s->pool, 0);
     bn_softmax(s->spec_out[m->spec.logits], info->num_classes, s->spec_probs);
     res->class_id = argmax(s->spec_probs, info->num_classes);
     res->score = s->spec_probs[res->class_id];

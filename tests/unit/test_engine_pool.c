@@ -1,6 +1,6 @@
 /* The session worker pool: every part of every job runs exactly once, on distinct threads,
- * whether the workers are spinning between jobs or asleep after an idle pause, and a job
- * started in the background is busy until its parts are done. */
+ * whether the workers are spinning between jobs, asleep after an idle pause or held awake,
+ * and a job started in the background is busy until its parts are done. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,6 +130,39 @@ static void test_start_wait(void **state)
     bn_pool_free(one);
 }
 
+/* Holding the pool keeps its workers awake past the spin time and wakes sleeping ones; jobs
+ * run the same held or not, hold toggles race with workers going to sleep without losing a
+ * job, and a held pool frees (its workers exit). */
+static void test_hold(void **state)
+{
+    (void)state;
+    struct timespec nap = {0, 300 * 1000 * 1000}, blink = {0, 200 * 1000}; /* past / about the spin */
+    for (int threads = 2; threads <= 3; threads++) {
+        bn_pool *p = bn_pool_new(threads);
+        assert_non_null(p);
+        nanosleep(&nap, NULL); /* workers asleep */
+        bn_pool_hold(p, 1);    /* wakes them */
+        nanosleep(&nap, NULL); /* held: still awake */
+        run_and_check(p, threads, threads);
+        bn_pool_hold(p, 0);
+        nanosleep(&nap, NULL);
+        run_and_check(p, threads, threads);
+        for (int it = 0; it < 300; it++) {
+            bn_pool_hold(p, it & 1);
+            if (it % 7 == 0)
+                nanosleep(&blink, NULL);
+            run_and_check(p, 1 + it % threads, threads);
+        }
+        bn_pool_hold(p, 1);
+        bn_pool_free(p);
+    }
+    bn_pool_hold(NULL, 1);
+    bn_pool *one = bn_pool_new(1);
+    bn_pool_hold(one, 1);
+    run_and_check(one, 2, 1);
+    bn_pool_free(one);
+}
+
 static void test_null_pool(void **state)
 {
     (void)state;
@@ -144,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_parts_once),
         cmocka_unit_test(test_after_sleep),
         cmocka_unit_test(test_start_wait),
+        cmocka_unit_test(test_hold),
         cmocka_unit_test(test_null_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
