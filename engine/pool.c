@@ -1,7 +1,10 @@
 /* Session worker pool (pool.h). The caller publishes a job (fn, ctx, parts), bumps the atomic
- * generation (which carries the job's part count) and runs part 0; each worker with an
- * index below that part count runs its part and counts down `pending`, which the caller
- * waits on (bn_pool_start returns instead of running part 0, bn_pool_wait waits). Between
+ * generation (which carries the job's number and part count), and then it and the workers
+ * claim the parts one by one from an atomic claim word and run them, each part counting
+ * down `pending`, which the caller waits on (bn_pool_start leaves the claiming to the
+ * workers, from part 1, and bn_pool_wait waits). Claiming instead of a fixed part per
+ * thread matters when another process holds a core: the caller then runs the parts a
+ * worker has not been scheduled to claim, instead of waiting a time slice for it. Between
  * jobs a worker spins on the generation for up to SPIN_NS (the layers of one inference
  * follow each other within microseconds; the gaps where only the caller works, such as
  * squeeze-excite and the head's matrix-vector products, last up to ~0.2 ms; waking a
@@ -32,7 +35,8 @@ struct bn_pool {
     struct worker *w;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_ulong gen; /* job word: (job number << 16) | parts of that job */
+    atomic_ulong gen;   /* job word: (job number << 16) | parts of that job */
+    atomic_ulong claim; /* (job number << 16) | next part to claim */
     atomic_int sleepers, pending, stop, hold;
     unsigned long jobs;   /* jobs published (caller only) */
     bn_pool_fn fn;
@@ -81,6 +85,21 @@ void bn_pool_hold(bn_pool *p, int on)
     }
 }
 
+/* Claims the parts of job `job` one by one (the claim word carries the job number, so a
+ * claim for a job that is over fails) and runs them, until none is left. */
+static void run_parts(bn_pool *p, unsigned long job, int parts)
+{
+    for (;;) {
+        unsigned long c = atomic_load(&p->claim);
+        if ((c >> 16) != job || (int)(c & 0xffff) >= parts)
+            return;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1))
+            continue;
+        p->fn(p->ctx, (int)(c & 0xffff), parts); /* fn, ctx: this job's until its parts are done */
+        atomic_fetch_sub(&p->pending, 1);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *me = arg;
@@ -90,14 +109,9 @@ static void *worker_main(void *arg)
         seen = wait_job(p, seen);
         if (atomic_load(&p->stop))
             break;
-        /* the part count comes with the generation it belongs to: a worker that was not
-         * in a job and is scheduled late must not read the next job's count and then run
-         * that job a second time when it sees its generation */
-        const int parts = (int)(seen & 0xffff);
-        if (me->index < parts) {
-            p->fn(p->ctx, me->index, parts);
-            atomic_fetch_sub(&p->pending, 1);
-        }
+        /* the job number and part count come with the generation they belong to: a worker
+         * scheduled late claims nothing of a later job under an earlier job's count */
+        run_parts(p, seen >> 16, (int)(seen & 0xffff));
     }
     return NULL;
 }
@@ -156,12 +170,13 @@ void bn_pool_free(bn_pool *p)
 
 int bn_pool_threads(const bn_pool *p) { return p ? p->threads : 1; }
 
-/* Parts in [2, threads] (callers clamp): publishes the job for parts 1.. on the workers. */
-static void start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
+/* Parts in [2, threads] (callers clamp): publishes the job, its parts first.. to claim. */
+static void start(bn_pool *p, int parts, int first, bn_pool_fn fn, void *ctx)
 {
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store(&p->pending, parts - 1);
+    atomic_store(&p->pending, parts - first);
+    atomic_store(&p->claim, ((p->jobs + 1) << 16) | (unsigned long)first);
     publish(p, parts);
 }
 
@@ -184,7 +199,7 @@ int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
         return 0;
     if (parts > p->threads)
         parts = p->threads;
-    start(p, parts, fn, ctx);
+    start(p, parts, 1, fn, ctx);
     return 1;
 }
 
@@ -196,7 +211,8 @@ void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    start(p, parts, fn, ctx);
-    fn(ctx, 0, parts);
+    start(p, parts, 0, fn, ctx);
+    run_parts(p, p->jobs, parts); /* the caller claims parts too: a worker that is not
+                                   * scheduled yet delays only a part it has claimed */
     bn_pool_wait(p);
 }

@@ -1,6 +1,7 @@
 /* A persistent worker pool for one session: bn_pool_run calls fn(ctx, part, nparts) once for
- * each part 0..nparts-1 on the caller and nparts-1 parked workers and returns when all parts
- * are done; bn_pool_start runs parts 1.. in the background while the caller goes on. Workers
+ * each part 0..nparts-1, on the caller or a parked worker (whichever claims it first), and
+ * returns when all parts are done; bn_pool_start runs parts 1.. on the workers while the
+ * caller goes on. Workers
  * spin briefly between jobs, then sleep on a condition variable (idle cores cost no CPU
  * time). A pool of 1 thread runs everything on the caller. */
 #ifndef BN_POOL_H
@@ -25,7 +26,7 @@ int bn_pool_threads(const bn_pool *p);
 void bn_pool_run(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
 
 /* Starts parts 1..min(parts, threads)-1 of fn on the workers and returns at once (part 0 is
- * not run: the caller does other work meanwhile). Returns 0, starting nothing, when the
+ * not run: the caller does other work meanwhile; one worker may run several parts). Returns 0, starting nothing, when the
  * pool has no workers or parts < 2. Until bn_pool_wait returns (or bn_pool_busy reads 0)
  * the caller must not start or run another job. */
 int bn_pool_start(bn_pool *p, int parts, bn_pool_fn fn, void *ctx);
