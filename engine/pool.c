@@ -24,15 +24,9 @@
 
 #define SPIN_NS 200000u
 
-struct worker {
-    struct bn_pool *p;
-    int index;
-};
-
 struct bn_pool {
     int threads; /* including the caller */
     pthread_t *tid;
-    struct worker *w;
     pthread_mutex_t mu;
     pthread_cond_t wake;
     atomic_ulong gen;   /* job word: (job number << 16) | parts of that job */
@@ -102,8 +96,7 @@ static void run_parts(bn_pool *p, unsigned long job, int parts)
 
 static void *worker_main(void *arg)
 {
-    struct worker *me = arg;
-    struct bn_pool *p = me->p;
+    struct bn_pool *p = arg;
     unsigned long seen = 0;
     for (;;) {
         seen = wait_job(p, seen);
@@ -136,15 +129,13 @@ bn_pool *bn_pool_new(int threads)
     if (threads <= 1)
         return p;
     p->tid = calloc((size_t)threads, sizeof *p->tid);
-    p->w = calloc((size_t)threads, sizeof *p->w);
-    if (!p->tid || !p->w || pthread_mutex_init(&p->mu, NULL)) {
-        free(p->tid), free(p->w), free(p);
+    if (!p->tid || pthread_mutex_init(&p->mu, NULL)) {
+        free(p->tid), free(p);
         return NULL;
     }
     pthread_cond_init(&p->wake, NULL);
     for (int i = 1; i < threads; i++) {
-        p->w[i] = (struct worker){p, i};
-        if (pthread_create(&p->tid[i], NULL, worker_main, &p->w[i]))
+        if (pthread_create(&p->tid[i], NULL, worker_main, p))
             break; /* fewer workers: the pool still works with those that started */
         p->threads = i + 1;
     }
@@ -164,7 +155,6 @@ void bn_pool_free(bn_pool *p)
         pthread_mutex_destroy(&p->mu);
     }
     free(p->tid);
-    free(p->w);
     free(p);
 }
 

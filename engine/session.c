@@ -649,14 +649,12 @@ bn_status bn_run_light(bn_session *s, const uint8_t *image, size_t stride, bn_re
     return BN_OK;
 }
 
-/* Synthesis ahead (bn_run_specialist with threads): part 1 synthesizes the pending layers
- * in layer order, publishing how far it got. */
+/* Synthesis ahead (bn_run_specialist with threads; bn_pool_start runs it as part 1 of 2 on a
+ * worker): synthesizes the pending layers in layer order, publishing how far it got. */
 static void synth_ahead(void *ctx, int part, int parts)
 {
-    (void)parts;
+    (void)part, (void)parts;
     bn_session *s = ctx;
-    if (part != 1)
-        return;
     const bn_stage_def *sd = &s->m->spec;
     for (int i = 0; i < sd->n; i++) {
         const bn_layer *ly = &sd->layers[i];
